@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+// Heed: a distributed parameter-server trainer for e-commerce recommenders.
+//
+// Dependency direction is one-way (see STYLE.md, habit 12):
+//   heed (executable) -> roles (HeedServer, HeedWorker, HeedCoordinator)
+//     -> building blocks (HeedTransport, HeedLayers, HeedOptim, HeedModels,
+//        HeedCheckpoint, HeedData) -> HeedCore -> C shims.
+import PackageDescription
+
+let package = Package(
+    name: "Heed",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "heed", targets: ["heed"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C libraries from Debian (libnng-dev, libopenblas-dev, zlib1g-dev).
+        .systemLibrary(name: "CNNG", path: "Sources/CNNG"),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Hot numeric kernels in C: Swift's sqrt keeps an errno branch that blocks
+        // vectorisation of Adam loops (PLATFORM.md).
+        .target(name: "CKernels", path: "Sources/CKernels"),
+
+        // Core types shared by everything: feature keys, seeded RNG, checksums, errors.
+        .target(name: "HeedCore", dependencies: ["CZlib"]),
+
+        // Building blocks.
+        .target(name: "HeedLayers", dependencies: ["HeedCore", "CBLAS"]),
+        .target(name: "HeedOptim", dependencies: ["HeedCore", "CKernels"]),
+        .target(name: "HeedTransport", dependencies: ["HeedCore", "CNNG"]),
+        .target(name: "HeedData", dependencies: ["HeedCore", "CZlib"]),
+        .target(name: "HeedCheckpoint", dependencies: ["HeedCore"]),
+        .target(name: "HeedModels", dependencies: ["HeedCore", "HeedLayers", "HeedData"]),
+
+        // Roles.
+        .target(name: "HeedServer", dependencies: ["HeedCore", "HeedOptim", "HeedTransport", "HeedCheckpoint", "CKernels"]),
+        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers"]),
+        .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint"]),
+
+        // The one binary.
+        .executableTarget(
+            name: "heed",
+            dependencies: [
+                "HeedCore", "HeedLayers", "HeedOptim", "HeedTransport", "HeedData",
+                "HeedCheckpoint", "HeedModels", "HeedServer", "HeedWorker", "HeedCoordinator",
+                "CBLAS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "HeedCoreTests", dependencies: ["HeedCore"]),
+        .testTarget(name: "HeedLayersTests", dependencies: ["HeedLayers", "HeedCore"]),
+        .testTarget(name: "HeedOptimTests", dependencies: ["HeedOptim", "HeedCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,31 @@
+#ifndef HEED_CKERNELS_H
+#define HEED_CKERNELS_H
+// Hot numeric kernels in C. Swift's Float.squareRoot() keeps an errno branch that
+// stops Adam loops from vectorising; clang's __builtin_elementwise_sqrt does not.
+#include <stdint.h>
+#include <stddef.h>
+
+/// One Adam step on a row laid out as [w | m | v], each `dim` floats, in place.
+///
+/// Implements Kingma & Ba (2015), Algorithm 1, in the paper's "efficient" form
+/// (Section 2): with a_t = lr * sqrt(1 - b2^t) / (1 - b1^t) and
+/// e_t = eps * sqrt(1 - b2^t),
+///   m = b1 m + (1 - b1) g
+///   v = b2 v + (1 - b2) g^2
+///   w = w - a_t m / (sqrt(v) + e_t) - decay_lr * w      (decay_lr = lr * wd, AdamW)
+/// which equals w - lr * mhat / (sqrt(vhat) + eps) exactly in real arithmetic.
+/// The decoupled decay uses w before this step's Adam update (Loshchilov & Hutter 2019).
+void heed_adam_row(float *row, const float *grad, int64_t dim,
+                   float b1, float b2, float step_size, float eps_t, float decay_lr);
+
+/// Adam over a dense parameter vector: `w`, `m`, `v`, `grad` are separate arrays of `n`.
+void heed_adam_dense(float *w, float *m, float *v, const float *grad, int64_t n,
+                     float b1, float b2, float step_size, float eps_t, float decay_lr);
+
+/// Adagrad (Duchi et al. 2011) on a row [w | acc]: acc += g^2; w -= lr g / (sqrt(acc) + eps).
+void heed_adagrad_row(float *row, const float *grad, int64_t dim, float lr, float eps);
+
+/// Prefetch a row into cache ahead of its update (hides random-access latency).
+static inline void heed_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
+
+#endif

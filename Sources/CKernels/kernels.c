@@ -1,0 +1,31 @@
+#include "CKernels.h"
+
+
+void heed_adam_row(float *row, const float *grad, int64_t dim,
+                   float b1, float b2, float step_size, float eps_t, float decay_lr) {
+    heed_adam_dense(row, row + dim, row + 2 * dim, grad, dim, b1, b2, step_size, eps_t, decay_lr);
+}
+
+void heed_adam_dense(float *restrict w, float *restrict m, float *restrict v,
+                     const float *restrict grad, int64_t n,
+                     float b1, float b2, float step_size, float eps_t, float decay_lr) {
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2, keep = 1.0f - decay_lr;
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad[i];
+        float mi = b1 * m[i] + c1 * g;
+        float vi = b2 * v[i] + c2 * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] = keep * w[i] - step_size * mi / (__builtin_elementwise_sqrt(vi) + eps_t);
+    }
+}
+
+void heed_adagrad_row(float *restrict row, const float *restrict grad, int64_t dim, float lr, float eps) {
+    float *restrict acc = row + dim;
+    for (int64_t i = 0; i < dim; i++) {
+        float g = grad[i];
+        float a = acc[i] + g * g;
+        acc[i] = a;
+        row[i] -= lr * g / (__builtin_elementwise_sqrt(a) + eps);
+    }
+}

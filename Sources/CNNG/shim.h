@@ -1,0 +1,5 @@
+// nng 1.5.x: nng.h alone does not declare the protocol constructors.
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>

@@ -1,0 +1,2 @@
+/// The HeedCheckpoint module; see README.md for its role.
+enum HeedCheckpointModule {}

@@ -1,0 +1,2 @@
+/// The HeedCoordinator module; see README.md for its role.
+enum HeedCoordinatorModule {}

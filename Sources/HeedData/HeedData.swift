@@ -1,0 +1,2 @@
+/// The HeedData module; see README.md for its role.
+enum HeedDataModule {}

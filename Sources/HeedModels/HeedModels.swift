@@ -1,0 +1,2 @@
+/// The HeedModels module; see README.md for its role.
+enum HeedModelsModule {}

@@ -1,0 +1,2 @@
+/// The HeedOptim module; see README.md for its role.
+enum HeedOptimModule {}

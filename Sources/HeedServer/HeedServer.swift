@@ -1,0 +1,2 @@
+/// The HeedServer module; see README.md for its role.
+enum HeedServerModule {}

@@ -1,0 +1,2 @@
+/// The HeedTransport module; see README.md for its role.
+enum HeedTransportModule {}

@@ -1,0 +1,2 @@
+/// The HeedWorker module; see README.md for its role.
+enum HeedWorkerModule {}

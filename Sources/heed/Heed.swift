@@ -1,0 +1,54 @@
+import ArgumentParser
+
+/// The one Heed binary: every role and tool is a subcommand.
+@main
+struct Heed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "heed",
+        abstract: "A distributed parameter-server trainer for e-commerce recommendation models.",
+        discussion: "Train on one machine (a local cluster of processes) or run one role per host.",
+        version: "0.1.0",
+        subcommands: [
+            PrepareCommand.self, TrainCommand.self,
+            CoordinatorCommand.self, ServerCommand.self, WorkerCommand.self,
+            EvalCommand.self, RecommendCommand.self, CheckpointCommand.self,
+            BenchCommand.self,
+        ]
+    )
+}
+
+/// Thrown by subcommands that exist in the design but are not built yet; exits with 2.
+struct NotImplemented: Error, CustomStringConvertible {
+    var command: String
+    var issue: String
+    var description: String { "heed \(command) is not implemented yet (tracked in \(issue))." }
+}
+
+extension NotImplemented {
+    /// Prints the message and exits non-zero without ArgumentParser's usage text.
+    func exit() throws -> Never {
+        printError(description)
+        throw ExitCode(2)
+    }
+}
+
+/// Writes a line to standard error.
+func printError(_ message: String) {
+    var stderr = StandardError()
+    print("heed: \(message)", to: &stderr)
+}
+
+/// A `TextOutputStream` over file descriptor 2.
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        var s = string
+        s.withUTF8 { buf in _ = fputs_shim(buf) }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+private func fputs_shim(_ buf: UnsafeBufferPointer<UInt8>) -> Int {
+    Glibc.write(2, buf.baseAddress, buf.count)
+}
+#endif
