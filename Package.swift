@@ -55,6 +55,9 @@ let package = Package(
         .testTarget(name: "HeedCoreTests", dependencies: ["HeedCore"]),
         .testTarget(name: "HeedLayersTests", dependencies: ["HeedLayers", "HeedCore"]),
         .testTarget(name: "HeedOptimTests", dependencies: ["HeedOptim", "HeedCore"]),
+        .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore"]),
+        .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
+        .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]
 )
