@@ -43,6 +43,7 @@ public struct ActivationLayer<T: Real>: Sendable {
 
     @usableFromInline var input: Tensor<T> = .empty
     @usableFromInline var output: Tensor<T> = .empty
+    @usableFromInline var forwardPending = false
     @usableFromInline var diceCache = DiceCache<T>()
 
     /// An activation over `features` features.
@@ -80,18 +81,22 @@ public struct ActivationLayer<T: Real>: Sendable {
     @inlinable
     public mutating func forward(_ out: inout Tensor<T>, _ x: Tensor<T>, training: Bool, rowMask: Tensor<T> = .empty) {
         apply(&out, x, training: training, rowMask: rowMask)
+        forwardPending = true
         input = x
         if kind == .sigmoid || kind == .tanh { output = out }
     }
 
     /// Backward of the last `forward`: `dx += ∂L/∂x`, `dAlpha += ∂L/∂alpha`. Releases the saved
-    /// references so the caller can overwrite its buffers in place without a copy.
+    /// references so the caller can overwrite its buffers in place without a copy; each
+    /// `forward` therefore serves one `backward`.
     ///
     /// - Parameters:
     ///   - dx: (N × D), accumulated; pass `.empty` to skip.
     ///   - dout: (N × D).
     @inlinable
     public mutating func backward(_ dx: inout Tensor<T>, _ dout: Tensor<T>) {
+        precondition(forwardPending, "activation: backward needs a forward first (each forward serves one backward)")
+        forwardPending = false
         applyBackward(&dx, dout, input: input, output: output)
         input = .empty
         output = .empty
