@@ -21,7 +21,8 @@ public enum ActivationKind: String, CaseIterable, Sendable {
 /// Dice's running statistics and the forward cache, so layers such as DIN's attention MLP can
 /// take "an activation" as a value.
 ///
-/// Forward saves a reference to its input (and, for sigmoid/tanh, its output) for `backward`.
+/// `forward` saves a reference to its input (and, for sigmoid/tanh, its output) until `backward`;
+/// `apply`/`applyBackward` leave the buffers with the caller.
 public struct ActivationLayer<T: Real>: Sendable {
     /// The activation applied.
     public let kind: ActivationKind
@@ -42,6 +43,7 @@ public struct ActivationLayer<T: Real>: Sendable {
 
     @usableFromInline var input: Tensor<T> = .empty
     @usableFromInline var output: Tensor<T> = .empty
+    @usableFromInline var forwardPending = false
     @usableFromInline var diceCache = DiceCache<T>()
 
     /// An activation over `features` features.
@@ -69,7 +71,7 @@ public struct ActivationLayer<T: Real>: Sendable {
         runningVar = kind == .dice ? Tensor(shape: [features], data: [T](repeating: 1, count: features)) : .empty
     }
 
-    /// Applies the activation.
+    /// Applies the activation and keeps references to what `backward` needs.
     ///
     /// - Parameters:
     ///   - out: (N × D), overwritten.
@@ -78,8 +80,39 @@ public struct ActivationLayer<T: Real>: Sendable {
     ///   - rowMask: (N) of 0/1; Dice takes statistics over real rows only. Ignored by other kinds.
     @inlinable
     public mutating func forward(_ out: inout Tensor<T>, _ x: Tensor<T>, training: Bool, rowMask: Tensor<T> = .empty) {
-        precondition(x.lastDim == features, "activation: input \(x.shape) does not have \(features) features")
+        apply(&out, x, training: training, rowMask: rowMask)
+        forwardPending = true
         input = x
+        if kind == .sigmoid || kind == .tanh { output = out }
+    }
+
+    /// Backward of the last `forward`: `dx += ∂L/∂x`, `dAlpha += ∂L/∂alpha`. Releases the saved
+    /// references so the caller can overwrite its buffers in place without a copy; each
+    /// `forward` therefore serves one `backward`.
+    ///
+    /// - Parameters:
+    ///   - dx: (N × D), accumulated; pass `.empty` to skip.
+    ///   - dout: (N × D).
+    @inlinable
+    public mutating func backward(_ dx: inout Tensor<T>, _ dout: Tensor<T>) {
+        precondition(forwardPending, "activation: backward needs a forward first (each forward serves one backward)")
+        forwardPending = false
+        applyBackward(&dx, dout, input: input, output: output)
+        input = .empty
+        output = .empty
+    }
+
+    /// Applies the activation without keeping references to `x` or `out`: for owners of the
+    /// buffers (such as `MLPLayer`) that hand them back to `applyBackward`. Dice still fills its
+    /// own cache.
+    ///
+    /// - Parameters:
+    ///   - out: (N × D), overwritten.
+    ///   - x: (N × D).
+    ///   - training, rowMask: as in `forward`.
+    @inlinable
+    public mutating func apply(_ out: inout Tensor<T>, _ x: Tensor<T>, training: Bool, rowMask: Tensor<T> = .empty) {
+        precondition(x.lastDim == features, "activation: input \(x.shape) does not have \(features) features")
         switch kind {
         case .identity: out = x
         case .relu: reluForward(&out, x)
@@ -87,18 +120,20 @@ public struct ActivationLayer<T: Real>: Sendable {
         case .dice:
             diceForward(&out, &diceCache, &runningMean, &runningVar, x, alpha, rowMask: rowMask,
                         training: training, momentum: momentum, epsilon: epsilon)
-        case .sigmoid: sigmoidForward(&out, x); output = out
-        case .tanh: tanhForward(&out, x); output = out
+        case .sigmoid: sigmoidForward(&out, x)
+        case .tanh: tanhForward(&out, x)
         }
     }
 
-    /// Backward of the last `forward`: `dx += ∂L/∂x`, `dAlpha += ∂L/∂alpha`.
+    /// Backward of `apply`: `dx += ∂L/∂x`, `dAlpha += ∂L/∂alpha`.
     ///
     /// - Parameters:
     ///   - dx: (N × D), accumulated; pass `.empty` to skip.
     ///   - dout: (N × D).
+    ///   - input: (N × D), the `x` given to `apply`.
+    ///   - output: (N × D), the `out` of `apply` (read by sigmoid and tanh only).
     @inlinable
-    public mutating func backward(_ dx: inout Tensor<T>, _ dout: Tensor<T>) {
+    public mutating func applyBackward(_ dx: inout Tensor<T>, _ dout: Tensor<T>, input: Tensor<T>, output: Tensor<T>) {
         switch kind {
         case .identity:
             guard dx.count > 0 else { return }

@@ -206,6 +206,7 @@ import HeedCore
         var dx = D(zeros: x.shape)
         layer.backward(&dx, probe)
         let (dx1, da1) = (dx, layer.dAlpha)
+        layer.forward(&out, x, training: true)
         layer.backward(&dx, probe)
         for i in 0..<dx.count { #expect(abs(dx.data[i] - 2 * dx1.data[i]) < 1e-12) }
         for i in 0..<2 { #expect(abs(layer.dAlpha.data[i] - 2 * da1.data[i]) < 1e-12) }
