@@ -41,3 +41,37 @@ import Testing
         } catch { Issue.record("unexpected \(error)") }
     }
 }
+
+@Suite struct RunConfigTests {
+    @Test func readsEverySectionOverDefaults() throws {
+        let doc = try TOMLDocument(text: """
+        seed = 7
+        [model]
+        name = "base"
+        hidden = [64, 32]
+        [cluster]
+        servers = 2
+        workers = 3
+        mode = "bounded"
+        [optimizer.sparse]
+        kind = "adagrad"
+        lr = 0.05
+        """, source: "x.toml")
+        let c = try RunConfig(toml: doc)
+        #expect(c.seed == 7 && c.model.name == "base" && c.model.hidden == [64, 32])
+        #expect(c.cluster.servers == 2 && c.cluster.workers == 3 && c.cluster.mode == .bounded)
+        #expect(c.sparseOptimizer.kind == .adagrad && c.sparseOptimizer.learningRate == 0.05)
+        #expect(c.denseOptimizer == RunConfig().denseOptimizer)
+    }
+
+    @Test func unknownKeysAndBadValuesNameTheLine() throws {
+        #expect(throws: HeedError.self) { try RunConfig(toml: TOMLDocument(text: "[cluster]\nservrs = 2", source: "x.toml")) }
+        do {
+            _ = try RunConfig(toml: TOMLDocument(text: "[cluster]\nmode = \"fast\"", source: "x.toml"))
+            Issue.record("accepted an unknown mode")
+        } catch let e as HeedError {
+            #expect(e.message.contains("x.toml:2"))
+        }
+        #expect(throws: HeedError.self) { try RunConfig(toml: TOMLDocument(text: "[cluster]\nservers = 0", source: "x.toml")) }
+    }
+}
