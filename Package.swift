@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
         .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore"]),
+        .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]
