@@ -7,7 +7,7 @@ import HeedCore
 /// Adagrad keeps accumulators. State is plain arrays so checkpoints can save it.
 public struct DenseOptimizer: Sendable {
     /// The optimizer and its settings.
-    public let config: OptimizerConfig
+    public let config: OptimizerSettings
     /// Number of parameters in the vector.
     public let count: Int
     /// Optimizer state, ((stateWidth − 1) × count) floats: Adam `[m | v]`, Adagrad `[acc]`,
@@ -17,7 +17,7 @@ public struct DenseOptimizer: Sendable {
     public var step: UInt32
 
     /// Fresh state for `count` parameters; `config` must be valid (see `validate()`).
-    public init(config: OptimizerConfig, count: Int) {
+    public init(config: OptimizerSettings, count: Int) {
         precondition(count >= 0, "DenseOptimizer: count must be >= 0")
         self.config = config
         self.count = count

@@ -9,7 +9,7 @@ import HeedCore
 /// (the number of updates that row has received), not a global one.
 public struct RowOptimizer: Sendable {
     /// The optimizer and its settings.
-    public let config: OptimizerConfig
+    public let config: OptimizerSettings
     /// Embedding dimension (floats of `w` per row).
     public let dim: Int
     /// Floats per row, parameter and state together.
@@ -22,7 +22,7 @@ public struct RowOptimizer: Sendable {
     static let tabulatedSteps = 4096
 
     /// An optimizer for rows of `dim` floats; `config` must be valid (see `validate()`).
-    public init(config: OptimizerConfig, dim: Int) {
+    public init(config: OptimizerSettings, dim: Int) {
         precondition(dim > 0, "RowOptimizer: dim must be positive")
         self.config = config
         self.dim = dim

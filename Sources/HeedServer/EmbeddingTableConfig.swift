@@ -14,7 +14,7 @@ public struct EmbeddingTableConfig: Codable, Hashable, Sendable {
     /// How new rows are drawn.
     public var initializer: RowInitializer
     /// The optimizer applied to pushed gradients; its `stateWidth` sets the row layout.
-    public var optimizer: OptimizerConfig
+    public var optimizer: OptimizerSettings
     /// Pulls a key needs before it gets a row; until then it reads as zeros. 1 admits every key.
     public var admissionMinCount: Int
     /// Rows not touched (pulled or pushed) for this many steps are removed by `evict(currentStep:)`; nil keeps rows forever.
@@ -27,7 +27,7 @@ public struct EmbeddingTableConfig: Codable, Hashable, Sendable {
     /// A table config; every field but `name` and `dim` has a default.
     public init(name: String, dim: Int,
                 initializer: RowInitializer = .uniform(scale: 0.01),
-                optimizer: OptimizerConfig = .adam(AdamConfig()),
+                optimizer: OptimizerSettings = .adam(AdamConfig()),
                 admissionMinCount: Int = 1, evictionTTL: UInt32? = nil,
                 maxRows: Int? = nil, seed: UInt64 = 0) {
         self.name = name
@@ -50,7 +50,7 @@ public struct EmbeddingTableConfig: Codable, Hashable, Sendable {
         name = try c.decode(String.self, forKey: .name)
         dim = try c.decode(Int.self, forKey: .dim)
         initializer = try c.decodeIfPresent(RowInitializer.self, forKey: .initializer) ?? d.initializer
-        optimizer = try c.decodeIfPresent(OptimizerConfig.self, forKey: .optimizer) ?? d.optimizer
+        optimizer = try c.decodeIfPresent(OptimizerSettings.self, forKey: .optimizer) ?? d.optimizer
         admissionMinCount = try c.decodeIfPresent(Int.self, forKey: .admissionMinCount) ?? d.admissionMinCount
         evictionTTL = try c.decodeIfPresent(UInt32.self, forKey: .evictionTTL)
         maxRows = try c.decodeIfPresent(Int.self, forKey: .maxRows)

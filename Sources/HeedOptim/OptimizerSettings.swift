@@ -4,7 +4,7 @@ import HeedCore
 ///
 /// Encoded flat with a `kind` tag, e.g. `{"kind": "adam", "lr": 0.001}`; fields left
 /// out take each optimizer's defaults.
-public enum OptimizerConfig: Codable, Hashable, Sendable {
+public enum OptimizerSettings: Codable, Hashable, Sendable {
     /// Adam / AdamW.
     case adam(AdamConfig)
     /// SGD, optionally with momentum.
