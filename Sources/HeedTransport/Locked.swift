@@ -7,7 +7,8 @@ import Darwin
 /// A value guarded by a pthread mutex; the transport's shared state lives in these.
 ///
 /// A plain mutex rather than `Synchronization.Mutex` keeps the package's macOS 14
-/// floor. Critical sections are short and never call into nng or user code.
+/// floor. Critical sections are short and never call user code; the nng client
+/// holds one across `nng_ctx_send`/`nng_aio_cancel`, which complete asynchronously.
 final class Locked<State>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var state: State
