@@ -15,6 +15,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // HMAC-SHA256 for the cluster secret (wire format authentication).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries from Debian (libnng-dev, libopenblas-dev, zlib1g-dev).
@@ -31,7 +33,7 @@ let package = Package(
         // Building blocks.
         .target(name: "HeedLayers", dependencies: ["HeedCore", "CBLAS"]),
         .target(name: "HeedOptim", dependencies: ["HeedCore", "CKernels"]),
-        .target(name: "HeedTransport", dependencies: ["HeedCore", "CNNG"]),
+        .target(name: "HeedTransport", dependencies: ["HeedCore", "CNNG", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "HeedData", dependencies: ["HeedCore", "CZlib"]),
         .target(name: "HeedCheckpoint", dependencies: ["HeedCore"]),
         .target(name: "HeedModels", dependencies: ["HeedCore", "HeedLayers", "HeedData"]),
@@ -57,6 +59,8 @@ let package = Package(
         .testTarget(name: "HeedOptimTests", dependencies: ["HeedOptim", "HeedCore"]),
         .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
+        .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore"]),
+        .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,6 +1,5 @@
 #include "CKernels.h"
 
-
 void heed_adam_row(float *row, const float *grad, int64_t dim,
                    float b1, float b2, float step_size, float eps_t, float decay_lr) {
     heed_adam_dense(row, row + dim, row + 2 * dim, grad, dim, b1, b2, step_size, eps_t, decay_lr);
@@ -20,12 +19,38 @@ void heed_adam_dense(float *restrict w, float *restrict m, float *restrict v,
     }
 }
 
-void heed_adagrad_row(float *restrict row, const float *restrict grad, int64_t dim, float lr, float eps) {
-    float *restrict acc = row + dim;
-    for (int64_t i = 0; i < dim; i++) {
+void heed_adagrad_row(float *row, const float *grad, int64_t dim, float lr, float eps) {
+    heed_adagrad_dense(row, row + dim, grad, dim, lr, eps);
+}
+
+void heed_adagrad_dense(float *restrict w, float *restrict acc, const float *restrict grad,
+                        int64_t n, float lr, float eps) {
+    for (int64_t i = 0; i < n; i++) {
         float g = grad[i];
         float a = acc[i] + g * g;
         acc[i] = a;
-        row[i] -= lr * g / (__builtin_elementwise_sqrt(a) + eps);
+        w[i] -= lr * g / (__builtin_elementwise_sqrt(a) + eps);
     }
+}
+
+void heed_sgd_dense(float *restrict w, const float *restrict grad, int64_t n, float lr) {
+    for (int64_t i = 0; i < n; i++) w[i] -= lr * grad[i];
+}
+
+void heed_sgd_momentum_dense(float *restrict w, float *restrict buf, const float *restrict grad,
+                             int64_t n, float lr, float mu) {
+    for (int64_t i = 0; i < n; i++) {
+        float b = mu * buf[i] + grad[i];
+        buf[i] = b;
+        w[i] -= lr * b;
+    }
+}
+
+void heed_stream_copy(float *restrict a, const float *restrict b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) a[i] = b[i];
+}
+
+void heed_stream_triad(float *restrict a, const float *restrict b, const float *restrict c,
+                       float s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) a[i] = b[i] + s * c[i];
 }

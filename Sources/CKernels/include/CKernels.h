@@ -2,6 +2,7 @@
 #define HEED_CKERNELS_H
 // Hot numeric kernels in C. Swift's Float.squareRoot() keeps an errno branch that
 // stops Adam loops from vectorising; clang's __builtin_elementwise_sqrt does not.
+// Every kernel updates in place; array arguments never alias unless stated.
 #include <stdint.h>
 #include <stddef.h>
 
@@ -25,7 +26,32 @@ void heed_adam_dense(float *w, float *m, float *v, const float *grad, int64_t n,
 /// Adagrad (Duchi et al. 2011) on a row [w | acc]: acc += g^2; w -= lr g / (sqrt(acc) + eps).
 void heed_adagrad_row(float *row, const float *grad, int64_t dim, float lr, float eps);
 
-/// Prefetch a row into cache ahead of its update (hides random-access latency).
+/// Adagrad over separate arrays `w`, `acc`, `grad` of `n` floats (same update as the row form).
+void heed_adagrad_dense(float *w, float *acc, const float *grad, int64_t n, float lr, float eps);
+
+/// Plain SGD over `n` floats: w -= lr g.
+void heed_sgd_dense(float *w, const float *grad, int64_t n, float lr);
+
+/// SGD with heavy-ball momentum in the form PyTorch and Sutskever et al. (2013) use:
+/// buf = mu buf + g; w -= lr buf.
+void heed_sgd_momentum_dense(float *w, float *buf, const float *grad, int64_t n, float lr, float mu);
+
+/// STREAM "copy" (McCalpin 1995): a[i] = b[i]; moves 2 * 4 * n bytes.
+void heed_stream_copy(float *a, const float *b, int64_t n);
+
+/// STREAM "triad": a[i] = b[i] + s * c[i]; moves 3 * 4 * n bytes.
+void heed_stream_triad(float *a, const float *b, const float *c, float s, int64_t n);
+
+/// Prefetch a cache line for writing (hides random-access latency of a row update).
 static inline void heed_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
+
+/// Prefetch every 64-byte line of `[p, p + bytes)` for writing.
+static inline void heed_prefetch_range(const void *p, int64_t bytes) {
+    const char *c = (const char *)p;
+    const char *end = c + bytes;
+    // Start at the line holding p so a misaligned row still gets its last line.
+    c = (const char *)((uintptr_t)c & ~(uintptr_t)63);
+    for (; c < end; c += 64) __builtin_prefetch(c, 1, 3);
+}
 
 #endif

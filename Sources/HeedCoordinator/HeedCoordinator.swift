@@ -1,2 +1,0 @@
-/// The HeedCoordinator module; see README.md for its role.
-enum HeedCoordinatorModule {}

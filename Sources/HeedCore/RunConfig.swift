@@ -1,0 +1,208 @@
+/// Everything a training run needs, as plain data: read once by the executable (TOML file,
+/// then flags), sent by the coordinator to every role in its registration reply, and
+/// stored in checkpoints' manifests.
+public struct RunConfig: Codable, Equatable, Sendable {
+    /// Model choice and hyper-parameters.
+    public var model = ModelConfig()
+    /// Training data and schedule.
+    public var data = DataConfig()
+    /// Cluster shape and consistency.
+    public var cluster = ClusterConfig()
+    /// Optimizer for embedding rows (sparse, lazy).
+    public var sparseOptimizer = OptimizerConfig(kind: .adam, learningRate: 0.001)
+    /// Optimizer for dense weights.
+    public var denseOptimizer = OptimizerConfig(kind: .adam, learningRate: 0.001)
+    /// Seed for initialisers, shuffles and dropout.
+    public var seed: UInt64 = 1
+
+    public init() {}
+}
+
+/// Which model and its sizes.
+public struct ModelConfig: Codable, Equatable, Sendable {
+    /// `base`, `din`, ... (see DESIGN.md's model table).
+    public var name = "din"
+    /// Embedding dimension of every table.
+    public var embeddingDim = 18
+    /// Hidden sizes of the prediction MLP (the last layer to 1 logit is implicit).
+    public var hidden = [200, 80]
+    /// Hidden sizes of DIN's attention MLP.
+    public var attentionHidden = [80, 40]
+    /// Activation in the MLPs: `dice`, `prelu`, `relu`.
+    public var activation = "dice"
+    /// Standard deviation of the key-seeded row initialiser.
+    public var initScale = 0.01
+    public init() {}
+}
+
+/// Where the prepared samples are and how to go through them.
+public struct DataConfig: Codable, Equatable, Sendable {
+    /// Directory of a prepared dataset (holds its manifest).
+    public var path = "out/prepared/beauty-ctr"
+    /// Samples per worker step.
+    public var batchSize = 256
+    /// Passes over the training split.
+    public var epochs = 1
+    /// Stop after this many steps per worker (0 = no limit); for smoke runs and benches.
+    public var maxSteps = 0
+    public init() {}
+}
+
+/// Consistency between workers' clocks.
+public enum ConsistencyMode: String, Codable, Sendable, CaseIterable {
+    /// Each push is applied when it arrives; no waiting.
+    case async
+    /// A worker may be at most `staleness` steps ahead of the slowest worker.
+    case bounded
+    /// All workers' gradients of a step are applied before anyone pulls for the next step.
+    case sync
+}
+
+/// Roles, transport and failure detection.
+public struct ClusterConfig: Codable, Equatable, Sendable {
+    /// Parameter servers.
+    public var servers = 1
+    /// Workers.
+    public var workers = 1
+    /// Consistency mode.
+    public var mode = ConsistencyMode.async
+    /// Bound for `.bounded` mode.
+    public var staleness = 4
+    /// `ipc` or `tcp` for the local launcher.
+    public var transport = "ipc"
+    /// Heartbeat period.
+    public var heartbeatMilliseconds = 500
+    /// A role silent for this long is declared failed.
+    public var failureTimeoutMilliseconds = 10_000
+    /// Requests kept in flight per server by a worker.
+    public var inFlight = 4
+    /// Virtual slots in the sharding plan.
+    public var slots = 4096
+    public init() {}
+}
+
+/// One optimizer's settings.
+public struct OptimizerConfig: Codable, Equatable, Sendable {
+    /// The update rule.
+    public enum Kind: String, Codable, Sendable { case adam, adamw, sgd, adagrad }
+    public var kind: Kind
+    public var learningRate: Double
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var epsilon = 1e-8
+    /// Decoupled weight decay (AdamW only).
+    public var weightDecay = 0.0
+    public init(kind: Kind, learningRate: Double) {
+        self.kind = kind
+        self.learningRate = learningRate
+    }
+}
+
+extension RunConfig {
+    /// Reads a TOML run config over the defaults; unknown keys and wrong types are errors
+    /// naming the file and line.
+    public init(toml doc: TOMLDocument) throws {
+        self.init()
+        var reader = TOMLReader(doc: doc)
+        model.name = try reader.string("model.name") ?? model.name
+        model.embeddingDim = try reader.int("model.embedding_dim") ?? model.embeddingDim
+        model.hidden = try reader.intArray("model.hidden") ?? model.hidden
+        model.attentionHidden = try reader.intArray("model.attention_hidden") ?? model.attentionHidden
+        model.activation = try reader.string("model.activation") ?? model.activation
+        model.initScale = try reader.double("model.init_scale") ?? model.initScale
+        data.path = try reader.string("data.path") ?? data.path
+        data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
+        data.epochs = try reader.int("data.epochs") ?? data.epochs
+        data.maxSteps = try reader.int("data.max_steps") ?? data.maxSteps
+        cluster.servers = try reader.int("cluster.servers") ?? cluster.servers
+        cluster.workers = try reader.int("cluster.workers") ?? cluster.workers
+        if let m = try reader.string("cluster.mode") {
+            guard let mode = ConsistencyMode(rawValue: m) else { throw reader.error("cluster.mode", "must be one of async, bounded, sync") }
+            cluster.mode = mode
+        }
+        cluster.staleness = try reader.int("cluster.staleness") ?? cluster.staleness
+        cluster.transport = try reader.string("cluster.transport") ?? cluster.transport
+        cluster.heartbeatMilliseconds = try reader.int("cluster.heartbeat_ms") ?? cluster.heartbeatMilliseconds
+        cluster.failureTimeoutMilliseconds = try reader.int("cluster.failure_timeout_ms") ?? cluster.failureTimeoutMilliseconds
+        cluster.inFlight = try reader.int("cluster.in_flight") ?? cluster.inFlight
+        cluster.slots = try reader.int("cluster.slots") ?? cluster.slots
+        sparseOptimizer = try reader.optimizer("optimizer.sparse", default: sparseOptimizer)
+        denseOptimizer = try reader.optimizer("optimizer.dense", default: denseOptimizer)
+        if let s = try reader.int("seed") { seed = UInt64(s) }
+        try reader.rejectUnread()
+        try validate()
+    }
+
+    /// Checks ranges; errors say which setting is wrong.
+    public func validate() throws {
+        func check(_ ok: Bool, _ what: String) throws { if !ok { throw HeedError(.config, "invalid config: \(what)") } }
+        try check(cluster.servers >= 1 && cluster.servers <= 256, "cluster.servers must be in 1...256")
+        try check(cluster.workers >= 1 && cluster.workers <= 256, "cluster.workers must be in 1...256")
+        try check(cluster.slots >= cluster.servers, "cluster.slots must be >= cluster.servers")
+        try check(cluster.staleness >= 0, "cluster.staleness must be >= 0")
+        try check(["ipc", "tcp"].contains(cluster.transport), "cluster.transport must be ipc or tcp")
+        try check(cluster.inFlight >= 1, "cluster.in_flight must be >= 1")
+        try check(data.batchSize >= 1, "data.batch_size must be >= 1")
+        try check(data.epochs >= 1, "data.epochs must be >= 1")
+        try check(model.embeddingDim >= 1, "model.embedding_dim must be >= 1")
+        try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
+    }
+}
+
+/// Typed reads from a TOML document that remember which keys were used.
+private struct TOMLReader {
+    let doc: TOMLDocument
+    var read: Set<String> = []
+
+    func error(_ key: String, _ message: String) -> HeedError {
+        HeedError(.config, "\(doc.source):\(doc.lines[key] ?? 0): \(key) \(message)")
+    }
+    mutating func string(_ key: String) throws -> String? {
+        read.insert(key)
+        guard let v = doc[key] else { return nil }
+        guard case .string(let s) = v else { throw error(key, "must be a string") }
+        return s
+    }
+    mutating func int(_ key: String) throws -> Int? {
+        read.insert(key)
+        guard let v = doc[key] else { return nil }
+        guard case .integer(let i) = v else { throw error(key, "must be an integer") }
+        return i
+    }
+    mutating func double(_ key: String) throws -> Double? {
+        read.insert(key)
+        switch doc[key] {
+        case nil: return nil
+        case .float(let d)?: return d
+        case .integer(let i)?: return Double(i)
+        default: throw error(key, "must be a number")
+        }
+    }
+    mutating func intArray(_ key: String) throws -> [Int]? {
+        read.insert(key)
+        guard let v = doc[key] else { return nil }
+        guard case .array(let items) = v else { throw error(key, "must be an array of integers") }
+        return try items.map { item in
+            guard case .integer(let i) = item else { throw error(key, "must be an array of integers") }
+            return i
+        }
+    }
+    mutating func optimizer(_ table: String, default d: OptimizerConfig) throws -> OptimizerConfig {
+        var o = d
+        if let k = try string(table + ".kind") {
+            guard let kind = OptimizerConfig.Kind(rawValue: k) else { throw error(table + ".kind", "must be adam, adamw, sgd or adagrad") }
+            o.kind = kind
+        }
+        o.learningRate = try double(table + ".lr") ?? o.learningRate
+        o.beta1 = try double(table + ".beta1") ?? o.beta1
+        o.beta2 = try double(table + ".beta2") ?? o.beta2
+        o.epsilon = try double(table + ".eps") ?? o.epsilon
+        o.weightDecay = try double(table + ".weight_decay") ?? o.weightDecay
+        return o
+    }
+    func rejectUnread() throws {
+        if let unknown = doc.values.keys.filter({ !read.contains($0) }).sorted().first {
+            throw error(unknown, "is not a known setting")
+        }
+    }
+}

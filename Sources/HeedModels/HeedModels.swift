@@ -1,2 +1,0 @@
-/// The HeedModels module; see README.md for its role.
-enum HeedModelsModule {}

@@ -1,2 +1,0 @@
-/// The HeedOptim module; see README.md for its role.
-enum HeedOptimModule {}

@@ -1,0 +1,142 @@
+import HeedCore
+
+/// Applies each mutating request once per (sender id, request id) and answers
+/// duplicates and retries with the first reply.
+///
+/// Per sender it keeps the last `capacityPerSender` replies. Evicting an id raises the
+/// sender's watermark; an unknown id at or below the watermark is too old to tell
+/// apart from an applied one and is refused with `.protocolViolation` rather than
+/// applied twice. A duplicate that arrives while the first copy is still being applied
+/// is parked and answered when it finishes (the handler returns `nil` for it).
+/// Senders beyond `maxSenders` are forgotten least-recently-used first. Use it for
+/// pushes and other mutations only; reads are idempotent and need no cache.
+public final class DedupCache: Sendable {
+    /// What the cache has done so far.
+    public struct Statistics: Sendable, Equatable {
+        /// Requests applied (first copies).
+        public var applied = 0
+        /// Duplicates answered from the cache.
+        public var duplicates = 0
+        /// Duplicates parked until the first copy finished.
+        public var parked = 0
+        /// Requests refused as older than the window.
+        public var stale = 0
+        /// Senders currently tracked.
+        public var senders = 0
+    }
+
+    private enum Entry {
+        case inProgress([Responder])
+        case done(Message)
+    }
+
+    private struct Window {
+        var entries: [UInt64: Entry] = [:]
+        /// Completed ids in completion order; `head` skips evicted ones.
+        var order: [UInt64] = []
+        var head = 0
+        var watermark: UInt64 = 0
+        var hasWatermark = false
+        var lastUse: UInt64 = 0
+    }
+
+    private struct State {
+        var windows: [UInt64: Window] = [:]
+        var tick: UInt64 = 0
+        var stats = Statistics()
+    }
+
+    /// Replies remembered per sender.
+    public let capacityPerSender: Int
+    /// Senders remembered.
+    public let maxSenders: Int
+    private let state = Locked(State())
+
+    /// Creates a cache; `capacityPerSender` should far exceed a client's requests in flight.
+    public init(capacityPerSender: Int = 4096, maxSenders: Int = 1024) {
+        precondition(capacityPerSender >= 1 && maxSenders >= 1, "DedupCache needs room for one entry")
+        self.capacityPerSender = capacityPerSender
+        self.maxSenders = maxSenders
+    }
+
+    /// Counters so far.
+    public var statistics: Statistics { state.withLock { s in var st = s.stats; st.senders = s.windows.count; return st } }
+
+    /// Runs `apply` for the first copy of `request` and returns its reply; returns the
+    /// cached reply for a duplicate, or `nil` after parking a duplicate whose first copy
+    /// is still running (its responder is answered later). An error thrown by `apply`
+    /// becomes the cached `.error` reply, so retries see the same outcome.
+    public func handle(_ request: Request, apply: () throws -> Message) -> Message? {
+        handle(sender: request.envelope.senderID, requestID: request.envelope.requestID, responder: request.responder, apply: apply)
+    }
+
+    /// `handle(_:apply:)` with the ids and responder given separately.
+    public func handle(sender: UInt64, requestID: UInt64, responder: Responder, apply: () throws -> Message) -> Message? {
+        enum Decision { case apply, answer(Message), park }
+        let decision = state.withLock { s -> Decision in
+            s.tick &+= 1
+            if s.windows[sender] == nil { makeRoom(&s) }
+            var w = s.windows[sender] ?? Window()
+            defer { s.windows[sender] = w }
+            w.lastUse = s.tick
+            switch w.entries[requestID] {
+            case .done(let reply):
+                s.stats.duplicates += 1
+                return .answer(reply)
+            case .inProgress(var parked):
+                parked.append(responder)
+                w.entries[requestID] = .inProgress(parked)
+                s.stats.parked += 1
+                return .park
+            case nil:
+                if w.hasWatermark && requestID <= w.watermark {
+                    s.stats.stale += 1
+                    return .answer(.error(ErrorReply(code: .protocolViolation, message: "request \(requestID) from sender \(sender) is older than the deduplication window (\(capacityPerSender) requests); not applied")))
+                }
+                w.entries[requestID] = .inProgress([])
+                return .apply
+            }
+        }
+        switch decision {
+        case .answer(let reply): return reply
+        case .park: return nil
+        case .apply: break
+        }
+        let reply: Message
+        do { reply = try apply() } catch { reply = .error(ErrorReply(error)) }
+        let parked = state.withLock { s -> [Responder] in
+            s.stats.applied += 1
+            guard var w = s.windows[sender] else { return [] }  // sender evicted meanwhile
+            defer { s.windows[sender] = w }
+            var waiting: [Responder] = []
+            if case .inProgress(let p) = w.entries[requestID] { waiting = p }
+            w.entries[requestID] = .done(reply)
+            w.order.append(requestID)
+            evict(&w)
+            return waiting
+        }
+        for r in parked { r.reply(reply) }
+        return reply
+    }
+
+    /// Drops the oldest completed entries beyond capacity, raising the watermark.
+    private func evict(_ w: inout Window) {
+        while w.order.count - w.head > capacityPerSender {
+            let id = w.order[w.head]
+            w.head += 1
+            w.entries[id] = nil
+            if !w.hasWatermark || id > w.watermark { w.watermark = id; w.hasWatermark = true }
+        }
+        if w.head > capacityPerSender {
+            w.order.removeFirst(w.head)
+            w.head = 0
+        }
+    }
+
+    /// Forgets the least recently used sender if the table is full.
+    private func makeRoom(_ s: inout State) {
+        guard s.windows.count >= maxSenders,
+              let oldest = s.windows.min(by: { $0.value.lastUse < $1.value.lastUse })?.key else { return }
+        s.windows[oldest] = nil
+    }
+}

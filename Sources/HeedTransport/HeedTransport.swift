@@ -1,2 +1,0 @@
-/// The HeedTransport module; see README.md for its role.
-enum HeedTransportModule {}

@@ -1,0 +1,213 @@
+import CNNG
+import HeedCore
+
+/// A request/reply client to one peer over an nng REQ socket.
+///
+/// Keeps up to `maxInFlight` requests in flight, one nng context + aio each. The aio
+/// callbacks resume Swift continuations, so no cooperative-pool thread ever blocks on
+/// the network. nng's own resend timer is off: retries are ours (`RetryPolicy`), with
+/// the same request id, so the server can deduplicate them.
+public final class NNGClient: RequestClient, @unchecked Sendable {
+    // @unchecked: the socket id is immutable and slots/pool/state are Locked.
+    public let senderID: UInt64
+    public let peerAddress: String
+    public let retryPolicy: RetryPolicy
+    private let codec: WireCodec
+    private let socket: nng_socket
+    private let slots: [NNGClientSlot]
+    private let pool: SlotPool<NNGClientSlot>
+    private let nextRequestID = Locked<UInt64>(1)
+    private let closed = Locked(false)
+
+    /// Opens a REQ socket dialing `address` in the background (reconnecting as needed).
+    public init(address: String, options: ClientOptions = ClientOptions()) throws {
+        try NNG.validate(address)
+        precondition(options.maxInFlight >= 1, "maxInFlight must be at least 1")
+        codec = try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize)
+        senderID = options.senderID
+        peerAddress = address
+        retryPolicy = options.retry
+
+        var sock = nng_socket()
+        try NNG.check(nng_req0_open(&sock), "nng_req0_open for \(address)")
+        socket = sock
+        var built: [NNGClientSlot] = []
+        do {
+            try NNG.configure(sock, maxMessageSize: options.maxMessageSize, address: address)
+            // Contexts copy the resend time when opened, so set it first.
+            try NNG.check(nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, nng_duration(-1)), "disable nng resend for \(address)")
+            try NNG.check(nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, NNG.milliseconds(options.reconnectMin)), "reconnect-time-min for \(address)")
+            try NNG.check(nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, NNG.milliseconds(options.reconnectMax)), "reconnect-time-max for \(address)")
+            for _ in 0..<options.maxInFlight {
+                built.append(try NNGClientSlot(socket: sock, peer: address))
+            }
+            try NNG.check(nng_dial(sock, address, nil, Int32(NNG_FLAG_NONBLOCK)), "nng_dial \(address)")
+        } catch {
+            for slot in built { slot.stop() }
+            nng_close(sock)
+            throw error
+        }
+        slots = built
+        pool = SlotPool(built)
+    }
+
+    deinit { close() }
+
+    public func makeRequestID() -> UInt64 {
+        nextRequestID.withLock { id in defer { id &+= 1 }; return id }
+    }
+
+    public func send(_ envelope: Envelope, timeout: Duration) async throws -> Envelope {
+        let what = "\(envelope.message.kind) request \(envelope.requestID) to \(peerAddress)"
+        let size = codec.encodedSize(envelope)
+        let slot = try await pool.acquire(for: what)
+        defer { pool.release(slot) }
+        let request = try NNGMessage.encoding(envelope, with: codec, size: size, for: what)
+        let reply = try await slot.exchange(request, deadline: .now + timeout, what: what, timeout: timeout)
+        defer { reply.free() }
+        do {
+            return try codec.decode(reply.body)
+        } catch let e as HeedError {
+            throw HeedError(e.code, "reply to \(what): \(e.message)")
+        }
+    }
+
+    public func close() {
+        guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
+        pool.close(reason: "client for \(peerAddress) closed")
+        for slot in slots { slot.stop() }
+        nng_close(socket)
+    }
+}
+
+/// One nng context + aio: a single request at a time, driven by aio callbacks.
+final class NNGClientSlot: @unchecked Sendable {
+    // @unchecked: `ctx` and `aio` are set once in init; everything else is in `state`.
+    private enum Phase { case idle, sending, receiving }
+
+    private struct State {
+        var phase = Phase.idle
+        var operation: UInt64 = 0
+        var cancelledOperation: UInt64 = 0
+        var stopped = false
+        var continuation: CheckedContinuation<NNGMessage, any Error>?
+        var deadline = ContinuousClock.now
+        var what = ""
+        var timeout = Duration.zero
+    }
+
+    private let ctx: nng_ctx
+    private var aio: OpaquePointer?
+    private let state = Locked(State())
+
+    /// Opens a context on `socket` and its aio.
+    init(socket: nng_socket, peer: String) throws {
+        var c = nng_ctx()
+        try NNG.check(nng_ctx_open(&c, socket), "nng_ctx_open for \(peer)")
+        ctx = c
+        var a: OpaquePointer?
+        let rc = nng_aio_alloc(&a, nngClientCallback, Unmanaged.passUnretained(self).toOpaque())
+        if rc != 0 {
+            nng_ctx_close(c)
+            throw NNG.error(rc, "nng_aio_alloc for \(peer)")
+        }
+        aio = a
+    }
+
+    deinit {
+        if let aio { nng_aio_free(aio) }
+    }
+
+    /// Sends `request` (ownership passes to the slot) and awaits the reply message.
+    func exchange(_ request: NNGMessage, deadline: ContinuousClock.Instant, what: String, timeout: Duration) async throws -> NNGMessage {
+        let op = state.withLock { s -> UInt64 in s.operation &+= 1; return s.operation }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<NNGMessage, any Error>) in
+                state.withLock { s in
+                    if s.stopped || s.cancelledOperation == op || Task.isCancelled {
+                        request.free()
+                        c.resume(throwing: HeedError(.cancelled, "\(what) cancelled"))
+                        return
+                    }
+                    s.phase = .sending
+                    s.continuation = c
+                    s.deadline = deadline
+                    s.what = what
+                    s.timeout = timeout
+                    // The lock is held across the start so a cancel cannot slip in between;
+                    // nng completes aios on its own threads, never inside these calls.
+                    nng_aio_set_msg(aio, request.pointer)
+                    nng_aio_set_timeout(aio, NNG.milliseconds(ContinuousClock.now.duration(to: deadline)))
+                    nng_ctx_send(ctx, aio)
+                }
+            }
+        } onCancel: {
+            state.withLock { s in
+                guard s.operation == op else { return }
+                s.cancelledOperation = op
+                if s.phase != .idle { nng_aio_cancel(aio) }
+            }
+        }
+    }
+
+    /// Called by nng when the current send or receive finished.
+    fileprivate func completed() {
+        var finished: (CheckedContinuation<NNGMessage, any Error>, Result<NNGMessage, any Error>)?
+        state.withLock { s in
+            let rc = nng_aio_result(aio)
+            switch s.phase {
+            case .idle:
+                return
+            case .sending:
+                if rc != 0 {
+                    // A failed send hands the message back to us.
+                    if let msg = nng_aio_get_msg(aio) { nng_msg_free(msg) }
+                    finished = (s.continuation!, .failure(failure(rc, s)))
+                } else {
+                    let left = ContinuousClock.now.duration(to: s.deadline)
+                    if left <= .zero {
+                        finished = (s.continuation!, .failure(HeedError(.timeout, "\(s.what) timed out after \(s.timeout)")))
+                    } else {
+                        s.phase = .receiving
+                        nng_aio_set_timeout(aio, NNG.milliseconds(left))
+                        nng_ctx_recv(ctx, aio)
+                        return
+                    }
+                }
+            case .receiving:
+                if rc != 0 {
+                    finished = (s.continuation!, .failure(failure(rc, s)))
+                } else {
+                    finished = (s.continuation!, .success(NNGMessage(pointer: nng_aio_get_msg(aio)!)))
+                }
+            }
+            s.phase = .idle
+            s.continuation = nil
+        }
+        if let (c, result) = finished { c.resume(with: result) }
+    }
+
+    private func failure(_ rc: Int32, _ s: State) -> HeedError {
+        if rc == Int32(NNG_ETIMEDOUT.rawValue) {
+            return HeedError(.timeout, "\(s.what) timed out after \(s.timeout)")
+        }
+        if rc == Int32(NNG_ECANCELED.rawValue) && s.cancelledOperation == s.operation {
+            return HeedError(.cancelled, "\(s.what) cancelled")
+        }
+        return NNG.error(rc, s.what)
+    }
+
+    /// Stops the aio (failing a request in flight with `.cancelled`) and closes the context.
+    func stop() {
+        state.withLock { $0.stopped = true }
+        // nng_aio_stop waits for a running callback, so it is called without the lock.
+        nng_aio_stop(aio)
+        nng_ctx_close(ctx)
+    }
+}
+
+/// The aio callback: a plain C function, the slot comes back through the `void*`.
+private let nngClientCallback: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
+    guard let arg else { return }
+    Unmanaged<NNGClientSlot>.fromOpaque(arg).takeUnretainedValue().completed()
+}

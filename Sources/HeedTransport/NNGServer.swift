@@ -1,0 +1,172 @@
+import CNNG
+import HeedCore
+
+/// A REP listener with `concurrency` contexts, each an aio receive → handle → reply loop.
+///
+/// The handler runs on nng's threads. A message that fails to decode or authenticate is
+/// answered with an `.error` reply and counted; the loop keeps serving.
+public final class NNGServer: RequestServer, @unchecked Sendable {
+    // @unchecked: socket and contexts are set once in init; mutable state is Locked.
+    public let address: String
+    private let core: ServerCore
+    private let socket: nng_socket
+    private let contexts: [NNGServerContext]
+    private let closed = Locked(false)
+
+    /// Listens on `address` (`tcp://host:port`, port 0 picks a free one; `ipc://path`).
+    public init(address: String, options: ServerOptions = ServerOptions(), handler: @escaping RequestHandler) throws {
+        try NNG.validate(address)
+        precondition(options.concurrency >= 1, "a server needs at least one context")
+        core = ServerCore(codec: try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize), handler: handler)
+        var sock = nng_socket()
+        try NNG.check(nng_rep0_open(&sock), "nng_rep0_open for \(address)")
+        socket = sock
+        var built: [NNGServerContext] = []
+        do {
+            try NNG.configure(sock, maxMessageSize: options.maxMessageSize, address: address)
+            var listener = nng_listener()
+            try NNG.check(nng_listen(sock, address, &listener, 0), "nng_listen \(address)")
+            self.address = try Self.boundAddress(address, listener)
+            for _ in 0..<options.concurrency {
+                built.append(try NNGServerContext(socket: sock, core: core, address: address))
+            }
+        } catch {
+            for c in built { c.stop() }
+            nng_close(sock)
+            throw error
+        }
+        contexts = built
+        for c in built { c.receive() }
+    }
+
+    deinit { close() }
+
+    public var counters: ServerCounters { core.counters }
+
+    public func close() {
+        guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
+        for c in contexts { c.stop() }
+        nng_close(socket)
+    }
+
+    /// `address` with a `tcp://…:0` port replaced by the port the listener bound.
+    private static func boundAddress(_ address: String, _ listener: nng_listener) throws -> String {
+        guard address.hasPrefix("tcp://"), address.hasSuffix(":0") else { return address }
+        var port: Int32 = 0
+        try NNG.check(nng_listener_get_int(listener, NNG_OPT_TCP_BOUND_PORT, &port), "bound port of \(address)")
+        return String(address.dropLast(1)) + String(port)
+    }
+}
+
+/// One REP context: receive, hand to the core, send the reply (possibly later), repeat.
+final class NNGServerContext: @unchecked Sendable {
+    // @unchecked: `ctx`/`aio` are set once in init; the phase is Locked.
+    private enum Phase { case idle, receiving, handling, sending, stopped }
+
+    private let ctx: nng_ctx
+    private var aio: OpaquePointer?
+    private let core: ServerCore
+    private let address: String
+    private let phase = Locked(Phase.idle)
+
+    init(socket: nng_socket, core: ServerCore, address: String) throws {
+        self.core = core
+        self.address = address
+        var c = nng_ctx()
+        try NNG.check(nng_ctx_open(&c, socket), "nng_ctx_open for \(address)")
+        ctx = c
+        var a: OpaquePointer?
+        let rc = nng_aio_alloc(&a, nngServerCallback, Unmanaged.passUnretained(self).toOpaque())
+        if rc != 0 {
+            nng_ctx_close(c)
+            throw NNG.error(rc, "nng_aio_alloc for \(address)")
+        }
+        aio = a
+    }
+
+    deinit {
+        if let aio { nng_aio_free(aio) }
+    }
+
+    /// Starts receiving the next request.
+    func receive() {
+        phase.withLock { p in
+            guard p != .stopped else { return }
+            p = .receiving
+            nng_ctx_recv(ctx, aio)
+        }
+    }
+
+    /// Called by nng when a receive or a send finished.
+    fileprivate func completed() {
+        let rc = nng_aio_result(aio)
+        let current = phase.withLock { $0 }
+        switch current {
+        case .receiving:
+            guard rc == 0 else {
+                // Closed or stopped: the context is done. Anything else is transient.
+                if rc == Int32(NNG_ECLOSED.rawValue) || rc == Int32(NNG_ECANCELED.rawValue) { return }
+                receive()
+                return
+            }
+            let msg = NNGMessage(pointer: nng_aio_get_msg(aio)!)
+            phase.withLock { if $0 == .receiving { $0 = .handling } }
+            let peer = NNG.remoteAddress(of: msg.pointer)
+            core.handle(msg.body, peerAddress: peer) { [self] envelope in self.reply(envelope) }
+            msg.free()
+        case .sending:
+            if rc != 0 {
+                if let m = nng_aio_get_msg(aio) { nng_msg_free(m) }
+                core.count { $0.sendFailures += 1 }
+            }
+            receive()
+        case .stopped:
+            // The aio was aborted mid-operation; a message still attached is ours to free.
+            if let m = nng_aio_get_msg(aio) {
+                nng_aio_set_msg(aio, nil)
+                nng_msg_free(m)
+            }
+        case .idle, .handling:
+            return
+        }
+    }
+
+    /// Sends the reply to the request this context holds (from any thread, once).
+    private func reply(_ envelope: Envelope) {
+        let (prepared, size) = core.prepareReply(envelope)
+        let msg: NNGMessage
+        do {
+            msg = try NNGMessage.encoding(prepared, with: core.codec, size: size, for: "\(prepared.message.kind) reply on \(address)")
+        } catch {
+            // Only allocation can fail here (prepareReply checked the size); drop the
+            // request so the client times out and retries, and serve the next one.
+            core.count { $0.sendFailures += 1 }
+            receive()
+            return
+        }
+        let started = phase.withLock { p -> Bool in
+            guard p != .stopped else { return false }
+            p = .sending
+            nng_aio_set_msg(aio, msg.pointer)
+            nng_ctx_send(ctx, aio)
+            return true
+        }
+        if started {
+            core.count { $0.replied += 1; $0.bytesSent += size }
+        } else {
+            msg.free()
+        }
+    }
+
+    /// Stops the aio and closes the context.
+    func stop() {
+        phase.withLock { $0 = .stopped }
+        nng_aio_stop(aio)
+        nng_ctx_close(ctx)
+    }
+}
+
+private let nngServerCallback: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
+    guard let arg else { return }
+    Unmanaged<NNGServerContext>.fromOpaque(arg).takeUnretainedValue().completed()
+}

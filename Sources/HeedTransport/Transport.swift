@@ -1,0 +1,249 @@
+import HeedCore
+
+/// Makes clients and servers; `NNGTransport` for real sockets, `InMemoryNetwork` for tests.
+///
+/// Roles take an `any Transport` so the same server, worker and coordinator code runs
+/// over nng in production and over the fault-injecting in-memory network in tests.
+public protocol Transport: Sendable {
+    /// A client for the server at `address` (`tcp://host:port`, `ipc://path`). Connecting
+    /// happens in the background: a server that is not up yet makes requests time out.
+    func connect(to address: String, options: ClientOptions) throws -> any RequestClient
+
+    /// Starts a server at `address` calling `handler` for every request.
+    func listen(on address: String, options: ServerOptions, handler: @escaping RequestHandler) throws -> any RequestServer
+}
+
+/// Sends requests to one peer and awaits replies; several may be in flight at once.
+public protocol RequestClient: AnyObject, Sendable {
+    /// The sender id stamped on every request.
+    var senderID: UInt64 { get }
+    /// The peer's address, for error messages.
+    var peerAddress: String { get }
+    /// The policy `request(_:timeout:)` uses.
+    var retryPolicy: RetryPolicy { get }
+    /// A fresh request id (unique for this client).
+    func makeRequestID() -> UInt64
+    /// One attempt: sends `envelope` and returns the peer's reply envelope, without retry
+    /// and without interpreting error replies. Throws `.timeout` if no reply arrives in time.
+    func send(_ envelope: Envelope, timeout: Duration) async throws -> Envelope
+    /// Stops the client; requests in flight fail with `.cancelled`.
+    func close()
+}
+
+/// Receives requests and answers them through a `RequestHandler`.
+public protocol RequestServer: AnyObject, Sendable {
+    /// The address clients dial (for `tcp://host:0`, the port actually bound).
+    var address: String { get }
+    /// A snapshot of the request counters.
+    var counters: ServerCounters { get }
+    /// Stops listening; deferred replies sent afterwards are dropped.
+    func close()
+}
+
+/// Answers one request, on a transport thread (so it must be thread-safe and must not
+/// wait for other requests). Return the reply, or `nil` after keeping
+/// `request.responder` to reply later (barriers, requests deduplicated while the first
+/// copy is still being applied). A thrown error becomes an `.error` reply.
+public typealias RequestHandler = @Sendable (Request) throws -> Message?
+
+/// Where a request came from.
+public struct PeerInfo: Sendable, Equatable {
+    /// The sender id from the request header.
+    public var senderID: UInt64
+    /// The remote address as the transport sees it (`tcp://127.0.0.1:50312`, `ipc:///path`).
+    public var address: String
+
+    /// Creates peer info.
+    public init(senderID: UInt64, address: String) {
+        self.senderID = senderID
+        self.address = address
+    }
+}
+
+/// A decoded, authenticated request as a handler sees it.
+public struct Request: Sendable {
+    /// Header ids and message.
+    public let envelope: Envelope
+    /// Who sent it.
+    public let peer: PeerInfo
+    /// Sends the reply; used directly only by handlers that return `nil`.
+    public let responder: Responder
+
+    /// The request message.
+    public var message: Message { envelope.message }
+
+    /// Creates a request (transports and tests build these).
+    public init(envelope: Envelope, peer: PeerInfo, responder: Responder) {
+        self.envelope = envelope
+        self.peer = peer
+        self.responder = responder
+    }
+}
+
+/// Delivers the one reply to a request, now or later, from any thread.
+///
+/// Only the first `reply` counts. A responder dropped without replying answers
+/// with an `.internalError`, so a forgotten request never parks a server context forever.
+public final class Responder: Sendable {
+    private let sender: Locked<(@Sendable (Message) -> Void)?>
+
+    /// Creates a responder that hands the reply message to `send` once.
+    public init(_ send: @escaping @Sendable (Message) -> Void) {
+        sender = Locked(send)
+    }
+
+    deinit {
+        if let send = sender.withLock({ $0 }) {
+            send(.error(ErrorReply(code: .internalError, message: "the handler dropped the request without replying")))
+        }
+    }
+
+    /// Sends `message` as the reply; returns false (and sends nothing) if a reply was already sent.
+    @discardableResult
+    public func reply(_ message: Message) -> Bool {
+        guard let send = sender.withLock({ s -> (@Sendable (Message) -> Void)? in defer { s = nil }; return s }) else { return false }
+        send(message)
+        return true
+    }
+
+    /// Replies with an error message describing `error`.
+    @discardableResult
+    public func fail(_ error: any Error) -> Bool { reply(.error(ErrorReply(error))) }
+
+    /// Whether a reply was sent.
+    public var hasReplied: Bool { sender.withLock { $0 == nil } }
+}
+
+/// What a server has seen; malformed and unauthenticated messages are counted, not fatal.
+public struct ServerCounters: Sendable, Equatable {
+    /// Messages received, valid or not.
+    public var received = 0
+    /// Replies handed to the transport (including error replies).
+    public var replied = 0
+    /// Messages that failed to decode (bad header, lengths, version, or a reply kind sent as request).
+    public var malformed = 0
+    /// Messages with a missing or wrong authentication tag.
+    public var unauthenticated = 0
+    /// Requests whose handler threw.
+    public var handlerErrors = 0
+    /// Replies the transport failed to send (peer gone).
+    public var sendFailures = 0
+    /// Bytes received in valid and invalid messages.
+    public var bytesReceived = 0
+    /// Bytes of replies sent.
+    public var bytesSent = 0
+
+    /// Creates zeroed counters.
+    public init() {}
+}
+
+// MARK: - Requests with retry and typed replies
+
+extension RequestClient {
+    /// Sends `message` with a fresh request id and returns the reply message, retrying
+    /// timeouts and lost connections per `retryPolicy` with the same id. An `.error`
+    /// reply is thrown as a `HeedError` with the peer's code.
+    public func request(_ message: Message, timeout: Duration) async throws -> Message {
+        try await request(message, timeout: timeout, retry: retryPolicy)
+    }
+
+    /// Like `request(_:timeout:)` with an explicit retry policy.
+    public func request(_ message: Message, timeout: Duration, retry: RetryPolicy) async throws -> Message {
+        let envelope = Envelope(senderID: senderID, requestID: makeRequestID(), message: message)
+        return try await request(envelope, timeout: timeout, retry: retry)
+    }
+
+    /// Sends a prepared envelope (its request id reused on every attempt) and returns the reply message.
+    public func request(_ envelope: Envelope, timeout: Duration, retry: RetryPolicy) async throws -> Message {
+        var attempt = 1
+        var pause = retry.backoff
+        while true {
+            let reply: Envelope
+            do {
+                reply = try await send(envelope, timeout: timeout)
+            } catch let error as HeedError where attempt < retry.attempts && retry.isRetryable(error) {
+                attempt += 1
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, retry.maxBackoff)
+                continue
+            }
+            guard reply.senderID == envelope.senderID, reply.requestID == envelope.requestID else {
+                throw HeedError(.protocolViolation, "\(peerAddress) answered request \(envelope.requestID) with ids \(reply.senderID)/\(reply.requestID)")
+            }
+            if case .error(let e) = reply.message {
+                throw HeedError(e.code, "\(peerAddress) refused \(envelope.message.kind) request \(envelope.requestID): \(e.message)")
+            }
+            return reply.message
+        }
+    }
+
+    /// Reads rows; the reply has exactly `pull.keys.count` rows.
+    public func pullRows(_ pull: PullRows, timeout: Duration) async throws -> RowsReply {
+        let reply = try await request(.pullRows(pull), timeout: timeout)
+        guard case .rowsReply(let rows) = reply else { throw unexpected(reply, for: .pullRows) }
+        guard rows.tableID == pull.tableID, rows.rowCount == pull.keys.count else {
+            throw HeedError(.protocolViolation, "\(peerAddress) returned \(rows.rowCount) rows of table \(rows.tableID) for \(pull.keys.count) keys of table \(pull.tableID)")
+        }
+        return rows
+    }
+
+    /// Pushes row gradients; returns the server's acknowledgement.
+    public func pushRows(_ push: PushRows, timeout: Duration) async throws -> Ack {
+        try await expectAck(.pushRows(push), timeout: timeout)
+    }
+
+    /// Reads dense tensors.
+    public func pullDense(_ pull: PullDense, timeout: Duration) async throws -> DenseReply {
+        let reply = try await request(.pullDense(pull), timeout: timeout)
+        guard case .denseReply(let dense) = reply else { throw unexpected(reply, for: .pullDense) }
+        return dense
+    }
+
+    /// Pushes dense gradients.
+    public func pushDense(_ push: PushDense, timeout: Duration) async throws -> Ack {
+        try await expectAck(.pushDense(push), timeout: timeout)
+    }
+
+    /// Registers with the coordinator.
+    public func register(_ register: Register, timeout: Duration) async throws -> RegisterReply {
+        let reply = try await request(.register(register), timeout: timeout)
+        guard case .registerReply(let r) = reply else { throw unexpected(reply, for: .register) }
+        return r
+    }
+
+    /// Sends a heartbeat to the coordinator.
+    public func heartbeat(_ beat: Heartbeat, timeout: Duration) async throws -> HeartbeatAck {
+        let reply = try await request(.heartbeat(beat), timeout: timeout)
+        guard case .heartbeatAck(let ack) = reply else { throw unexpected(reply, for: .heartbeat) }
+        return ack
+    }
+
+    /// Waits at a barrier; `timeout` must cover the slowest participant.
+    public func barrier(_ barrier: Barrier, timeout: Duration) async throws -> BarrierRelease {
+        let reply = try await request(.barrier(barrier), timeout: timeout)
+        guard case .barrierRelease(let release) = reply else { throw unexpected(reply, for: .barrier) }
+        return release
+    }
+
+    /// Asks the peer to shut down.
+    public func shutdown(_ shutdown: Shutdown, timeout: Duration) async throws -> Ack {
+        try await expectAck(.shutdown(shutdown), timeout: timeout)
+    }
+
+    /// Sends a control command and returns the peer's control reply.
+    public func control(_ command: Control, timeout: Duration) async throws -> Control {
+        let reply = try await request(.control(command), timeout: timeout)
+        guard case .controlReply(let r) = reply else { throw unexpected(reply, for: .control) }
+        return r
+    }
+
+    private func expectAck(_ message: Message, timeout: Duration) async throws -> Ack {
+        let reply = try await request(message, timeout: timeout)
+        guard case .ack(let ack) = reply else { throw unexpected(reply, for: message.kind) }
+        return ack
+    }
+
+    private func unexpected(_ reply: Message, for kind: MessageKind) -> HeedError {
+        HeedError(.protocolViolation, "\(peerAddress) answered a \(kind) request with \(reply.kind)")
+    }
+}

@@ -1,0 +1,1088 @@
+// The Heed wire format: every byte that crosses a socket is laid out here and
+// nowhere else. docs/wire-format.md is the prose version of this file; change
+// both together and bump `WireCodec.version` on any incompatible change.
+import Crypto
+import HeedCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // UnsafeRawBufferPointer: DataProtocol, for HMAC
+#else
+import Foundation
+#endif
+
+// Key and value blocks are copied with one memcpy each, so their in-memory
+// layout must already be the wire's little-endian layout.
+#if _endian(big)
+#error("Heed's wire format copies UInt64 and Float32 blocks verbatim and needs a little-endian host")
+#endif
+
+// MARK: - Kinds and header
+
+/// What a message is; the raw value is the header's `kind` field.
+///
+/// Requests have the high bit clear, replies have it set (`0x80 | request`),
+/// so a kind's direction is visible in a packet dump.
+public enum MessageKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
+    case register = 0x01
+    case heartbeat = 0x02
+    case pullRows = 0x03
+    case pushRows = 0x04
+    case pullDense = 0x05
+    case pushDense = 0x06
+    case barrier = 0x07
+    case shutdown = 0x08
+    case control = 0x09
+
+    /// Generic acknowledgement of pushRows, pushDense and shutdown.
+    case ack = 0x80
+    case registerReply = 0x81
+    case heartbeatAck = 0x82
+    case rowsReply = 0x83
+    case denseReply = 0x85
+    case barrierRelease = 0x87
+    case controlReply = 0x89
+    /// A request failed; carries a code and a message.
+    case error = 0xFF
+
+    /// Whether this kind travels from server to client.
+    public var isReply: Bool { rawValue & 0x80 != 0 }
+
+    public var description: String {
+        switch self {
+        case .register: "register"
+        case .heartbeat: "heartbeat"
+        case .pullRows: "pullRows"
+        case .pushRows: "pushRows"
+        case .pullDense: "pullDense"
+        case .pushDense: "pushDense"
+        case .barrier: "barrier"
+        case .shutdown: "shutdown"
+        case .control: "control"
+        case .ack: "ack"
+        case .registerReply: "registerReply"
+        case .heartbeatAck: "heartbeatAck"
+        case .rowsReply: "rowsReply"
+        case .denseReply: "denseReply"
+        case .barrierRelease: "barrierRelease"
+        case .controlReply: "controlReply"
+        case .error: "error"
+        }
+    }
+}
+
+/// The fixed 32-byte header that starts every message.
+///
+/// Layout (little-endian): magic u32 "HEED" | version u16 | kind u16 | flags u32 |
+/// payload length u32 | sender id u64 | request id u64. Then `payloadLength` bytes,
+/// then a 32-byte HMAC-SHA256 tag if `flags & authenticatedFlag`.
+public struct WireHeader: Equatable, Sendable {
+    /// The message kind.
+    public var kind: MessageKind
+    /// Flag bits; only `WireCodec.authenticatedFlag` is defined in version 1.
+    public var flags: UInt32
+    /// Length of the payload in bytes (header and tag excluded).
+    public var payloadLength: Int
+    /// Who sent the request (replies echo the request's sender id).
+    public var senderID: UInt64
+    /// The sender's id for this request; a retry reuses it, replies echo it.
+    public var requestID: UInt64
+}
+
+/// A message with the ids that travel in its header.
+public struct Envelope: Equatable, Sendable {
+    /// Who sent the request; a reply carries the request's sender id.
+    public var senderID: UInt64
+    /// Idempotency id: unique per sender, reused by retries, echoed by replies.
+    public var requestID: UInt64
+    /// The message itself.
+    public var message: Message
+
+    /// Wraps `message` with its ids.
+    public init(senderID: UInt64, requestID: UInt64, message: Message) {
+        self.senderID = senderID
+        self.requestID = requestID
+        self.message = message
+    }
+}
+
+// MARK: - Messages
+
+/// Every message Heed sends, request and reply forms.
+public enum Message: Equatable, Sendable {
+    case register(Register)
+    case registerReply(RegisterReply)
+    case heartbeat(Heartbeat)
+    case heartbeatAck(HeartbeatAck)
+    case pullRows(PullRows)
+    case rowsReply(RowsReply)
+    case pushRows(PushRows)
+    case pullDense(PullDense)
+    case denseReply(DenseReply)
+    case pushDense(PushDense)
+    case barrier(Barrier)
+    case barrierRelease(BarrierRelease)
+    case shutdown(Shutdown)
+    case control(Control)
+    case controlReply(Control)
+    case ack(Ack)
+    case error(ErrorReply)
+
+    /// The header kind for this message.
+    public var kind: MessageKind {
+        switch self {
+        case .register: .register
+        case .registerReply: .registerReply
+        case .heartbeat: .heartbeat
+        case .heartbeatAck: .heartbeatAck
+        case .pullRows: .pullRows
+        case .rowsReply: .rowsReply
+        case .pushRows: .pushRows
+        case .pullDense: .pullDense
+        case .denseReply: .denseReply
+        case .pushDense: .pushDense
+        case .barrier: .barrier
+        case .barrierRelease: .barrierRelease
+        case .shutdown: .shutdown
+        case .control: .control
+        case .controlReply: .controlReply
+        case .ack: .ack
+        case .error: .error
+        }
+    }
+}
+
+/// The role a process plays in the cluster.
+public enum NodeRole: UInt8, Sendable, CaseIterable {
+    case coordinator = 1
+    case server = 2
+    case worker = 3
+}
+
+/// A node announces itself to the coordinator.
+public struct Register: Equatable, Sendable {
+    /// What the node is.
+    public var role: NodeRole
+    /// Where the node listens (`tcp://host:port`, `ipc://path`), empty if it does not.
+    public var listenAddress: String
+    /// The rank the node would like (e.g. after a restart), if any.
+    public var rankHint: UInt32?
+
+    /// Creates a registration.
+    public init(role: NodeRole, listenAddress: String, rankHint: UInt32? = nil) {
+        self.role = role
+        self.listenAddress = listenAddress
+        self.rankHint = rankHint
+    }
+}
+
+/// The coordinator's answer to `Register`: who the node is and what it works on.
+public struct RegisterReply: Equatable, Sendable {
+    /// The node's rank within its role.
+    public var rank: UInt32
+    /// Listen addresses of the parameter servers, indexed by server rank.
+    public var serverAddresses: [String]
+    /// Key → slot → server routing.
+    public var plan: ShardingPlan
+    /// Data shard indices assigned to this node (workers; empty for servers).
+    public var dataShards: [UInt32]
+    /// Opaque cluster configuration (the coordinator's encoding, e.g. JSON).
+    public var config: [UInt8]
+
+    /// Creates a registration reply.
+    public init(rank: UInt32, serverAddresses: [String], plan: ShardingPlan, dataShards: [UInt32], config: [UInt8]) {
+        self.rank = rank
+        self.serverAddresses = serverAddresses
+        self.plan = plan
+        self.dataShards = dataShards
+        self.config = config
+    }
+}
+
+/// A liveness beat with progress, sent periodically to the coordinator.
+public struct Heartbeat: Equatable, Sendable {
+    /// The sender's rank within its role.
+    public var rank: UInt32
+    /// The sender's role.
+    public var role: NodeRole
+    /// The sender's clock: completed steps for a worker, applied pushes for a server.
+    public var clock: UInt64
+    /// Named statistics (samples/s, loss, rows, resident bytes, ...).
+    public var stats: [String: Double]
+
+    /// Creates a heartbeat.
+    public init(rank: UInt32, role: NodeRole, clock: UInt64, stats: [String: Double] = [:]) {
+        self.rank = rank
+        self.role = role
+        self.clock = clock
+        self.stats = stats
+    }
+}
+
+/// The coordinator's answer to a heartbeat.
+public struct HeartbeatAck: Equatable, Sendable {
+    /// The slowest worker clock the coordinator knows (bounded-staleness mode).
+    public var slowestClock: UInt64
+    /// The node should finish its current step and stop.
+    public var stopRequested: Bool
+    /// A command for the node, piggybacked because workers need not listen.
+    public var command: Control?
+
+    /// Creates a heartbeat acknowledgement.
+    public init(slowestClock: UInt64, stopRequested: Bool = false, command: Control? = nil) {
+        self.slowestClock = slowestClock
+        self.stopRequested = stopRequested
+        self.command = command
+    }
+}
+
+/// Read embedding rows of one table.
+public struct PullRows: Equatable, Sendable {
+    /// Table (feature group) id.
+    public var tableID: UInt32
+    /// Keys to read, strictly ascending (sorted, unique); the decoder rejects others.
+    public var keys: [UInt64]
+
+    /// Creates a pull; `keys` must be strictly ascending.
+    public init(tableID: UInt32, keys: [UInt64]) {
+        self.tableID = tableID
+        self.keys = keys
+    }
+}
+
+/// Rows answering a `PullRows`, in the request's key order.
+public struct RowsReply: Equatable, Sendable {
+    /// Table id echoed from the request.
+    public var tableID: UInt32
+    /// Row width.
+    public var dim: UInt32
+    /// (rowCount × dim), row-major: the request's `keys[i]` is at `values[i*dim ..< (i+1)*dim]`.
+    public var values: [Float]
+
+    /// Number of rows (`values.count / dim`).
+    public var rowCount: Int { values.count / Int(dim) }
+
+    /// Creates a reply; `values.count` must be a multiple of `dim` (> 0).
+    public init(tableID: UInt32, dim: UInt32, values: [Float]) {
+        precondition(dim > 0 && values.count % Int(dim) == 0, "RowsReply values must be (rows × dim)")
+        self.tableID = tableID
+        self.dim = dim
+        self.values = values
+    }
+}
+
+/// Gradients for embedding rows of one table, applied by the owning server.
+public struct PushRows: Equatable, Sendable {
+    /// Table id.
+    public var tableID: UInt32
+    /// Row width.
+    public var dim: UInt32
+    /// Keys, strictly ascending (sorted, unique).
+    public var keys: [UInt64]
+    /// (keys.count × dim), row-major: `keys[i]`'s gradient is `grads[i*dim ..< (i+1)*dim]`.
+    public var grads: [Float]
+    /// The worker's step when it computed the gradients (bounded/sync modes).
+    public var workerClock: UInt64?
+
+    /// Creates a push; `grads.count` must equal `keys.count × dim`.
+    public init(tableID: UInt32, dim: UInt32, keys: [UInt64], grads: [Float], workerClock: UInt64? = nil) {
+        precondition(dim > 0 && grads.count == keys.count * Int(dim), "PushRows grads must be (keys.count × dim)")
+        self.tableID = tableID
+        self.dim = dim
+        self.keys = keys
+        self.grads = grads
+        self.workerClock = workerClock
+    }
+}
+
+/// A dense tensor (weights or gradients) by id.
+public struct DenseTensor: Equatable, Sendable {
+    /// Tensor id (the model assigns them).
+    public var id: UInt32
+    /// Dimensions, outermost first.
+    public var shape: [UInt32]
+    /// shape.reduce(1, *) values, row-major.
+    public var values: [Float]
+
+    /// Creates a tensor; `values.count` must equal the product of `shape`.
+    public init(id: UInt32, shape: [UInt32], values: [Float]) {
+        precondition(shape.reduce(1) { $0 * Int($1) } == values.count, "DenseTensor values must match its shape")
+        self.id = id
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// Read dense tensors.
+public struct PullDense: Equatable, Sendable {
+    /// Ids of the tensors to read.
+    public var tensorIDs: [UInt32]
+
+    /// Creates a dense pull.
+    public init(tensorIDs: [UInt32]) { self.tensorIDs = tensorIDs }
+}
+
+/// Dense tensors answering a `PullDense`.
+public struct DenseReply: Equatable, Sendable {
+    /// The tensors, in the request's id order.
+    public var tensors: [DenseTensor]
+
+    /// Creates a dense reply.
+    public init(tensors: [DenseTensor]) { self.tensors = tensors }
+}
+
+/// Gradients for dense tensors.
+public struct PushDense: Equatable, Sendable {
+    /// Gradient tensors, one per tensor id.
+    public var tensors: [DenseTensor]
+    /// The worker's step when it computed the gradients.
+    public var workerClock: UInt64?
+
+    /// Creates a dense push.
+    public init(tensors: [DenseTensor], workerClock: UInt64? = nil) {
+        self.tensors = tensors
+        self.workerClock = workerClock
+    }
+}
+
+/// Arrive at a named barrier; the reply comes when every participant arrived.
+public struct Barrier: Equatable, Sendable {
+    /// Barrier name, e.g. "epoch-end".
+    public var name: String
+    /// The arriving node's rank.
+    public var rank: UInt32
+    /// Which use of the barrier this is (epoch number, ...).
+    public var generation: UInt64
+
+    /// Creates a barrier arrival.
+    public init(name: String, rank: UInt32, generation: UInt64) {
+        self.name = name
+        self.rank = rank
+        self.generation = generation
+    }
+}
+
+/// A barrier has been passed by everyone.
+public struct BarrierRelease: Equatable, Sendable {
+    /// Barrier name.
+    public var name: String
+    /// The released generation.
+    public var generation: UInt64
+
+    /// Creates a release.
+    public init(name: String, generation: UInt64) {
+        self.name = name
+        self.generation = generation
+    }
+}
+
+/// Ask a node to stop cleanly.
+public struct Shutdown: Equatable, Sendable {
+    /// Why, for the node's log.
+    public var reason: String
+
+    /// Creates a shutdown request.
+    public init(reason: String) { self.reason = reason }
+}
+
+/// A named command with a small opaque body (coordinator commands such as checkpoints).
+///
+/// New cluster features use this instead of new header kinds; the body's encoding
+/// (JSON, bytes) is the command's business.
+public struct Control: Equatable, Sendable {
+    /// Command name, e.g. "checkpoint".
+    public var name: String
+    /// Command arguments.
+    public var body: [UInt8]
+
+    /// Creates a command.
+    public init(name: String, body: [UInt8] = []) {
+        self.name = name
+        self.body = body
+    }
+}
+
+/// Success reply to pushRows, pushDense and shutdown.
+public struct Ack: Equatable, Sendable {
+    /// Request-specific count, e.g. rows applied; 0 if none.
+    public var value: UInt64
+
+    /// Creates an acknowledgement.
+    public init(value: UInt64 = 0) { self.value = value }
+}
+
+/// A request failed on the peer.
+public struct ErrorReply: Equatable, Sendable {
+    /// What kind of failure.
+    public var code: HeedError.Code
+    /// Human-readable reason.
+    public var message: String
+
+    /// Creates an error reply.
+    public init(code: HeedError.Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// An error reply describing `error` (a `HeedError` keeps its code).
+    public init(_ error: any Error) {
+        if let e = error as? HeedError {
+            self.init(code: e.code, message: e.description)
+        } else {
+            self.init(code: .internalError, message: String(describing: error))
+        }
+    }
+}
+
+// MARK: - Codec
+
+/// Encodes and decodes envelopes; holds the cluster secret for HMAC-SHA256 tags.
+///
+/// With a secret every outgoing message carries a tag over header and payload and
+/// every incoming message must carry a valid one. Without a secret a tagged
+/// message is rejected too, so a half-configured cluster fails loudly.
+public struct WireCodec: Sendable {
+    /// "HEED" read as a little-endian UInt32.
+    public static let magic: UInt32 = 0x4445_4548
+    /// The wire version this build speaks.
+    public static let version: UInt16 = 1
+    /// Size of the fixed header.
+    public static let headerSize = 32
+    /// Size of the HMAC-SHA256 trailer.
+    public static let tagSize = 32
+    /// Header flag: an HMAC-SHA256 tag follows the payload.
+    public static let authenticatedFlag: UInt32 = 1
+    /// Shortest accepted cluster secret.
+    public static let minimumSecretLength = 16
+    /// Default cap on one message (also nng's receive limit).
+    public static let defaultMaxMessageSize = 64 << 20
+
+    /// Largest message this codec encodes or accepts, in bytes.
+    public let maxMessageSize: Int
+    // Raw bytes rather than a SymmetricKey, which is not Sendable in swift-crypto 3.
+    private let secret: [UInt8]?
+
+    /// Whether messages are tagged and tags are required.
+    public var isAuthenticated: Bool { secret != nil }
+
+    private var key: SymmetricKey? { secret.map { SymmetricKey(data: $0) } }
+
+    /// Creates a codec; `secret` (at least 16 bytes) turns on authentication.
+    public init(secret: [UInt8]? = nil, maxMessageSize: Int = WireCodec.defaultMaxMessageSize) throws {
+        if let secret, secret.count < Self.minimumSecretLength {
+            throw HeedError(.config, "cluster secret is \(secret.count) bytes; at least \(Self.minimumSecretLength) are required")
+        }
+        guard maxMessageSize >= Self.headerSize + Self.tagSize else {
+            throw HeedError(.config, "maximum message size \(maxMessageSize) is smaller than a header")
+        }
+        self.maxMessageSize = maxMessageSize
+        self.secret = secret
+    }
+
+    /// Exact encoded size of `envelope` in bytes.
+    public func encodedSize(_ envelope: Envelope) -> Int {
+        Self.headerSize + envelope.message.payloadSize + (secret == nil ? 0 : Self.tagSize)
+    }
+
+    /// Encodes `envelope` into `buffer`, which must be exactly `encodedSize(envelope)` bytes.
+    public func encode(_ envelope: Envelope, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let payloadSize = envelope.message.payloadSize
+        let total = Self.headerSize + payloadSize + (secret == nil ? 0 : Self.tagSize)
+        precondition(buffer.count == total, "encode buffer must be encodedSize(envelope) bytes")
+        guard total <= maxMessageSize, payloadSize <= Int(UInt32.max) else {
+            throw HeedError(.invalidInput, "\(envelope.message.kind) message of \(total) bytes exceeds the \(maxMessageSize)-byte limit; split the batch")
+        }
+        guard let base = buffer.baseAddress else { return }
+        var w = WireWriter(base: base, count: total)
+        w.u32(Self.magic)
+        w.u16(Self.version)
+        w.u16(envelope.message.kind.rawValue)
+        w.u32(secret == nil ? 0 : Self.authenticatedFlag)
+        w.u32(UInt32(payloadSize))
+        w.u64(envelope.senderID)
+        w.u64(envelope.requestID)
+        envelope.message.writePayload(to: &w)
+        precondition(w.offset == Self.headerSize + payloadSize, "payloadSize disagrees with writePayload for \(envelope.message.kind)")
+        if let key {
+            var mac = HMAC<SHA256>(key: key)
+            mac.update(data: UnsafeRawBufferPointer(start: base, count: w.offset))
+            let tag = mac.finalize()
+            tag.withUnsafeBytes { w.bytes($0) }
+        }
+    }
+
+    /// Encodes `envelope` into a new byte array.
+    public func encode(_ envelope: Envelope) throws -> [UInt8] {
+        let size = encodedSize(envelope)
+        var out = [UInt8](repeating: 0, count: size)
+        try out.withUnsafeMutableBytes { try encode(envelope, into: $0) }
+        return out
+    }
+
+    /// Validates the header of `bytes` against the buffer length and this codec's limits.
+    public func decodeHeader(_ bytes: UnsafeRawBufferPointer) throws -> WireHeader {
+        guard bytes.count >= Self.headerSize else {
+            throw HeedError(.protocolViolation, "message of \(bytes.count) bytes is shorter than the \(Self.headerSize)-byte header")
+        }
+        guard bytes.count <= maxMessageSize else {
+            throw HeedError(.protocolViolation, "message of \(bytes.count) bytes exceeds the \(maxMessageSize)-byte limit")
+        }
+        var r = WireReader(bytes, what: "header")
+        let magic = try r.u32()
+        guard magic == Self.magic else {
+            throw HeedError(.protocolViolation, "bad magic 0x\(String(magic, radix: 16)); not a Heed message")
+        }
+        let version = try r.u16()
+        guard version == Self.version else {
+            throw HeedError(.unsupported, "wire version \(version); this build speaks version \(Self.version)")
+        }
+        let rawKind = try r.u16()
+        guard let kind = MessageKind(rawValue: rawKind) else {
+            throw HeedError(.protocolViolation, "unknown message kind 0x\(String(rawKind, radix: 16))")
+        }
+        let flags = try r.u32()
+        guard flags & ~Self.authenticatedFlag == 0 else {
+            throw HeedError(.protocolViolation, "unknown header flags 0x\(String(flags, radix: 16))")
+        }
+        let payloadLength = Int(try r.u32())
+        let senderID = try r.u64()
+        let requestID = try r.u64()
+        let tagLength = flags & Self.authenticatedFlag != 0 ? Self.tagSize : 0
+        guard bytes.count == Self.headerSize + payloadLength + tagLength else {
+            throw HeedError(.protocolViolation, "header says \(payloadLength) payload bytes\(tagLength > 0 ? " + tag" : ""), message has \(bytes.count - Self.headerSize) after the header")
+        }
+        return WireHeader(kind: kind, flags: flags, payloadLength: payloadLength, senderID: senderID, requestID: requestID)
+    }
+
+    /// Decodes and authenticates one message; throws `.protocolViolation`, `.unsupported`
+    /// or `.unauthenticated` for bad input and never traps.
+    public func decode(_ bytes: UnsafeRawBufferPointer) throws -> Envelope {
+        let header = try decodeHeader(bytes)
+        let signedLength = Self.headerSize + header.payloadLength
+        let tagged = header.flags & Self.authenticatedFlag != 0
+        if let key {
+            guard tagged else {
+                throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) has no authentication tag")
+            }
+            // Safe: decodeHeader checked count == signedLength + tagSize.
+            let tag = UnsafeRawBufferPointer(rebasing: bytes[signedLength ..< signedLength + Self.tagSize])
+            let signed = UnsafeRawBufferPointer(rebasing: bytes[0 ..< signedLength])
+            guard HMAC<SHA256>.isValidAuthenticationCode(Array(tag), authenticating: signed, using: key) else {
+                throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) failed authentication (wrong cluster secret or tampered)")
+            }
+        } else if tagged {
+            throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) is authenticated but no cluster secret is configured here")
+        }
+        // Safe: decodeHeader checked the payload lies inside the buffer.
+        var r = WireReader(UnsafeRawBufferPointer(rebasing: bytes[Self.headerSize ..< signedLength]), what: header.kind.description)
+        let message = try Message.readPayload(kind: header.kind, from: &r)
+        try r.expectEnd()
+        return Envelope(senderID: header.senderID, requestID: header.requestID, message: message)
+    }
+
+    /// Decodes a message held in an array.
+    public func decode(_ bytes: [UInt8]) throws -> Envelope {
+        try bytes.withUnsafeBytes { try decode($0) }
+    }
+
+    /// The sender and request ids of a buffer whose header is readable, even if the
+    /// rest is malformed; used to address error replies.
+    static func peekIDs(_ bytes: UnsafeRawBufferPointer) -> (senderID: UInt64, requestID: UInt64)? {
+        guard bytes.count >= headerSize, bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self) == UInt32(littleEndian: magic) else {
+            return nil
+        }
+        return (UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+    }
+}
+
+// MARK: - Error codes on the wire
+
+extension HeedError.Code {
+    /// Stable wire numbers; never renumber, only append.
+    static let wireTable: [(HeedError.Code, UInt16)] = [
+        (.invalidInput, 1), (.io, 2), (.corrupt, 3), (.transport, 4), (.timeout, 5),
+        (.protocolViolation, 6), (.unauthenticated, 7), (.notFound, 8), (.unsupported, 9),
+        (.config, 10), (.peerFailed, 11), (.cancelled, 12), (.internalError, 13),
+    ]
+
+    /// This code's wire number.
+    var wireCode: UInt16 { Self.wireTable.first { $0.0 == self }?.1 ?? 13 }
+
+    /// The code for a wire number; unknown numbers (a newer peer) read as `internalError`.
+    init(wireCode: UInt16) {
+        self = Self.wireTable.first { $0.1 == wireCode }?.0 ?? .internalError
+    }
+}
+
+// MARK: - Payload layouts
+
+extension Message {
+    /// Payload bytes this message encodes to.
+    var payloadSize: Int {
+        switch self {
+        case .register(let m):
+            return 1 + 1 + 4 + WireWriter.size(of: m.listenAddress)
+        case .registerReply(let m):
+            return 4 + 8 + 4 * m.plan.slotOwners.count
+                + 4 + m.serverAddresses.reduce(0) { $0 + WireWriter.size(of: $1) }
+                + 4 + 4 * m.dataShards.count
+                + 4 + m.config.count
+        case .heartbeat(let m):
+            return 4 + 1 + 8 + 4 + m.stats.keys.reduce(0) { $0 + WireWriter.size(of: $1) + 8 }
+        case .heartbeatAck(let m):
+            return 8 + 1 + 1 + (m.command.map(Self.controlSize) ?? 0)
+        case .pullRows(let m):
+            return 4 + 4 + 8 * m.keys.count
+        case .rowsReply(let m):
+            return 16 + 4 * m.values.count
+        case .pushRows(let m):
+            return 24 + 8 * m.keys.count + 4 * m.grads.count
+        case .pullDense(let m):
+            return 4 + 4 * m.tensorIDs.count
+        case .denseReply(let m):
+            return 4 + m.tensors.reduce(0) { $0 + Self.tensorSize($1) }
+        case .pushDense(let m):
+            return 4 + 4 + 8 + m.tensors.reduce(0) { $0 + Self.tensorSize($1) }
+        case .barrier(let m):
+            return 4 + 8 + WireWriter.size(of: m.name)
+        case .barrierRelease(let m):
+            return 8 + WireWriter.size(of: m.name)
+        case .shutdown(let m):
+            return WireWriter.size(of: m.reason)
+        case .control(let m), .controlReply(let m):
+            return Self.controlSize(m)
+        case .ack:
+            return 8
+        case .error(let m):
+            return 2 + WireWriter.size(of: m.message)
+        }
+    }
+
+    private static func controlSize(_ c: Control) -> Int { WireWriter.size(of: c.name) + 4 + c.body.count }
+    private static func tensorSize(_ t: DenseTensor) -> Int { 4 + 4 + 4 * t.shape.count + 4 + 4 * t.values.count }
+
+    /// Writes the payload; the caller sized the buffer with `payloadSize`.
+    func writePayload(to w: inout WireWriter) {
+        switch self {
+        case .register(let m):
+            w.u8(m.role.rawValue)
+            w.u8(m.rankHint == nil ? 0 : 1)
+            w.u32(m.rankHint ?? 0)
+            w.string(m.listenAddress)
+        case .registerReply(let m):
+            w.u32(m.rank)
+            w.u32(UInt32(m.plan.slotCount))
+            w.u32(UInt32(m.plan.serverCount))
+            for owner in m.plan.slotOwners { w.u32(UInt32(truncatingIfNeeded: owner)) }
+            w.u32(UInt32(m.serverAddresses.count))
+            for a in m.serverAddresses { w.string(a) }
+            w.u32(UInt32(m.dataShards.count))
+            m.dataShards.withUnsafeBytes { w.bytes($0) }
+            w.byteArray(m.config)
+        case .heartbeat(let m):
+            w.u32(m.rank)
+            w.u8(m.role.rawValue)
+            w.u64(m.clock)
+            w.u32(UInt32(m.stats.count))
+            // Sorted so equal heartbeats encode to equal bytes.
+            for name in m.stats.keys.sorted() {
+                w.string(name)
+                w.u64(m.stats[name]!.bitPattern)
+            }
+        case .heartbeatAck(let m):
+            w.u64(m.slowestClock)
+            w.u8(m.stopRequested ? 1 : 0)
+            w.u8(m.command == nil ? 0 : 1)
+            if let c = m.command { Self.writeControl(c, to: &w) }
+        case .pullRows(let m):
+            w.u32(m.tableID)
+            w.u32(UInt32(m.keys.count))
+            m.keys.withUnsafeBytes { w.bytes($0) }
+        case .rowsReply(let m):
+            w.u32(m.tableID)
+            w.u32(m.dim)
+            w.u32(UInt32(m.rowCount))
+            w.u32(0)
+            m.values.withUnsafeBytes { w.bytes($0) }
+        case .pushRows(let m):
+            w.u32(m.tableID)
+            w.u32(m.dim)
+            w.u32(UInt32(m.keys.count))
+            w.u32(m.workerClock == nil ? 0 : 1)
+            w.u64(m.workerClock ?? 0)
+            m.keys.withUnsafeBytes { w.bytes($0) }
+            m.grads.withUnsafeBytes { w.bytes($0) }
+        case .pullDense(let m):
+            w.u32(UInt32(m.tensorIDs.count))
+            m.tensorIDs.withUnsafeBytes { w.bytes($0) }
+        case .denseReply(let m):
+            w.u32(UInt32(m.tensors.count))
+            for t in m.tensors { Self.writeTensor(t, to: &w) }
+        case .pushDense(let m):
+            w.u32(m.workerClock == nil ? 0 : 1)
+            w.u32(UInt32(m.tensors.count))
+            w.u64(m.workerClock ?? 0)
+            for t in m.tensors { Self.writeTensor(t, to: &w) }
+        case .barrier(let m):
+            w.u32(m.rank)
+            w.u64(m.generation)
+            w.string(m.name)
+        case .barrierRelease(let m):
+            w.u64(m.generation)
+            w.string(m.name)
+        case .shutdown(let m):
+            w.string(m.reason)
+        case .control(let m), .controlReply(let m):
+            Self.writeControl(m, to: &w)
+        case .ack(let m):
+            w.u64(m.value)
+        case .error(let m):
+            w.u16(m.code.wireCode)
+            w.string(m.message)
+        }
+    }
+
+    private static func writeControl(_ c: Control, to w: inout WireWriter) {
+        w.string(c.name)
+        w.byteArray(c.body)
+    }
+
+    private static func writeTensor(_ t: DenseTensor, to w: inout WireWriter) {
+        w.u32(t.id)
+        w.u32(UInt32(t.shape.count))
+        t.shape.withUnsafeBytes { w.bytes($0) }
+        w.u32(UInt32(t.values.count))
+        t.values.withUnsafeBytes { w.bytes($0) }
+    }
+
+    /// Reads the payload of a `kind` message; every count is checked against the bytes left.
+    static func readPayload(kind: MessageKind, from r: inout WireReader) throws -> Message {
+        switch kind {
+        case .register:
+            let role = try readRole(&r)
+            let hasHint = try r.bool("rank hint flag")
+            let hint = try r.u32()
+            let address = try r.string("listen address")
+            return .register(Register(role: role, listenAddress: address, rankHint: hasHint ? hint : nil))
+        case .registerReply:
+            let rank = try r.u32()
+            let slotCount = Int(try r.u32())
+            let serverCount = Int(try r.u32())
+            guard serverCount > 0, slotCount >= serverCount else {
+                throw r.malformed("sharding plan has \(slotCount) slots for \(serverCount) servers")
+            }
+            let owners = try r.u32Array(count: slotCount, "slot owners")
+            guard owners.allSatisfy({ Int($0) < serverCount }) else {
+                throw r.malformed("sharding plan names a server rank >= \(serverCount)")
+            }
+            var plan = ShardingPlan(serverCount: serverCount, slotCount: slotCount)
+            plan.slotOwners = owners.map { Int($0) }
+            let addressCount = try r.count(minimumElementSize: 4, "server addresses")
+            var addresses: [String] = []
+            addresses.reserveCapacity(addressCount)
+            for _ in 0..<addressCount { addresses.append(try r.string("server address")) }
+            let shardCount = try r.count(minimumElementSize: 4, "data shards")
+            let shards = try r.u32Array(count: shardCount, "data shards")
+            let config = try r.byteArray("cluster config")
+            return .registerReply(RegisterReply(rank: rank, serverAddresses: addresses, plan: plan, dataShards: shards, config: config))
+        case .heartbeat:
+            let rank = try r.u32()
+            let role = try readRole(&r)
+            let clock = try r.u64()
+            let statCount = try r.count(minimumElementSize: 4 + 8, "stats")
+            var stats: [String: Double] = [:]
+            for _ in 0..<statCount {
+                let name = try r.string("stat name")
+                let value = Double(bitPattern: try r.u64())
+                guard stats.updateValue(value, forKey: name) == nil else {
+                    throw r.malformed("stat \"\(name)\" appears twice")
+                }
+            }
+            return .heartbeat(Heartbeat(rank: rank, role: role, clock: clock, stats: stats))
+        case .heartbeatAck:
+            let slowest = try r.u64()
+            let stop = try r.bool("stop flag")
+            let hasCommand = try r.bool("command flag")
+            let command = hasCommand ? try readControl(&r) : nil
+            return .heartbeatAck(HeartbeatAck(slowestClock: slowest, stopRequested: stop, command: command))
+        case .pullRows:
+            let table = try r.u32()
+            let count = try r.count(minimumElementSize: 8, "keys")
+            let keys = try r.keys(count: count)
+            return .pullRows(PullRows(tableID: table, keys: keys))
+        case .rowsReply:
+            let table = try r.u32()
+            let dim = try readDim(&r)
+            let rows = Int(try r.u32())
+            guard try r.u32() == 0 else { throw r.malformed("reserved field is not zero") }
+            let values = try r.floats(rows: rows, dim: dim, "row values")
+            return .rowsReply(RowsReply(tableID: table, dim: dim, values: values))
+        case .pushRows:
+            let table = try r.u32()
+            let dim = try readDim(&r)
+            let rows = Int(try r.u32())
+            let options = try r.u32()
+            guard options & ~1 == 0 else { throw r.malformed("unknown push options 0x\(String(options, radix: 16))") }
+            let clock = try r.u64()
+            let keys = try r.keys(count: rows)
+            let grads = try r.floats(rows: rows, dim: dim, "row gradients")
+            return .pushRows(PushRows(tableID: table, dim: dim, keys: keys, grads: grads, workerClock: options & 1 != 0 ? clock : nil))
+        case .pullDense:
+            let count = try r.count(minimumElementSize: 4, "tensor ids")
+            return .pullDense(PullDense(tensorIDs: try r.u32Array(count: count, "tensor ids")))
+        case .denseReply:
+            return .denseReply(DenseReply(tensors: try readTensors(&r, clockAfterCount: false).tensors))
+        case .pushDense:
+            let options = try r.u32()
+            guard options & ~1 == 0 else { throw r.malformed("unknown push options 0x\(String(options, radix: 16))") }
+            let (tensors, clock) = try readTensors(&r, clockAfterCount: true)
+            return .pushDense(PushDense(tensors: tensors, workerClock: options & 1 != 0 ? clock : nil))
+        case .barrier:
+            let rank = try r.u32()
+            let generation = try r.u64()
+            return .barrier(Barrier(name: try r.string("barrier name"), rank: rank, generation: generation))
+        case .barrierRelease:
+            let generation = try r.u64()
+            return .barrierRelease(BarrierRelease(name: try r.string("barrier name"), generation: generation))
+        case .shutdown:
+            return .shutdown(Shutdown(reason: try r.string("reason")))
+        case .control:
+            return .control(try readControl(&r))
+        case .controlReply:
+            return .controlReply(try readControl(&r))
+        case .ack:
+            return .ack(Ack(value: try r.u64()))
+        case .error:
+            let code = HeedError.Code(wireCode: try r.u16())
+            return .error(ErrorReply(code: code, message: try r.string("error message")))
+        }
+    }
+
+    private static func readRole(_ r: inout WireReader) throws -> NodeRole {
+        let raw = try r.u8()
+        guard let role = NodeRole(rawValue: raw) else { throw r.malformed("unknown role \(raw)") }
+        return role
+    }
+
+    private static func readDim(_ r: inout WireReader) throws -> UInt32 {
+        let dim = try r.u32()
+        guard dim > 0 else { throw r.malformed("row dimension is zero") }
+        return dim
+    }
+
+    private static func readControl(_ r: inout WireReader) throws -> Control {
+        let name = try r.string("command name")
+        return Control(name: name, body: try r.byteArray("command body"))
+    }
+
+    /// Reads `count u32 [clock u64] tensors...`; pushDense stores its clock after the count.
+    private static func readTensors(_ r: inout WireReader, clockAfterCount: Bool) throws -> (tensors: [DenseTensor], clock: UInt64) {
+        let count = try r.count(minimumElementSize: 12, "tensors")
+        let clock = clockAfterCount ? try r.u64() : 0
+        var tensors: [DenseTensor] = []
+        tensors.reserveCapacity(count)
+        for _ in 0..<count {
+            let id = try r.u32()
+            let rank = try r.count(minimumElementSize: 4, "tensor shape")
+            let shape = try r.u32Array(count: rank, "tensor shape")
+            let valueCount = try r.count(minimumElementSize: 4, "tensor values")
+            var product = 1
+            for d in shape {
+                let (p, overflow) = product.multipliedReportingOverflow(by: Int(d))
+                guard !overflow else { throw r.malformed("tensor \(id) shape \(shape) overflows") }
+                product = p
+            }
+            guard product == valueCount else {
+                throw r.malformed("tensor \(id) has \(valueCount) values for shape \(shape)")
+            }
+            let values = try r.floats(rows: valueCount, dim: 1, "tensor values")
+            tensors.append(DenseTensor(id: id, shape: shape, values: values))
+        }
+        return (tensors, clock)
+    }
+}
+
+// MARK: - Byte cursors
+
+/// Appends little-endian fields to a buffer sized in advance.
+struct WireWriter {
+    let base: UnsafeMutableRawPointer
+    let count: Int
+    private(set) var offset = 0
+
+    init(base: UnsafeMutableRawPointer, count: Int) {
+        self.base = base
+        self.count = count
+    }
+
+    /// Encoded size of a string field (u32 length + UTF-8).
+    static func size(of s: String) -> Int { 4 + s.utf8.count }
+
+    @inline(__always)
+    private mutating func put<T: FixedWidthInteger>(_ v: T) {
+        precondition(offset + MemoryLayout<T>.size <= count, "WireWriter overflow: payloadSize is wrong")
+        // Safe: bounds checked above; storeBytes allows unaligned offsets.
+        base.storeBytes(of: v.littleEndian, toByteOffset: offset, as: T.self)
+        offset += MemoryLayout<T>.size
+    }
+
+    mutating func u8(_ v: UInt8) { put(v) }
+    mutating func u16(_ v: UInt16) { put(v) }
+    mutating func u32(_ v: UInt32) { put(v) }
+    mutating func u64(_ v: UInt64) { put(v) }
+
+    /// Copies raw bytes (a key or value block: the host is little-endian).
+    mutating func bytes(_ src: UnsafeRawBufferPointer) {
+        precondition(offset + src.count <= count, "WireWriter overflow: payloadSize is wrong")
+        if let from = src.baseAddress, src.count > 0 {
+            // Safe: bounds checked above.
+            (base + offset).copyMemory(from: from, byteCount: src.count)
+        }
+        offset += src.count
+    }
+
+    /// u32 length + UTF-8 bytes.
+    mutating func string(_ s: String) {
+        var s = s
+        u32(UInt32(s.utf8.count))
+        s.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// u32 length + bytes.
+    mutating func byteArray(_ a: [UInt8]) {
+        u32(UInt32(a.count))
+        a.withUnsafeBytes { bytes($0) }
+    }
+}
+
+/// Reads little-endian fields, checking every length against the bytes left.
+struct WireReader {
+    let buffer: UnsafeRawBufferPointer
+    /// What is being read, for error messages.
+    let what: String
+    private(set) var offset = 0
+
+    init(_ buffer: UnsafeRawBufferPointer, what: String) {
+        self.buffer = buffer
+        self.what = what
+    }
+
+    var remaining: Int { buffer.count - offset }
+
+    func malformed(_ detail: String) -> HeedError {
+        HeedError(.protocolViolation, "malformed \(what) message at payload byte \(offset): \(detail)")
+    }
+
+    private mutating func need(_ n: Int, _ field: String) throws {
+        guard n >= 0, n <= remaining else {
+            throw malformed("\(field) needs \(n) bytes, \(remaining) left")
+        }
+    }
+
+    @inline(__always)
+    private mutating func get<T: FixedWidthInteger>(_: T.Type) throws -> T {
+        try need(MemoryLayout<T>.size, "\(T.self) field")
+        // Safe: need() checked the bytes exist; loadUnaligned allows any offset.
+        let v = T(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: T.self))
+        offset += MemoryLayout<T>.size
+        return v
+    }
+
+    mutating func u8() throws -> UInt8 { try get(UInt8.self) }
+    mutating func u16() throws -> UInt16 { try get(UInt16.self) }
+    mutating func u32() throws -> UInt32 { try get(UInt32.self) }
+    mutating func u64() throws -> UInt64 { try get(UInt64.self) }
+
+    mutating func bool(_ field: String) throws -> Bool {
+        let v = try u8()
+        guard v <= 1 else { throw malformed("\(field) is \(v), expected 0 or 1") }
+        return v == 1
+    }
+
+    /// Reads a u32 element count and checks that `count × minimumElementSize` bytes remain,
+    /// so a hostile count cannot make us allocate.
+    mutating func count(minimumElementSize: Int, _ field: String) throws -> Int {
+        let n = Int(try u32())
+        guard n <= remaining / minimumElementSize else {
+            throw malformed("\(field) count \(n) needs at least \(n * minimumElementSize) bytes, \(remaining) left")
+        }
+        return n
+    }
+
+    private mutating func block<T>(_: T.Type, count n: Int, _ field: String) throws -> [T] {
+        guard n <= remaining / MemoryLayout<T>.stride else {
+            throw malformed("\(field): \(n) × \(MemoryLayout<T>.stride) bytes needed, \(remaining) left")
+        }
+        let byteCount = n * MemoryLayout<T>.stride
+        let start = offset
+        let out = [T](unsafeUninitializedCapacity: n) { dst, initialized in
+            if n > 0, let from = buffer.baseAddress {
+                // Safe: the guard above checked `byteCount` bytes remain; T is a plain
+                // little-endian number type, matching the wire layout.
+                UnsafeMutableRawPointer(dst.baseAddress!).copyMemory(from: from + start, byteCount: byteCount)
+            }
+            initialized = n
+        }
+        offset += byteCount
+        return out
+    }
+
+    /// `n` strictly ascending UInt64 keys.
+    mutating func keys(count n: Int) throws -> [UInt64] {
+        let keys = try block(UInt64.self, count: n, "keys")
+        var i = 1
+        while i < keys.count {
+            guard keys[i - 1] < keys[i] else { throw malformed("keys are not strictly ascending at index \(i)") }
+            i += 1
+        }
+        return keys
+    }
+
+    /// `rows × dim` Float32 values.
+    mutating func floats(rows: Int, dim: UInt32, _ field: String) throws -> [Float] {
+        let (n, overflow) = rows.multipliedReportingOverflow(by: Int(dim))
+        guard !overflow else { throw malformed("\(field): \(rows) × \(dim) overflows") }
+        return try block(Float.self, count: n, field)
+    }
+
+    mutating func u32Array(count n: Int, _ field: String) throws -> [UInt32] {
+        try block(UInt32.self, count: n, field)
+    }
+
+    /// u32 length + bytes.
+    mutating func byteArray(_ field: String) throws -> [UInt8] {
+        let n = Int(try u32())
+        return try block(UInt8.self, count: n, field)
+    }
+
+    /// u32 length + UTF-8, rejecting invalid UTF-8.
+    mutating func string(_ field: String) throws -> String {
+        let n = Int(try u32())
+        try need(n, field)
+        // Safe: need() checked the range.
+        let raw = UnsafeRawBufferPointer(rebasing: buffer[offset ..< offset + n])
+        offset += n
+        guard let s = String(validatingUTF8Bytes: raw) else { throw malformed("\(field) is not valid UTF-8") }
+        return s
+    }
+
+    /// Fails unless the whole payload was consumed.
+    func expectEnd() throws {
+        guard remaining == 0 else { throw malformed("\(remaining) trailing bytes") }
+    }
+}
+
+extension String {
+    /// A string from UTF-8 bytes, or nil if they are not valid UTF-8.
+    init?(validatingUTF8Bytes bytes: UnsafeRawBufferPointer) {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        var scalars = String.UnicodeScalarView()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let u): scalars.append(u)
+            case .emptyInput: self = String(scalars); return
+            case .error: return nil
+            }
+        }
+    }
+}
