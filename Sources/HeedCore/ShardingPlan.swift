@@ -26,4 +26,10 @@ public struct ShardingPlan: Equatable, Codable, Sendable {
     /// The server rank that owns a key.
     @inlinable
     public func server(of key: UInt64) -> Int { slotOwners[slot(of: key)] }
+
+    /// The chunk of a flat dense vector of `count` values that server `rank` owns:
+    /// contiguous, in rank order, sizes differing by at most one.
+    public static func denseRange(rank: Int, serverCount: Int, count: Int) -> Range<Int> {
+        (rank * count / serverCount)..<((rank + 1) * count / serverCount)
+    }
 }

@@ -1,2 +1,0 @@
-/// The HeedServer module; see README.md for its role.
-enum HeedServerModule {}

@@ -1,0 +1,84 @@
+import Foundation
+import HeedCore
+import HeedTransport
+
+/// Serves one `ParameterShard` over a transport: pulls are answered directly, pushes go
+/// through a `DedupCache` so a retried push is applied once, anything else is refused
+/// with an error reply (the transport counts malformed and unauthenticated messages
+/// before they reach this handler).
+public final class ParameterServer: @unchecked Sendable {
+    /// The parameters served; nil until `attach(_:)` (requests before that are refused).
+    public var shard: ParameterShard? { lock.withLock { _shard } }
+    /// The transport server.
+    public private(set) var listener: (any RequestServer)!
+    /// Where clients connect.
+    public var address: String { listener.address }
+    /// Pushes answered from the dedup cache, applied, parked.
+    public var dedupStatistics: DedupCache.Statistics { dedup.statistics }
+
+    private var _shard: ParameterShard?
+    private let lock = NSLock()
+    private let dedup = DedupCache()
+    private var shutdownRequested = false
+
+    /// Starts listening at `address`; the shard may be attached later (after registration
+    /// has told this server its rank).
+    public init(transport: any Transport, address: String, options: ServerOptions, shard: ParameterShard? = nil) throws {
+        _shard = shard
+        listener = try transport.listen(on: address, options: options) { [weak self] request in
+            guard let self else { throw HeedError(.cancelled, "server is shutting down") }
+            return try self.handle(request)
+        }
+    }
+
+    /// Makes `shard` the parameters served.
+    public func attach(_ shard: ParameterShard) { lock.withLock { _shard = shard } }
+
+    /// True once a peer sent `shutdown`.
+    public var isShutdownRequested: Bool { lock.withLock { shutdownRequested } }
+
+    /// Stops listening.
+    public func close() { listener.close() }
+
+    private func handle(_ request: Request) throws -> Message? {
+        if case .shutdown = request.message {
+            lock.withLock { shutdownRequested = true }
+            return .ack(Ack())
+        }
+        guard let shard else { throw HeedError(.unsupported, "server is starting: parameters not loaded yet") }
+        switch request.message {
+        case .pullRows(let pull):
+            let id = try Self.tableID(pull.tableID)
+            let values = try shard.pullRows(table: id, keys: pull.keys)
+            // Safe to unwrap: pullRows threw if the table did not exist.
+            return .rowsReply(RowsReply(tableID: pull.tableID, dim: UInt32(shard.tables[id]!.dim), values: values))
+        case .pushRows(let push):
+            return dedup.handle(request) {
+                try shard.pushRows(table: try Self.tableID(push.tableID), keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
+                return .ack(Ack(value: UInt64(push.keys.count)))
+            }
+        case .pullDense(let pull):
+            guard pull.tensorIDs == [0] else { throw HeedError(.invalidInput, "dense tensors are served as one chunk, id 0; asked for \(pull.tensorIDs)") }
+            let chunk = shard.pullDense()
+            return .denseReply(DenseReply(tensors: [DenseTensor(id: 0, shape: [UInt32(chunk.count)], values: chunk)]))
+        case .pushDense(let push):
+            guard push.tensors.count == 1, push.tensors[0].id == 0 else {
+                throw HeedError(.invalidInput, "dense gradients are pushed as one chunk, id 0")
+            }
+            return dedup.handle(request) {
+                try shard.pushDense(push.tensors[0].values)
+                return .ack(Ack(value: UInt64(push.tensors[0].values.count)))
+            }
+        case .control(let c) where c.name == "stats":
+            let stats = shard.tableStats().map { "\"\($0.key)\":{\"rows\":\($0.value.rows),\"residentBytes\":\($0.value.residentBytes)}" }
+            return .controlReply(Control(name: "stats", body: Array("{\(stats.joined(separator: ","))}".utf8)))
+        default:
+            throw HeedError(.unsupported, "a parameter server does not handle \(request.message.kind) requests")
+        }
+    }
+
+    private static func tableID(_ id: UInt32) throws -> UInt8 {
+        guard id <= 255 else { throw HeedError(.invalidInput, "table id \(id) is out of range (feature groups are 0...255)") }
+        return UInt8(id)
+    }
+}

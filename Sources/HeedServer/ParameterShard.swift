@@ -1,0 +1,187 @@
+import Foundation
+import HeedCore
+import HeedOptim
+
+/// The parameters one server owns: the rows of its slots in every embedding table and a
+/// contiguous chunk of the flat dense vector, each with its optimizer state.
+///
+/// Requests from many workers arrive concurrently on transport threads: tables lock
+/// per stripe; the dense chunk and the synchronous-mode accumulators have one lock each.
+///
+/// In synchronous mode (`syncWorkers` W > 1) a step's pushes are summed and applied once,
+/// averaged over W, when the W-th arrives (each worker pushes to every server and table
+/// every step, empty pushes included). With W ≤ 1 every push is applied on arrival,
+/// which is also the asynchronous and bounded-staleness behaviour.
+public final class ParameterShard: @unchecked Sendable {
+    /// This server's rank and the number of servers.
+    public let rank: Int
+    public let serverCount: Int
+    /// Embedding tables by id (feature group).
+    public let tables: [UInt8: EmbeddingTable]
+    /// The part of the flat dense vector this server owns.
+    public let denseRange: Range<Int>
+    /// Pushes per step to wait for in synchronous mode (≤ 1: apply on arrival).
+    public let syncWorkers: Int
+
+    private var dense: [Float]
+    private var denseOptimizer: DenseOptimizer
+    private let denseLock = NSLock()
+    private var pendingRows: [UInt8: PendingRows] = [:]
+    private var pendingDense: PendingDense
+    private let syncLock = NSLock()
+    private var latestClock: UInt64 = 0
+    private let clockLock = NSLock()
+
+    /// Builds the shard for server `rank` of `serverCount`.
+    /// - Parameters:
+    ///   - tableConfigs: one config per table id.
+    ///   - initialDense: the model's whole initial dense vector; this shard keeps its chunk.
+    ///   - denseOptimizer: optimizer settings for dense weights.
+    public init(rank: Int, serverCount: Int, tableConfigs: [UInt8: EmbeddingTableConfig],
+                initialDense: [Float], denseOptimizer: OptimizerSettings, syncWorkers: Int = 0,
+                tableOptions: EmbeddingTableOptions = EmbeddingTableOptions()) throws {
+        guard serverCount >= 1, rank >= 0, rank < serverCount else {
+            throw HeedError(.config, "server rank \(rank) is outside 0..<\(serverCount)")
+        }
+        self.rank = rank
+        self.serverCount = serverCount
+        self.syncWorkers = syncWorkers
+        var tables: [UInt8: EmbeddingTable] = [:]
+        for (id, config) in tableConfigs { tables[id] = try EmbeddingTable(config: config, options: tableOptions) }
+        self.tables = tables
+        let range = ShardingPlan.denseRange(rank: rank, serverCount: serverCount, count: initialDense.count)
+        self.denseRange = range
+        self.dense = Array(initialDense[range])
+        try denseOptimizer.validate()
+        self.denseOptimizer = DenseOptimizer(config: denseOptimizer, count: range.count)
+        self.pendingDense = PendingDense(sums: [Float](repeating: 0, count: range.count))
+    }
+
+    private func table(_ id: UInt8) throws -> EmbeddingTable {
+        guard let t = tables[id] else {
+            throw HeedError(.invalidInput, "server \(rank) has no table \(id) (tables: \(tables.keys.sorted().map(String.init).joined(separator: ", ")))")
+        }
+        return t
+    }
+
+    // MARK: - Rows
+
+    /// Rows for `keys` of table `id`, (keys.count × dim), created lazily. Pulls carry no
+    /// clock; rows read are marked touched at the latest clock any push carried.
+    public func pullRows(table id: UInt8, keys: [UInt64]) throws -> [Float] {
+        try table(id).pull(keys, step: UInt32(clamping: clockLock.withLock { latestClock }))
+    }
+
+    /// Applies (keys.count × dim) gradients, or accumulates them in synchronous mode.
+    /// - Returns: true if the gradients were applied by this call (false while a
+    ///   synchronous step still waits for other workers).
+    @discardableResult
+    public func pushRows(table id: UInt8, keys: [UInt64], grads: [Float], clock: UInt64) throws -> Bool {
+        let t = try table(id)
+        guard grads.count == keys.count * t.dim else {
+            throw HeedError(.invalidInput, "push to table \(id): \(grads.count) gradient values for \(keys.count) keys × dim \(t.dim)")
+        }
+        let step = UInt32(clamping: clock)
+        clockLock.withLock { latestClock = max(latestClock, clock) }
+        guard syncWorkers > 1 else {
+            t.push(keys, grads: grads, step: step)
+            return true
+        }
+        let ready: (keys: [UInt64], grads: [Float])? = syncLock.withLock {
+            var pending = pendingRows[id] ?? PendingRows(dim: t.dim)
+            pending.add(keys: keys, grads: grads)
+            guard pending.arrivals == syncWorkers else {
+                pendingRows[id] = pending
+                return nil
+            }
+            pendingRows[id] = nil
+            return pending.averaged(over: syncWorkers)
+        }
+        guard let ready else { return false }
+        t.push(ready.keys, grads: ready.grads, step: step)
+        return true
+    }
+
+    // MARK: - Dense
+
+    /// This server's dense chunk, (denseRange.count).
+    public func pullDense() -> [Float] {
+        denseLock.withLock { dense }
+    }
+
+    /// Applies a gradient for this server's dense chunk (or accumulates it in synchronous mode).
+    @discardableResult
+    public func pushDense(_ grads: [Float]) throws -> Bool {
+        guard grads.count == denseRange.count else {
+            throw HeedError(.invalidInput, "dense push to server \(rank): \(grads.count) values, its chunk holds \(denseRange.count)")
+        }
+        var toApply = grads
+        if syncWorkers > 1 {
+            let ready: [Float]? = syncLock.withLock {
+                pendingDense.add(grads)
+                guard pendingDense.arrivals == syncWorkers else { return nil }
+                defer { pendingDense = PendingDense(sums: [Float](repeating: 0, count: denseRange.count)) }
+                return pendingDense.averaged(over: syncWorkers)
+            }
+            guard let ready else { return false }
+            toApply = ready
+        }
+        denseLock.withLock { denseOptimizer.update(&dense, grads: toApply) }
+        return true
+    }
+
+    /// Row counts and resident bytes per table, for heartbeats and reports.
+    public func tableStats() -> [UInt8: EmbeddingTableStats] {
+        tables.mapValues { $0.stats() }
+    }
+}
+
+/// Row gradients of one table summed over a synchronous step's pushes.
+private struct PendingRows {
+    let dim: Int
+    var index: [UInt64: Int] = [:]
+    var keys: [UInt64] = []
+    var sums: [Float] = []
+    var arrivals = 0
+
+    init(dim: Int) { self.dim = dim }
+
+    mutating func add(keys newKeys: [UInt64], grads: [Float]) {
+        arrivals += 1
+        for (i, k) in newKeys.enumerated() {
+            let row: Int
+            if let r = index[k] { row = r } else {
+                row = keys.count
+                index[k] = row
+                keys.append(k)
+                sums.append(contentsOf: repeatElement(0, count: dim))
+            }
+            for j in 0..<dim { sums[row * dim + j] += grads[i * dim + j] }
+        }
+    }
+
+    /// Keys sorted ascending with their mean gradients.
+    func averaged(over workers: Int) -> (keys: [UInt64], grads: [Float]) {
+        let order = keys.indices.sorted { keys[$0] < keys[$1] }
+        let scale = 1 / Float(workers)
+        var out = [Float](); out.reserveCapacity(sums.count)
+        for r in order { for j in 0..<dim { out.append(sums[r * dim + j] * scale) } }
+        return (order.map { keys[$0] }, out)
+    }
+}
+
+/// Dense gradients summed over a synchronous step's pushes.
+private struct PendingDense {
+    var sums: [Float]
+    var arrivals = 0
+
+    mutating func add(_ grads: [Float]) {
+        arrivals += 1
+        for i in sums.indices { sums[i] += grads[i] }
+    }
+
+    func averaged(over workers: Int) -> [Float] {
+        let scale = 1 / Float(workers)
+        return sums.map { $0 * scale }
+    }
+}

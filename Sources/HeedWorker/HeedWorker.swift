@@ -1,2 +1,0 @@
-/// The HeedWorker module; see README.md for its role.
-enum HeedWorkerModule {}
