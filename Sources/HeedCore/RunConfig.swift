@@ -14,8 +14,24 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var denseOptimizer = OptimizerConfig(kind: .adam, learningRate: 0.001)
     /// Seed for initialisers, shuffles and dropout.
     public var seed: UInt64 = 1
+    /// Derived by the coordinator from the model and the prepared data (never read from
+    /// TOML), so every role builds the same tables and model without reading the data.
+    public var layout = Layout()
 
     public init() {}
+
+    /// What the coordinator derives and hands to every role.
+    public struct Layout: Codable, Equatable, Sendable {
+        /// Row dimension per embedding table (feature group).
+        public var tableDims: [UInt8: Int] = [:]
+        /// Length of the flat dense parameter vector.
+        public var denseCount = 0
+        /// The prepared dataset's sample schema, as JSON (HeedData's `SampleSchema`).
+        public var schemaJSON = ""
+        /// Steps every worker takes per epoch (bounded and sync modes; 0 = all its batches).
+        public var stepsPerEpoch = 0
+        public init() {}
+    }
 }
 
 /// Which model and its sizes.

@@ -1,0 +1,77 @@
+import Foundation
+import HeedCore
+import HeedOptim
+import HeedTransport
+
+/// The server process: listen, register, build the shard, serve until told to stop.
+public enum ServerRole {
+    /// Command-line facts for one server.
+    public struct Options: Sendable {
+        public var coordinator: String
+        public var listen: String
+        /// Address clients dial, if different from `listen` (e.g. `tcp://0.0.0.0:…`).
+        public var advertise: String?
+        public var rankHint: Int?
+        public var secret: [UInt8]?
+        public init(coordinator: String, listen: String, advertise: String?, rankHint: Int?, secret: [UInt8]?) {
+            self.coordinator = coordinator
+            self.listen = listen
+            self.advertise = advertise
+            self.rankHint = rankHint
+            self.secret = secret
+        }
+    }
+
+    /// Runs the role until the coordinator says stop. `initialDense` builds the model's
+    /// initial flat dense vector from the run config (the executable knows the models).
+    public static func run(options: Options, transport: any Transport,
+                           initialDense: @escaping (RunConfig) throws -> [Float],
+                           log: @escaping @Sendable (String) -> Void,
+                           interrupted: @escaping @Sendable () -> Bool) async throws {
+        let server = try ParameterServer(transport: transport, address: options.listen,
+                                         options: ServerOptions(concurrency: 32, secret: options.secret))
+        defer { server.close() }
+        let advertised = options.advertise ?? server.address
+        let link = CoordinatorClient(client: try transport.connect(to: options.coordinator, options: ClientOptions(secret: options.secret)), role: .server)
+        defer { link.client.close() }
+        let reply = try await link.register(listenAddress: advertised, rankHint: options.rankHint, timeout: .seconds(30))
+        let rank = Int(reply.rank)
+        let config = try JSONDecoder().decode(RunConfig.self, from: Data(reply.config))
+        let shard = try makeShard(rank: rank, config: config, initialDense: try initialDense(config))
+        server.attach(shard)
+        log("server \(rank): serving \(shard.tables.count) tables and \(shard.denseRange.count) dense values at \(advertised)")
+        try await link.serverReady(rank: rank)
+
+        let state = RoleState()
+        let beats = link.heartbeats(rank: rank, interval: .milliseconds(config.cluster.heartbeatMilliseconds),
+                                    clock: { 0 }, stats: { Self.stats(shard) },
+                                    onStop: { state.stop(nil) }, onLost: { state.stop($0) })
+        defer { beats.cancel() }
+        while !state.isStopped && !server.isShutdownRequested && !interrupted() {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        if let error = state.error { throw error }
+        let totals = shard.tableStats().values.reduce((0, 0)) { ($0.0 + $1.rows, $0.1 + $1.residentBytes) }
+        log("server \(rank): stopping with \(totals.0) rows (\(totals.1 / 1_048_576) MiB resident)")
+    }
+
+    /// The shard for `rank` under `config`'s layout and optimizers.
+    public static func makeShard(rank: Int, config: RunConfig, initialDense: [Float]) throws -> ParameterShard {
+        var tables: [UInt8: EmbeddingTableConfig] = [:]
+        for (id, dim) in config.layout.tableDims {
+            tables[id] = EmbeddingTableConfig(name: "group-\(id)", dim: dim,
+                                              initializer: .normal(scale: Float(config.model.initScale)),
+                                              optimizer: OptimizerSettings(config.sparseOptimizer),
+                                              seed: config.seed)
+        }
+        return try ParameterShard(rank: rank, serverCount: config.cluster.servers, tableConfigs: tables,
+                                  initialDense: initialDense, denseOptimizer: OptimizerSettings(config.denseOptimizer),
+                                  syncWorkers: config.cluster.mode == .sync ? config.cluster.workers : 0)
+    }
+
+    static func stats(_ shard: ParameterShard) -> [String: Double] {
+        let s = shard.tableStats().values
+        return ["rows": Double(s.reduce(0) { $0 + $1.rows }), "residentBytes": Double(s.reduce(0) { $0 + $1.residentBytes })]
+    }
+}
+

@@ -1,0 +1,72 @@
+import HeedCore
+
+/// What servers and workers say to the coordinator, in one place: registration,
+/// readiness, heartbeats, barriers, clock advances and goodbye.
+public final class CoordinatorClient: @unchecked Sendable {
+    /// The underlying request client.
+    public let client: any RequestClient
+    /// The role this process plays.
+    public let role: NodeRole
+
+    public init(client: any RequestClient, role: NodeRole) {
+        self.client = client
+        self.role = role
+    }
+
+    /// Registers and returns the coordinator's reply. Workers wait here until every
+    /// server is ready, so the timeout must cover cluster start-up.
+    public func register(listenAddress: String, rankHint: Int?, timeout: Duration) async throws -> RegisterReply {
+        try await client.register(Register(role: role, listenAddress: listenAddress, rankHint: rankHint.map(UInt32.init)), timeout: timeout)
+    }
+
+    /// Tells the coordinator this server has built its parameters and is serving.
+    public func serverReady(rank: Int) async throws {
+        _ = try await client.control(Control(name: "server-ready", body: Array("\(rank)".utf8)), timeout: .seconds(10))
+    }
+
+    /// Waits at barrier `name` (generation `generation`) until every worker arrived.
+    public func barrier(_ name: String, rank: Int, generation: Int, timeout: Duration) async throws {
+        _ = try await client.barrier(Barrier(name: name, rank: UInt32(rank), generation: UInt64(generation)), timeout: timeout)
+    }
+
+    /// Reports `clock` completed steps and waits until the staleness bound lets this
+    /// worker start the next one.
+    public func advance(rank: Int, clock: Int, timeout: Duration) async throws {
+        _ = try await client.control(Control(name: "advance", body: Array("\(rank) \(clock)".utf8)), timeout: timeout)
+    }
+
+    /// Says this worker is done; it is no longer watched for heartbeats.
+    public func finished(rank: Int) async throws {
+        _ = try await client.control(Control(name: "finished", body: Array("\(rank)".utf8)), timeout: .seconds(10))
+    }
+
+    /// Sends heartbeats every `interval` until cancelled. `onStop` runs once when the
+    /// coordinator asks this role to stop; `onLost` when the coordinator cannot be reached
+    /// (after the client's retries), after which the loop ends.
+    public func heartbeats(rank: Int, interval: Duration, clock: @escaping @Sendable () -> Int,
+                           stats: @escaping @Sendable () -> [String: Double] = { [:] },
+                           onStop: @escaping @Sendable () -> Void,
+                           onLost: @escaping @Sendable (HeedError) -> Void) -> Task<Void, Never> {
+        let role = role, client = client
+        return Task.detached {
+            var stopSent = false
+            while !Task.isCancelled {
+                do {
+                    let ack = try await client.heartbeat(Heartbeat(rank: UInt32(rank), role: role, clock: UInt64(max(clock(), 0)), stats: stats()),
+                                                         timeout: interval * 4)
+                    if ack.stopRequested && !stopSent { stopSent = true; onStop() }
+                } catch is CancellationError {
+                    return
+                } catch let e as HeedError {
+                    if Task.isCancelled { return }
+                    onLost(HeedError(e.code, "lost the coordinator at \(client.peerAddress): \(e.message)"))
+                    return
+                } catch {
+                    onLost(HeedError(.peerFailed, "lost the coordinator at \(client.peerAddress): \(error)"))
+                    return
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}

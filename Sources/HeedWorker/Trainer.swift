@@ -1,0 +1,100 @@
+import HeedCore
+import HeedModels
+
+/// Runs a model's training and evaluation steps against parameters that live anywhere
+/// (`ParameterAccess`): in this process for the reference run, on servers otherwise.
+public final class Trainer: @unchecked Sendable {
+    /// Rows and dense weights fetched for one batch.
+    public struct Fetched: Sendable {
+        public var batch: ModelBatch
+        public var rows: BatchRows
+        public var dense: [Float]
+    }
+
+    /// The model (mutated by steps; only the training task touches it).
+    public private(set) var model: any RecommenderModel
+    /// Where parameters live.
+    public let params: any ParameterAccess
+    /// Row dimension per table, captured once so fetches on other tasks never touch `model`.
+    public let tableDims: [UInt8: Int]
+    /// Push every table and the dense vector every step even when empty (synchronous mode,
+    /// where servers count one push per worker per step).
+    public let pushEveryTable: Bool
+
+    public init(model: any RecommenderModel, params: any ParameterAccess, pushEveryTable: Bool) {
+        self.model = model
+        self.params = params
+        self.tableDims = model.tableDims
+        self.pushEveryTable = pushEveryTable
+    }
+
+    /// Pulls the unique rows of every table the model reads, and the dense vector, concurrently.
+    public func fetch(_ batch: ModelBatch) async throws -> Fetched {
+        let keysByTable = batch.uniqueKeysByTable().filter { tableDims[$0.key] != nil }
+        let params = params, dims = tableDims
+        async let dense = params.pullDense()
+        var tables: [UInt8: BatchRows.Table] = [:]
+        try await withThrowingTaskGroup(of: (UInt8, [Float]).self) { group in
+            for (t, keys) in keysByTable {
+                group.addTask { (t, try await params.pullRows(table: t, keys: keys)) }
+            }
+            for try await (t, values) in group {
+                tables[t] = BatchRows.Table(keys: keysByTable[t]!, dim: dims[t]!, values: values)
+            }
+        }
+        return Fetched(batch: batch, rows: BatchRows(tables: tables), dense: try await dense)
+    }
+
+    /// Forward and backward on fetched parameters, then pushes the gradients.
+    /// - Parameter clock: this worker's step number (starting at 1), sent with pushes.
+    public func step(_ fetched: Fetched, clock: Int) async throws -> StepOutput {
+        model.loadDenseParameters(fetched.dense)
+        let out = model.trainStep(fetched.batch, rows: fetched.rows)
+        let params = params
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for t in tableDims.keys.sorted() {
+                let keys = fetched.rows.tables[t]?.keys ?? []
+                let grads = out.rowGradients[t] ?? []
+                guard !keys.isEmpty || pushEveryTable else { continue }
+                group.addTask { try await params.pushRowGradients(table: t, keys: keys, gradients: grads, clock: clock) }
+            }
+            group.addTask { try await params.pushDenseGradients(out.denseGradient, clock: clock) }
+            try await group.waitForAll()
+        }
+        return out
+    }
+
+    /// Predictions for a batch with the current parameters (no pushes).
+    public func predict(_ batch: ModelBatch) async throws -> [Float] {
+        let fetched = try await fetch(batch)
+        model.loadDenseParameters(fetched.dense)
+        return model.predict(fetched.batch, rows: fetched.rows)
+    }
+}
+
+/// Scores of one evaluation pass and the metrics computed from them.
+public struct Evaluation: Codable, Sendable {
+    public var samples: Int
+    public var auc: Double?
+    public var gauc: Double?
+    public var logLoss: Double
+
+    /// Metrics of predictions against labels, users for GAUC.
+    public init(predictions: [Float], labels: [Float], users: [UInt64]) {
+        samples = predictions.count
+        auc = Metrics.auc(scores: predictions, labels: labels)
+        gauc = Metrics.gauc(scores: predictions, labels: labels, users: users)
+        logLoss = predictions.isEmpty ? .nan : Metrics.logLoss(probabilities: predictions, labels: labels)
+    }
+
+    /// One line for logs.
+    public var summary: String {
+        func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "n/a" }
+        return "samples \(samples)  AUC \(f(auc))  GAUC \(f(gauc))  logloss \(f(logLoss))"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
