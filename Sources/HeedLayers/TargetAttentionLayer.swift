@@ -65,7 +65,8 @@ public struct TargetAttentionLayer<T: Real>: Sendable {
     }
 
     /// Back-propagates `dout` (B × D) from the last forward, which must have been a training
-    /// forward; each forward serves one backward (as for `MLPLayer`).
+    /// forward; each forward serves one backward (as for `MLPLayer`), which then releases its
+    /// references to the inputs.
     ///
     /// - Parameters:
     ///   - dBehaviours: (B × L × D), accumulated (zero at padded positions); `.empty` to skip.
@@ -73,12 +74,16 @@ public struct TargetAttentionLayer<T: Real>: Sendable {
     ///   - dout: (B × D).
     @inlinable
     public mutating func backward(_ dBehaviours: inout Tensor<T>, _ dTarget: inout Tensor<T>, _ dout: Tensor<T>) {
+        precondition(behaviours.shape.count == 3, "target attention: backward needs a forward first (each forward serves one backward)")
         var dLogits = Tensor<T>(zeros: [positions.count, 1])
         targetAttentionPoolBackward(&dBehaviours, &dLogits, dout, behaviours, attentionWeights, positions, weighting: weighting)
-        guard !positions.isEmpty else { return }
-        var dFeatures = Tensor<T>(zeros: features.shape)
-        mlp.backward(&dFeatures, dLogits)
-        targetAttentionFeaturesBackward(&dBehaviours, &dTarget, dFeatures, behaviours, target, positions)
+        if !positions.isEmpty {
+            var dFeatures = Tensor<T>(zeros: features.shape)
+            mlp.backward(&dFeatures, dLogits)
+            targetAttentionFeaturesBackward(&dBehaviours, &dTarget, dFeatures, behaviours, target, positions)
+        }
+        behaviours = .empty
+        target = .empty
     }
 
     /// Visits (name, value, gradient) in the MLP's fixed order, prefixed `mlp.`
