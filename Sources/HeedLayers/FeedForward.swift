@@ -52,8 +52,9 @@ public func feedForwardBackward<T: Real>(_ dx: inout Tensor<T>, _ dW1: inout Ten
             }
         }
         cache.preActivation.data.withUnsafeBufferPointer { pp in
-            // ReLU backward in place: the hidden gradient becomes the pre-activation gradient.
-            for i in 0..<pdh.count where pp[i] <= 0 { pdh[i] = 0 }
+            // ReLU backward in place: the hidden gradient becomes the pre-activation gradient
+            // (a select rather than a branch, so the loop vectorises).
+            for i in 0..<pdh.count { pdh[i] = pp[i] > 0 ? pdh[i] : 0 }
         }
     }
     denseBackward(&dx, &dW1, &dB1, cache.dHidden, x, w1)
