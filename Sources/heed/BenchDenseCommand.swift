@@ -21,7 +21,7 @@ struct BenchDenseCommand: ParsableCommand {
     @Option(name: .long, help: "MLP widths, input first (a DIN-sized top MLP by default).")
     var sizes: String = "200,200,80,1"
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Activations between the MLP's layers (\(ActivationKind.allCases.map(\.rawValue).joined(separator: ", "))).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Activations between the MLP's layers, one case each.")
     var activations: [ActivationKind] = [.relu, .prelu, .dice]
 
     @Option(name: .long, help: "Timed repetitions per measurement; medians are reported.")
@@ -70,6 +70,8 @@ struct BenchDenseCommand: ParsableCommand {
             print("lowest ratio at batch >= 1024: \(fmt(worstAtTarget, 3)) (target >= \(fmt(Self.targetRatio, 2)): \(verdict))")
         }
     }
+
+    // MARK: - Bench cases (hook for other layers)
 
     /// Every workload measured at one batch size.
     ///
