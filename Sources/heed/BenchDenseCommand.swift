@@ -75,31 +75,32 @@ struct BenchDenseCommand: ParsableCommand {
 
     /// Every workload measured at one batch size.
     ///
-    /// Add a case by appending its `DenseBenchCase` here: the self-attention block case
-    /// (forward+backward of one block next to sgemm on its GEMM shapes) belongs in this list,
-    /// built by the attention layer's owner.
+    /// HOOK: add a workload by appending a `DenseBenchCase` (name, batch, GEMM flops per step,
+    /// a closure running one layer step, and a closure replaying exactly that step's GEMMs).
+    /// The self-attention block case belongs here, added by the attention layer's owner.
     static func cases(sizes: [Int], activations: [ActivationKind], batch: Int) -> [DenseBenchCase] {
         var list: [DenseBenchCase] = []
         for kind in activations {
             let state = MLPBenchState(sizes: sizes, activation: kind, batch: batch, seed: 42)
+            let gemms = MLPBenchState.gemms(sizes: sizes, batch: batch)
+            let raw = RawGemmRunner(shapes: gemms, seed: 7)
             list.append(DenseBenchCase(name: "mlp \(sizes.map(String.init).joined(separator: "-")) \(kind.rawValue)",
-                                       batch: batch, gemms: MLPBenchState.gemms(sizes: sizes, batch: batch),
-                                       step: state.step))
+                                       batch: batch, flops: gemms.reduce(0) { $0 + $1.flops },
+                                       step: state.step, raw: raw.run))
         }
         return list
     }
 
     /// Medians of interleaved layer and raw-sgemm timings for one case.
     func measure(_ benchCase: DenseBenchCase) -> (layerSeconds: Double, layerGFLOPs: Double, rawGFLOPs: Double, ratio: Double) {
-        let raw = RawGemmRunner(shapes: benchCase.gemms, seed: 7)
         // Warm up both (first-touch page faults, BLAS buffers) and size the repetitions.
-        benchCase.step(); raw.run()
+        benchCase.step(); benchCase.raw()
         let once = max(time(1, benchCase.step), 1e-6)
         let steps = max(2, Int(seconds / once))
         var layerTimes: [Double] = [], rawTimes: [Double] = [], ratios: [Double] = []
         for _ in 0..<repeats {
             let t = time(steps, benchCase.step) / Double(steps)
-            let r = time(steps, raw.run) / Double(steps)
+            let r = time(steps, benchCase.raw) / Double(steps)
             layerTimes.append(t); rawTimes.append(r); ratios.append(r / t)
         }
         let t = median(layerTimes), r = median(rawTimes)

@@ -17,21 +17,19 @@ struct GemmShape: Sendable {
     var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
 }
 
-/// A workload measured by `heed bench dense`: a closure running one forward+backward step of a
-/// layer, and the GEMMs that step performs (their flops are the numerator of GFLOP/s; running
-/// them alone through `cblas_sgemm` gives the limit in the same run).
+/// A workload measured by `heed bench dense`: one forward+backward step of a layer, and the
+/// same step's GEMMs replayed alone through `cblas_sgemm` (the limit in the same run).
 struct DenseBenchCase {
     /// Shown in the report, e.g. "mlp 200-200-80-1 relu".
     var name: String
-    /// Batch size (rows) of the step.
+    /// Batch size (rows or sequences) of the step.
     var batch: Int
-    /// Every GEMM of one forward+backward step, in order.
-    var gemms: [GemmShape]
+    /// GEMM flops of one step (`2·M·N·K` summed over its products): the GFLOP/s numerator.
+    var flops: Double
     /// Runs one forward+backward step of the layer on preallocated inputs.
     var step: () -> Void
-
-    /// GEMM flops of one step.
-    var flops: Double { gemms.reduce(0) { $0 + $1.flops } }
+    /// Runs exactly the step's GEMMs (shapes, transposes, betas) and nothing else.
+    var raw: () -> Void
 }
 
 /// Runs a list of GEMM shapes through `cblas_sgemm` on buffers allocated once: the raw limit a
