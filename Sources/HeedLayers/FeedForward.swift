@@ -41,7 +41,7 @@ public func feedForwardBackward<T: Real>(_ dx: inout Tensor<T>, _ dW1: inout Ten
     precondition(dout.count == rows * d, "feed-forward: dout \(dout.shape) does not fit (\(rows) × \(d))")
     var noInputGrad = Tensor<T>.empty
     denseBackward(&noInputGrad, &dW2, &dB2, dout, cache.hidden, w2)
-    reshapeOrAllocate(&cache.dHidden, [rows, f])
+    prepareOutput(&cache.dHidden, like: [rows, f])
     cache.dHidden.data.withUnsafeMutableBufferPointer { pdh in
         dout.data.withUnsafeBufferPointer { pd in
             w2.data.withUnsafeBufferPointer { pw in

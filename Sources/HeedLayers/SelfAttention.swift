@@ -35,8 +35,8 @@ public func selfAttentionForward<T: Real>(_ out: inout Tensor<T>, _ cache: inout
     denseForward(&cache.key, x, params.keyWeight, params.keyBias)
     denseForward(&cache.value, x, params.valueWeight, params.valueBias)
     cache.query.shape = [b, l, d]; cache.key.shape = [b, l, d]; cache.value.shape = [b, l, d]
-    reshapeOrAllocate(&cache.probabilities, [b, heads, l, l])
-    reshapeOrAllocate(&cache.context, [b, l, d])
+    prepareOutput(&cache.probabilities, like: [b, heads, l, l])
+    prepareOutput(&cache.context, like: [b, l, d])
 
     cache.query.data.withUnsafeBufferPointer { pq in
         cache.key.data.withUnsafeBufferPointer { pk in
@@ -104,7 +104,7 @@ public func selfAttentionBackward<T: Real>(_ dx: inout Tensor<T>, _ grads: inout
     // Output projection. Context rows of padded queries are zero, so they add nothing to dWo,
     // and their dContext rows only ever meet zero rows of P below; only the output bias needs
     // the mask explicitly. This spares a masked copy of dout.
-    reshapeOrAllocate(&cache.dContext, [b * l, d])
+    prepareOutput(&cache.dContext, like: [b * l, d])
     dout.data.withUnsafeBufferPointer { pd in
         cache.context.data.withUnsafeBufferPointer { pc in
             grads.outputWeight.data.withUnsafeMutableBufferPointer { pdw in
@@ -131,10 +131,10 @@ public func selfAttentionBackward<T: Real>(_ dx: inout Tensor<T>, _ grads: inout
         }
     }
 
-    reshapeOrAllocate(&cache.dQuery, [b, l, d])
-    reshapeOrAllocate(&cache.dKey, [b, l, d])
-    reshapeOrAllocate(&cache.dValue, [b, l, d])
-    reshapeOrAllocate(&cache.dScores, [l, l])
+    prepareOutput(&cache.dQuery, like: [b, l, d])
+    prepareOutput(&cache.dKey, like: [b, l, d])
+    prepareOutput(&cache.dValue, like: [b, l, d])
+    prepareOutput(&cache.dScores, like: [l, l])
     cache.query.data.withUnsafeBufferPointer { pq in
     cache.key.data.withUnsafeBufferPointer { pk in
     cache.value.data.withUnsafeBufferPointer { pv in
@@ -230,11 +230,4 @@ func zeroPaddedRows<T: Real>(_ t: inout Tensor<T>, _ mask: Tensor<T>, width: Int
             (pt.baseAddress! + r * width).update(repeating: 0, count: width)
         }
     }
-}
-
-/// Gives `t` the `shape`, reallocating (zero-filled) only when the element count changes.
-@inlinable
-func reshapeOrAllocate<T: Real>(_ t: inout Tensor<T>, _ shape: [Int]) {
-    let n = shape.reduce(1, *)
-    if t.count != n { t = Tensor(zeros: shape) } else { t.shape = shape }
 }

@@ -73,7 +73,7 @@ public struct SelfAttentionBlock<T: Real>: Sendable {
     public mutating func backward(_ dx: inout Tensor<T>, _ dout: Tensor<T>) {
         precondition(dout.count == mid.count, "attention block: dout \(dout.shape) does not fit \(mid.shape)")
         let d = mid.lastDim
-        reshapeOrAllocate(&dMid, mid.shape)
+        prepareOutput(&dMid, like: mid.shape)
         dMid.data.withUnsafeMutableBufferPointer { pm in
             // Safe: equal counts (checked above).
             dout.data.withUnsafeBufferPointer { pd in pm.baseAddress!.update(from: pd.baseAddress!, count: pd.count) }
@@ -113,6 +113,6 @@ public struct SelfAttentionBlock<T: Real>: Sendable {
 /// Gives `t` the shape of `like` and zeroes it, reusing its storage when the count matches.
 @inlinable
 func zeroScratch<T: Real>(_ t: inout Tensor<T>, like: Tensor<T>) {
-    reshapeOrAllocate(&t, like.shape)
+    prepareOutput(&t, like: like.shape)
     t.zero()
 }
