@@ -24,7 +24,8 @@ public func reluForward<T: Real>(_ out: inout Tensor<T>, _ x: Tensor<T>) {
     out.data.withUnsafeMutableBufferPointer { po in
         x.data.withUnsafeBufferPointer { px in
             // Safe: both buffers hold n elements (prepareOutput).
-            for i in 0..<n { po[i] = px[i] > 0 ? px[i] : 0 }
+            let o = po.baseAddress!, xs = px.baseAddress!
+            for i in 0..<n { let v = xs[i]; o[i] = v > 0 ? v : 0 }
         }
     }
 }
@@ -42,8 +43,10 @@ public func reluBackward<T: Real>(_ dx: inout Tensor<T>, _ dout: Tensor<T>, _ x:
     dx.data.withUnsafeMutableBufferPointer { pdx in
         dout.data.withUnsafeBufferPointer { pd in
             x.data.withUnsafeBufferPointer { px in
-                // Safe: all three hold n elements (checked above).
-                for i in 0..<n { pdx[i] += px[i] > 0 ? pd[i] : 0 }
+                // Safe: all three hold n elements (checked above). Loading `dout` unconditionally
+                // lets the loop vectorise as a select.
+                let g = pdx.baseAddress!, d = pd.baseAddress!, xs = px.baseAddress!
+                for i in 0..<n { let v = d[i]; g[i] += xs[i] > 0 ? v : 0 }
             }
         }
     }
@@ -65,7 +68,7 @@ public func sigmoidForward<T: Real>(_ out: inout Tensor<T>, _ x: Tensor<T>) {
     out.data.withUnsafeMutableBufferPointer { po in
         x.data.withUnsafeBufferPointer { px in
             // Safe: both buffers hold n elements.
-            for i in 0..<n { po[i] = sigmoid(px[i]) }
+            sigmoidRow(po.baseAddress!, px.baseAddress!, count: n)
         }
     }
 }
@@ -84,7 +87,8 @@ public func sigmoidBackward<T: Real>(_ dx: inout Tensor<T>, _ dout: Tensor<T>, _
         dout.data.withUnsafeBufferPointer { pd in
             out.data.withUnsafeBufferPointer { py in
                 // Safe: all three hold n elements.
-                for i in 0..<n { pdx[i] += pd[i] * py[i] * (1 - py[i]) }
+                let g = pdx.baseAddress!, d = pd.baseAddress!, y = py.baseAddress!
+                for i in 0..<n { let v = y[i]; g[i] += d[i] * v * (1 - v) }
             }
         }
     }
@@ -121,7 +125,8 @@ public func tanhBackward<T: Real>(_ dx: inout Tensor<T>, _ dout: Tensor<T>, _ ou
         dout.data.withUnsafeBufferPointer { pd in
             out.data.withUnsafeBufferPointer { py in
                 // Safe: all three hold n elements.
-                for i in 0..<n { pdx[i] += pd[i] * (1 - py[i] * py[i]) }
+                let g = pdx.baseAddress!, d = pd.baseAddress!, y = py.baseAddress!
+                for i in 0..<n { let v = y[i]; g[i] += d[i] * (1 - v * v) }
             }
         }
     }
@@ -143,12 +148,10 @@ public func preluForward<T: Real>(_ out: inout Tensor<T>, _ x: Tensor<T>, _ alph
         x.data.withUnsafeBufferPointer { px in
             alpha.data.withUnsafeBufferPointer { pa in
                 // Safe: x and out hold rows·d elements, alpha d (checked above).
+                let a = pa.baseAddress!
                 for r in 0..<rows {
-                    let base = r * d
-                    for j in 0..<d {
-                        let v = px[base + j]
-                        po[base + j] = v > 0 ? v : pa[j] * v
-                    }
+                    let o = po.baseAddress! + r &* d, xs = px.baseAddress! + r &* d
+                    for j in 0..<d { let v = xs[j], av = a[j] * v; o[j] = v > 0 ? v : av }
                 }
             }
         }
@@ -176,11 +179,10 @@ public func preluBackward<T: Real>(_ dx: inout Tensor<T>, _ dAlpha: inout Tensor
                 dx.data.withUnsafeMutableBufferPointer { pdx in
                     alpha.data.withUnsafeBufferPointer { pa in
                         // Safe: counts checked above.
+                        let a = pa.baseAddress!
                         for r in 0..<rows {
-                            let base = r * d
-                            for j in 0..<d {
-                                pdx[base + j] += px[base + j] > 0 ? pd[base + j] : pa[j] * pd[base + j]
-                            }
+                            let g = pdx.baseAddress! + r &* d, dy = pd.baseAddress! + r &* d, xs = px.baseAddress! + r &* d
+                            for j in 0..<d { let v = dy[j], av = a[j] * v; g[j] += xs[j] > 0 ? v : av }
                         }
                     }
                 }
@@ -188,12 +190,10 @@ public func preluBackward<T: Real>(_ dx: inout Tensor<T>, _ dAlpha: inout Tensor
             if dAlpha.count > 0 {
                 dAlpha.data.withUnsafeMutableBufferPointer { pga in
                     // Safe: counts checked above.
+                    let ga = pga.baseAddress!
                     for r in 0..<rows {
-                        let base = r * d
-                        for j in 0..<d {
-                            let v = px[base + j]
-                            pga[j] += v > 0 ? 0 : pd[base + j] * v
-                        }
+                        let dy = pd.baseAddress! + r &* d, xs = px.baseAddress! + r &* d
+                        for j in 0..<d { let v = xs[j], neg = dy[j] * v; ga[j] += v > 0 ? 0 : neg }
                     }
                 }
             }

@@ -80,30 +80,33 @@ public func diceForward<T: Real>(_ out: inout Tensor<T>, _ cache: inout DiceCach
                 runningMean.data.withUnsafeMutableBufferPointer { prm in
                     runningVar.data.withUnsafeMutableBufferPointer { prv in
                         // Safe: x holds rows·d, every (D) buffer d, the mask rows (checked above).
+                        let mean = pmean.baseAddress!, r = pr.baseAddress!
                         if statRows > 0 {
                             rowMask.data.withUnsafeBufferPointer { pm in
                                 let masked = rowMask.count > 0
                                 pmean.update(repeating: 0)
-                                for r in 0..<rows where !masked || pm[r] != 0 {
-                                    for j in 0..<d { pmean[j] += px[r * d + j] }
+                                for row in 0..<rows where !masked || pm[row] != 0 {
+                                    let xs = px.baseAddress! + row &* d
+                                    for j in 0..<d { mean[j] += xs[j] }
                                 }
                                 let inv = 1 / T(statRows)
-                                for j in 0..<d { pmean[j] *= inv }
+                                for j in 0..<d { mean[j] *= inv }
                                 // Two-pass variance: E[(x − mean)²] avoids the cancellation of E[x²] − mean².
                                 pr.update(repeating: 0)
-                                for r in 0..<rows where !masked || pm[r] != 0 {
-                                    for j in 0..<d { let c = px[r * d + j] - pmean[j]; pr[j] += c * c }
+                                for row in 0..<rows where !masked || pm[row] != 0 {
+                                    let xs = px.baseAddress! + row &* d
+                                    for j in 0..<d { let c = xs[j] - mean[j]; r[j] += c * c }
                                 }
                                 let unbias = statRows > 1 ? T(statRows) / T(statRows - 1) : 1
                                 for j in 0..<d {
-                                    let v = pr[j] * inv
-                                    prm[j] = (1 - momentum) * prm[j] + momentum * pmean[j]
+                                    let v = r[j] * inv
+                                    prm[j] = (1 - momentum) * prm[j] + momentum * mean[j]
                                     prv[j] = (1 - momentum) * prv[j] + momentum * v * unbias
-                                    pr[j] = 1 / T.sqrt(v + epsilon)
+                                    r[j] = 1 / T.sqrt(v + epsilon)
                                 }
                             }
                         } else {
-                            for j in 0..<d { pmean[j] = prm[j]; pr[j] = 1 / T.sqrt(prv[j] + epsilon) }
+                            for j in 0..<d { mean[j] = prm[j]; r[j] = 1 / T.sqrt(prv[j] + epsilon) }
                         }
                     }
                 }
@@ -118,17 +121,16 @@ public func diceForward<T: Real>(_ out: inout Tensor<T>, _ cache: inout DiceCach
                     cache.normalized.data.withUnsafeMutableBufferPointer { ps in
                         cache.gate.data.withUnsafeMutableBufferPointer { pp in
                             out.data.withUnsafeMutableBufferPointer { po in
-                                // Safe: (N × D) buffers hold rows·d, (D) buffers d.
-                                for r in 0..<rows {
-                                    let base = r * d
-                                    for j in 0..<d {
-                                        let v = px[base + j]
-                                        let s = (v - pmean[j]) * pr[j]
-                                        let p = sigmoid(s)
-                                        ps[base + j] = s
-                                        pp[base + j] = p
-                                        po[base + j] = v * (pa[j] + (1 - pa[j]) * p)
-                                    }
+                                // Safe: (N × D) buffers hold rows·d, (D) buffers d. Three simple
+                                // loops per row so each vectorises (the sigmoid included, for Float).
+                                let a = pa.baseAddress!, mean = pmean.baseAddress!, r = pr.baseAddress!
+                                for row in 0..<rows {
+                                    let off = row &* d
+                                    let xs = px.baseAddress! + off, sh = ps.baseAddress! + off
+                                    let gate = pp.baseAddress! + off, o = po.baseAddress! + off
+                                    for j in 0..<d { sh[j] = (xs[j] - mean[j]) * r[j] }
+                                    sigmoidRow(gate, sh, count: d)
+                                    for j in 0..<d { o[j] = xs[j] * (a[j] + (1 - a[j]) * gate[j]) }
                                 }
                             }
                         }
@@ -160,9 +162,10 @@ public func diceBackward<T: Real>(_ dx: inout Tensor<T>, _ dAlpha: inout Tensor<
                  "dice: dout \(dout.shape) / cache do not fit input \(x.shape)")
     precondition(dx.count == 0 || dx.count == n, "dice: dx \(dx.shape) does not fit input \(x.shape)")
     precondition(dAlpha.count == 0 || dAlpha.count == d, "dice: dAlpha \(dAlpha.shape) does not fit \(alpha.shape)")
-    let statRows = cache.statisticsRows
-    var sumG = [T](repeating: 0, count: statRows > 0 ? d : 0)
-    var sumGS = [T](repeating: 0, count: statRows > 0 ? d : 0)
+    let statRows = cache.statisticsRows, wantAlpha = dAlpha.count > 0, wantX = dx.count > 0
+    var sumG = [T](repeating: 0, count: d)
+    var sumGS = [T](repeating: 0, count: d)
+    var scratch = [T](repeating: 0, count: dAlpha.count > 0 ? 0 : d)
 
     dout.data.withUnsafeBufferPointer { pd in
         x.data.withUnsafeBufferPointer { px in
@@ -170,46 +173,48 @@ public func diceBackward<T: Real>(_ dx: inout Tensor<T>, _ dAlpha: inout Tensor<
                 cache.gate.data.withUnsafeBufferPointer { pp in
                     cache.normalized.data.withUnsafeBufferPointer { ps in
                         cache.invStd.data.withUnsafeBufferPointer { pr in
-                            // Safe: (N × D) buffers hold rows·d, (D) buffers d (checked above).
-                            if dAlpha.count > 0 {
-                                dAlpha.data.withUnsafeMutableBufferPointer { pga in
-                                    for r in 0..<rows {
-                                        let base = r * d
-                                        for j in 0..<d { pga[j] += pd[base + j] * px[base + j] * (1 - pp[base + j]) }
-                                    }
-                                }
-                            }
-                            guard dx.count > 0 else { return }
-                            if statRows > 0 {
-                                sumG.withUnsafeMutableBufferPointer { s1 in
-                                    sumGS.withUnsafeMutableBufferPointer { s2 in
-                                        for r in 0..<rows {
-                                            let base = r * d
-                                            for j in 0..<d {
-                                                let p = pp[base + j]
-                                                let g = pd[base + j] * px[base + j] * (1 - pa[j]) * p * (1 - p)
-                                                s1[j] += g
-                                                s2[j] += g * ps[base + j]
+                            sumG.withUnsafeMutableBufferPointer { s1p in
+                                sumGS.withUnsafeMutableBufferPointer { s2p in
+                                    dAlpha.data.withUnsafeMutableBufferPointer { pga in
+                                        scratch.withUnsafeMutableBufferPointer { psc in
+                                            // Safe: (N × D) buffers hold rows·d, (D) buffers d (checked above).
+                                            let a = pa.baseAddress!, s1 = s1p.baseAddress!, s2 = s2p.baseAddress!
+                                            // dAlpha goes to a scratch row when not wanted, so one loop serves both.
+                                            let ga = wantAlpha ? pga.baseAddress! : psc.baseAddress!
+                                            // Pass 1: dAlpha and, in training, Σ g and Σ g·ŝ per feature.
+                                            if wantAlpha || (wantX && statRows > 0) {
+                                                for row in 0..<rows {
+                                                    let off = row &* d
+                                                    let dy = pd.baseAddress! + off, xs = px.baseAddress! + off
+                                                    let gate = pp.baseAddress! + off, sh = ps.baseAddress! + off
+                                                    for j in 0..<d {
+                                                        let p = gate[j], dyx = dy[j] * xs[j]
+                                                        let g = dyx * (1 - a[j]) * p * (1 - p)
+                                                        ga[j] += dyx * (1 - p)
+                                                        s1[j] += g
+                                                        s2[j] += g * sh[j]
+                                                    }
+                                                }
                                             }
-                                        }
-                                    }
-                                }
-                            }
-                            cache.rowMask.data.withUnsafeBufferPointer { pm in
-                                sumG.withUnsafeBufferPointer { s1 in
-                                    sumGS.withUnsafeBufferPointer { s2 in
-                                        dx.data.withUnsafeMutableBufferPointer { pdx in
-                                            let masked = cache.rowMask.count > 0
-                                            let invM = statRows > 0 ? 1 / T(statRows) : 0
-                                            for r in 0..<rows {
-                                                let base = r * d
-                                                let inStats = statRows > 0 && (!masked || pm[r] != 0)
-                                                for j in 0..<d {
-                                                    let p = pp[base + j], dy = pd[base + j]
-                                                    let g = dy * px[base + j] * (1 - pa[j]) * p * (1 - p)
-                                                    var v = dy * (pa[j] + (1 - pa[j]) * p) + pr[j] * g
-                                                    if inStats { v -= pr[j] * invM * (s1[j] + ps[base + j] * s2[j]) }
-                                                    pdx[base + j] += v
+                                            guard wantX else { return }
+                                            // Pass 2: dx. Rows outside the statistics skip the batch terms.
+                                            cache.rowMask.data.withUnsafeBufferPointer { pm in
+                                                dx.data.withUnsafeMutableBufferPointer { pdx in
+                                                    let masked = cache.rowMask.count > 0, r = pr.baseAddress!
+                                                    let invM = statRows > 0 ? 1 / T(statRows) : 0
+                                                    for row in 0..<rows {
+                                                        let off = row &* d
+                                                        let dy = pd.baseAddress! + off, xs = px.baseAddress! + off
+                                                        let gate = pp.baseAddress! + off, sh = ps.baseAddress! + off
+                                                        let out = pdx.baseAddress! + off
+                                                        let batchTerms: T = statRows > 0 && (!masked || pm[row] != 0) ? invM : 0
+                                                        for j in 0..<d {
+                                                            let p = gate[j], dyv = dy[j]
+                                                            let g = dyv * xs[j] * (1 - a[j]) * p * (1 - p)
+                                                            out[j] += dyv * (a[j] + (1 - a[j]) * p)
+                                                                + r[j] * (g - batchTerms * (s1[j] + sh[j] * s2[j]))
+                                                        }
+                                                    }
                                                 }
                                             }
                                         }

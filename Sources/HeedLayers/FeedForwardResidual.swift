@@ -10,7 +10,7 @@
 @inlinable
 public func residualForward<T: Real>(_ out: inout Tensor<T>, _ x: Tensor<T>, _ y: Tensor<T>) {
     precondition(x.count == y.count, "residual: branches \(x.shape) and \(y.shape) differ")
-    reshapeOrAllocate(&out, x.shape)
+    prepareOutput(&out, like: x.shape)
     let n = x.count
     out.data.withUnsafeMutableBufferPointer { po in
         x.data.withUnsafeBufferPointer { px in

@@ -28,11 +28,11 @@ public func gruForward<T: Real>(_ out: inout Tensor<T>, _ finalState: inout Tens
     precondition(initialState.count == 0 || initialState.count == b * hs, "gru: initial state \(initialState.shape) is not (\(b) × \(hs))")
     denseForward(&cache.inputProjection, x, params.inputWeight, params.inputBias)
     cache.inputProjection.shape = [b, l, g]
-    reshapeOrAllocate(&cache.states, [l + 1, b, hs])
-    reshapeOrAllocate(&cache.gates, [l, b, g])
-    reshapeOrAllocate(&cache.hiddenCandidate, [l, b, hs])
-    reshapeOrAllocate(&cache.hiddenProjection, [b, g])
-    reshapeOrAllocate(&out, [b, l, hs])
+    prepareOutput(&cache.states, like: [l + 1, b, hs])
+    prepareOutput(&cache.gates, like: [l, b, g])
+    prepareOutput(&cache.hiddenCandidate, like: [l, b, hs])
+    prepareOutput(&cache.hiddenProjection, like: [b, g])
+    prepareOutput(&out, like: [b, l, hs])
     setInitialState(&cache.states, initialState, count: b * hs)
 
     cache.inputProjection.data.withUnsafeBufferPointer { pxp in
@@ -104,8 +104,8 @@ public func gruBackward<T: Real>(_ dx: inout Tensor<T>, _ dInitialState: inout T
     precondition(cache.gates.count == l * b * g, "gru: cache does not match x \(x.shape)")
     precondition(dout.count == 0 || dout.count == b * l * hs, "gru: dout \(dout.shape) is not (\(b) × \(l) × \(hs))")
     precondition(dFinalState.count == 0 || dFinalState.count == b * hs, "gru: dFinalState \(dFinalState.shape) is not (\(b) × \(hs))")
-    reshapeOrAllocate(&cache.dInputProjection, [b, l, g])
-    reshapeOrAllocate(&cache.dHiddenProjection, [l, b, g])
+    prepareOutput(&cache.dInputProjection, like: [b, l, g])
+    prepareOutput(&cache.dHiddenProjection, like: [l, b, g])
     if dFinalState.count > 0 { cache.dState = dFinalState; cache.dState.shape = [b, hs] } else { cache.dState = Tensor(zeros: [b, hs]) }
 
     cache.gates.data.withUnsafeBufferPointer { pg in
@@ -148,8 +148,8 @@ public func gruBackward<T: Real>(_ dx: inout Tensor<T>, _ dInitialState: inout T
                    a: pst.baseAddress!, lda: hs, b: pdhp.baseAddress!, ldb: g,
                    beta: 1, c: pdwh.baseAddress!, ldc: g)
         }
-        addColumnSums(&grads.hiddenBias, pdhp.baseAddress!, rows: l * b, width: g)
     }}}}}}}}
+    addColumnSums(&grads.hiddenBias, cache.dHiddenProjection)
     denseBackward(&dx, &grads.inputWeight, &grads.inputBias, cache.dInputProjection, x, params.inputWeight)
     addInPlace(&dInitialState, cache.dState)
 }
@@ -163,19 +163,6 @@ func setInitialState<T: Real>(_ states: inout Tensor<T>, _ initial: Tensor<T>, c
             initial.data.withUnsafeBufferPointer { pi in ps.baseAddress!.update(from: pi.baseAddress!, count: count) }
         } else {
             ps.baseAddress!.update(repeating: 0, count: count)
-        }
-    }
-}
-
-/// `sums[j] += Σ_r m[r, j]` for a row-major (rows × width) matrix `m`.
-@inlinable
-func addColumnSums<T: Real>(_ sums: inout Tensor<T>, _ m: UnsafePointer<T>, rows: Int, width: Int) {
-    precondition(sums.count == width, "column sums: \(sums.shape) does not have width \(width)")
-    sums.data.withUnsafeMutableBufferPointer { ps in
-        // Safe: the caller passes a matrix of rows·width elements; sums holds width.
-        for r in 0..<rows {
-            let row = m + r * width
-            for j in 0..<width { ps[j] += row[j] }
         }
     }
 }

@@ -31,12 +31,12 @@ public func lstmForward<T: Real>(_ out: inout Tensor<T>, _ finalHidden: inout Te
     precondition(initialCell.count == 0 || initialCell.count == b * hs, "lstm: initial cell \(initialCell.shape) is not (\(b) × \(hs))")
     denseForward(&cache.inputProjection, x, params.inputWeight, params.bias)
     cache.inputProjection.shape = [b, l, g]
-    reshapeOrAllocate(&cache.states, [l + 1, b, hs])
-    reshapeOrAllocate(&cache.cells, [l + 1, b, hs])
-    reshapeOrAllocate(&cache.gates, [l, b, g])
-    reshapeOrAllocate(&cache.cellTanh, [l, b, hs])
-    reshapeOrAllocate(&cache.hiddenProjection, [b, g])
-    reshapeOrAllocate(&out, [b, l, hs])
+    prepareOutput(&cache.states, like: [l + 1, b, hs])
+    prepareOutput(&cache.cells, like: [l + 1, b, hs])
+    prepareOutput(&cache.gates, like: [l, b, g])
+    prepareOutput(&cache.cellTanh, like: [l, b, hs])
+    prepareOutput(&cache.hiddenProjection, like: [b, g])
+    prepareOutput(&out, like: [b, l, hs])
     setInitialState(&cache.states, initialHidden, count: b * hs)
     setInitialState(&cache.cells, initialCell, count: b * hs)
 
@@ -118,8 +118,8 @@ public func lstmBackward<T: Real>(_ dx: inout Tensor<T>, _ dInitialHidden: inout
     precondition(dout.count == 0 || dout.count == b * l * hs, "lstm: dout \(dout.shape) is not (\(b) × \(l) × \(hs))")
     precondition(dFinalHidden.count == 0 || dFinalHidden.count == b * hs, "lstm: dFinalHidden \(dFinalHidden.shape) is not (\(b) × \(hs))")
     precondition(dFinalCell.count == 0 || dFinalCell.count == b * hs, "lstm: dFinalCell \(dFinalCell.shape) is not (\(b) × \(hs))")
-    reshapeOrAllocate(&cache.dInputProjection, [b, l, g])
-    reshapeOrAllocate(&cache.dHiddenProjection, [l, b, g])
+    prepareOutput(&cache.dInputProjection, like: [b, l, g])
+    prepareOutput(&cache.dHiddenProjection, like: [l, b, g])
     if dFinalHidden.count > 0 { cache.dState = dFinalHidden; cache.dState.shape = [b, hs] } else { cache.dState = Tensor(zeros: [b, hs]) }
     if dFinalCell.count > 0 { cache.dCell = dFinalCell; cache.dCell.shape = [b, hs] } else { cache.dCell = Tensor(zeros: [b, hs]) }
 

@@ -166,24 +166,24 @@ public struct MLPLayer<T: Real>: Sendable {
             swap(&grad[l], &gradSpare[l])
             addColumnSums(&dBiases[l], grad[l])
         case .prelu:
-            let d = sizes[l + 1], n = grad[l].count, alpha = activations[l].alpha
+            let d = sizes[l + 1], rows = grad[l].rows, alpha = activations[l].alpha
             grad[l].data.withUnsafeMutableBufferPointer { pg in
                 pre[l].data.withUnsafeBufferPointer { px in
                     alpha.data.withUnsafeBufferPointer { pa in
                         activations[l].dAlpha.data.withUnsafeMutableBufferPointer { pda in
                             dBiases[l].data.withUnsafeMutableBufferPointer { pdb in
-                                // Safe: grad and pre hold n = rows·d, alpha/dAlpha/dBias d.
-                                var base = 0
-                                while base < n {
+                                // Safe: grad and pre hold rows·d, alpha/dAlpha/dBias d. Every operand
+                                // is loaded before the selects so the loop vectorises.
+                                let a = pa.baseAddress!, da = pda.baseAddress!, db = pdb.baseAddress!
+                                for r in 0..<rows {
+                                    let g = pg.baseAddress! + r &* d, xs = px.baseAddress! + r &* d
                                     for j in 0..<d {
-                                        let x = px[base + j], g = pg[base + j]
-                                        let neg = x > 0 ? 0 : g * x
-                                        let v = x > 0 ? g : pa[j] * g
-                                        pda[j] += neg
-                                        pg[base + j] = v
-                                        pdb[j] += v
+                                        let x = xs[j], gv = g[j], neg = gv * x, scaled = a[j] * gv
+                                        let v = x > 0 ? gv : scaled
+                                        da[j] += x > 0 ? 0 : neg
+                                        g[j] = v
+                                        db[j] += v
                                     }
-                                    base += d
                                 }
                             }
                         }
@@ -191,24 +191,34 @@ public struct MLPLayer<T: Real>: Sendable {
                 }
             }
         case .relu, .sigmoid, .tanh, .identity:
-            let d = sizes[l + 1], n = grad[l].count, kind = activation
+            let d = sizes[l + 1], rows = grad[l].rows, kind = activation
             grad[l].data.withUnsafeMutableBufferPointer { pg in
                 (kind == .relu || kind == .identity ? pre[l] : post[l]).data.withUnsafeBufferPointer { ps in
                     dBiases[l].data.withUnsafeMutableBufferPointer { pdb in
-                        // Safe: grad and the saved buffer hold n = rows·d, dBias d.
-                        var base = 0
-                        while base < n {
-                            switch kind {
-                            case .relu:
-                                for j in 0..<d { let v = ps[base + j] > 0 ? pg[base + j] : 0; pg[base + j] = v; pdb[j] += v }
-                            case .sigmoid:
-                                for j in 0..<d { let y = ps[base + j]; let v = pg[base + j] * y * (1 - y); pg[base + j] = v; pdb[j] += v }
-                            case .tanh:
-                                for j in 0..<d { let y = ps[base + j]; let v = pg[base + j] * (1 - y * y); pg[base + j] = v; pdb[j] += v }
-                            default:
-                                for j in 0..<d { pdb[j] += pg[base + j] }
+                        // Safe: grad and the saved buffer hold rows·d, dBias d. One loop per kind
+                        // (not a switch per element) so each vectorises.
+                        let db = pdb.baseAddress!
+                        switch kind {
+                        case .relu:
+                            for r in 0..<rows {
+                                let g = pg.baseAddress! + r &* d, xs = ps.baseAddress! + r &* d
+                                for j in 0..<d { let gv = g[j]; let v = xs[j] > 0 ? gv : 0; g[j] = v; db[j] += v }
                             }
-                            base += d
+                        case .sigmoid:
+                            for r in 0..<rows {
+                                let g = pg.baseAddress! + r &* d, ys = ps.baseAddress! + r &* d
+                                for j in 0..<d { let y = ys[j]; let v = g[j] * y * (1 - y); g[j] = v; db[j] += v }
+                            }
+                        case .tanh:
+                            for r in 0..<rows {
+                                let g = pg.baseAddress! + r &* d, ys = ps.baseAddress! + r &* d
+                                for j in 0..<d { let y = ys[j]; let v = g[j] * (1 - y * y); g[j] = v; db[j] += v }
+                            }
+                        default:
+                            for r in 0..<rows {
+                                let g = pg.baseAddress! + r &* d
+                                for j in 0..<d { db[j] += g[j] }
+                            }
                         }
                     }
                 }
@@ -254,10 +264,10 @@ func addColumnSums<T: Real>(_ sums: inout Tensor<T>, _ m: Tensor<T>) {
     sums.data.withUnsafeMutableBufferPointer { ps in
         m.data.withUnsafeBufferPointer { pm in
             // Safe: m holds rows·d elements, sums d.
-            var base = 0
-            while base < pm.count {
-                for j in 0..<d { ps[j] += pm[base + j] }
-                base += d
+            let sums = ps.baseAddress!
+            for r in 0..<m.rows {
+                let row = pm.baseAddress! + r &* d
+                for j in 0..<d { sums[j] += row[j] }
             }
         }
     }

@@ -35,8 +35,8 @@ public func selfAttentionForward<T: Real>(_ out: inout Tensor<T>, _ cache: inout
     denseForward(&cache.key, x, params.keyWeight, params.keyBias)
     denseForward(&cache.value, x, params.valueWeight, params.valueBias)
     cache.query.shape = [b, l, d]; cache.key.shape = [b, l, d]; cache.value.shape = [b, l, d]
-    reshapeOrAllocate(&cache.probabilities, [b, heads, l, l])
-    reshapeOrAllocate(&cache.context, [b, l, d])
+    prepareOutput(&cache.probabilities, like: [b, heads, l, l])
+    prepareOutput(&cache.context, like: [b, l, d])
 
     cache.query.data.withUnsafeBufferPointer { pq in
         cache.key.data.withUnsafeBufferPointer { pk in
@@ -77,7 +77,8 @@ public func selfAttentionForward<T: Real>(_ out: inout Tensor<T>, _ cache: inout
 ///
 /// With `dS = P ⊙ (dP − rowsum(dP ⊙ P))` the softmax backward, per head:
 /// `dP = dC_h V_hᵀ`, `dV_h = Pᵀ dC_h`, `dQ_h = dS K_h / √dh`, `dK_h = dSᵀ Q_h / √dh`;
-/// the projections then back-propagate as dense layers. Padded query rows of `dout` are ignored.
+/// the projections then back-propagate as dense layers. Padded query rows of `dout` are ignored
+/// (they must be finite: they meet only zero attention weights).
 ///
 /// - Parameters:
 ///   - dx: (B × L × D), `+=`; `.empty` to skip.
@@ -100,18 +101,29 @@ public func selfAttentionBackward<T: Real>(_ dx: inout Tensor<T>, _ grads: inout
     let dh = d / heads
     let scale = 1 / T.sqrt(T(dh))
 
-    // Output projection. Only the output bias would see padded rows (their context rows are
-    // zero), but masking dout once keeps every later product honest too.
-    cache.maskedDout = dout
-    cache.maskedDout.shape = [b * l, d]
-    if mask.count > 0 { zeroPaddedRows(&cache.maskedDout, mask, width: d) }
-    reshapeOrAllocate(&cache.dContext, [b * l, d])
-    var noInputGrad = Tensor<T>.empty
-    denseBackward(&noInputGrad, &grads.outputWeight, &grads.outputBias, cache.maskedDout, cache.context, params.outputWeight)
-    cache.maskedDout.data.withUnsafeBufferPointer { pd in
+    // Output projection. Context rows of padded queries are zero, so they add nothing to dWo,
+    // and their dContext rows only ever meet zero rows of P below; only the output bias needs
+    // the mask explicitly. This spares a masked copy of dout.
+    prepareOutput(&cache.dContext, like: [b * l, d])
+    dout.data.withUnsafeBufferPointer { pd in
+        cache.context.data.withUnsafeBufferPointer { pc in
+            grads.outputWeight.data.withUnsafeMutableBufferPointer { pdw in
+                // Safe: (B·L × D)ᵀ·(B·L × D) into (D × D), counts checked above.
+                T.gemm(transA: true, transB: false, m: d, n: d, k: b * l, alpha: 1,
+                       a: pc.baseAddress!, lda: d, b: pd.baseAddress!, ldb: d,
+                       beta: 1, c: pdw.baseAddress!, ldc: d)
+            }
+        }
+        grads.outputBias.data.withUnsafeMutableBufferPointer { pdb in
+            for r in 0..<b * l where mask.count == 0 || mask.data[r] != 0 {
+                // Safe: r < B·L rows of width d.
+                let row = pd.baseAddress! + r * d
+                for j in 0..<d { pdb[j] += row[j] }
+            }
+        }
         params.outputWeight.data.withUnsafeBufferPointer { pw in
             cache.dContext.data.withUnsafeMutableBufferPointer { pdc in
-                // Safe: (B·L × D)·(D × D)ᵀ into (B·L × D), counts checked above.
+                // Safe: (B·L × D)·(D × D)ᵀ into (B·L × D); beta = 0 overwrites the scratch.
                 T.gemm(transA: false, transB: true, m: b * l, n: d, k: d, alpha: 1,
                        a: pd.baseAddress!, lda: d, b: pw.baseAddress!, ldb: d,
                        beta: 0, c: pdc.baseAddress!, ldc: d)
@@ -119,10 +131,10 @@ public func selfAttentionBackward<T: Real>(_ dx: inout Tensor<T>, _ grads: inout
         }
     }
 
-    reshapeOrAllocate(&cache.dQuery, [b, l, d])
-    reshapeOrAllocate(&cache.dKey, [b, l, d])
-    reshapeOrAllocate(&cache.dValue, [b, l, d])
-    reshapeOrAllocate(&cache.dScores, [l, l])
+    prepareOutput(&cache.dQuery, like: [b, l, d])
+    prepareOutput(&cache.dKey, like: [b, l, d])
+    prepareOutput(&cache.dValue, like: [b, l, d])
+    prepareOutput(&cache.dScores, like: [l, l])
     cache.query.data.withUnsafeBufferPointer { pq in
     cache.key.data.withUnsafeBufferPointer { pk in
     cache.value.data.withUnsafeBufferPointer { pv in
@@ -218,11 +230,4 @@ func zeroPaddedRows<T: Real>(_ t: inout Tensor<T>, _ mask: Tensor<T>, width: Int
             (pt.baseAddress! + r * width).update(repeating: 0, count: width)
         }
     }
-}
-
-/// Gives `t` the `shape`, reallocating (zero-filled) only when the element count changes.
-@inlinable
-func reshapeOrAllocate<T: Real>(_ t: inout Tensor<T>, _ shape: [Int]) {
-    let n = shape.reduce(1, *)
-    if t.count != n { t = Tensor(zeros: shape) } else { t.shape = shape }
 }

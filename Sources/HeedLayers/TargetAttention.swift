@@ -32,7 +32,7 @@ public func targetAttentionFeaturesForward<T: Real>(_ features: inout Tensor<T>,
     precondition(mask.count == 0 || mask.count == b * l, "target attention: mask \(mask.shape) does not fit behaviours \(behaviours.shape)")
     positions.removeAll(keepingCapacity: true)
     for p in 0..<b * l where mask.count == 0 || mask.data[p] != 0 { positions.append(p) }
-    reshapeOrAllocate(&features, [positions.count, 4 * d])
+    prepareOutput(&features, like: [positions.count, 4 * d])
     features.data.withUnsafeMutableBufferPointer { pf in
         behaviours.data.withUnsafeBufferPointer { pe in
             target.data.withUnsafeBufferPointer { pv in
@@ -117,8 +117,8 @@ public func targetAttentionPoolForward<T: Real>(_ out: inout Tensor<T>, _ weight
                                                 weighting: TargetAttentionWeighting) {
     let b = behaviours.shape[0], l = behaviours.shape[1], d = behaviours.shape[2]
     precondition(logits.count == positions.count, "target attention: \(logits.count) logits for \(positions.count) positions")
-    reshapeOrAllocate(&out, [b, d])
-    reshapeOrAllocate(&weights, [b, l])
+    prepareOutput(&out, like: [b, d])
+    prepareOutput(&weights, like: [b, l])
     weights.zero()
     out.zero()
     weights.data.withUnsafeMutableBufferPointer { pw in
