@@ -1,10 +1,87 @@
 import ArgumentParser
+import Foundation
+import HeedCore
+import HeedData
+import HeedServer
+import HeedWorker
 
-/// `heed train`: train a model; by default a local cluster of processes.
+/// `heed train`: train a model; a local cluster of processes by default.
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train a model, by default as a local cluster of processes (not implemented yet).")
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model, by default as a local cluster (coordinator, servers, workers as processes).",
+        discussion: "--in-process trains in this process with no transport: the reference every distributed run is compared with.")
+
+    @OptionGroup var runOptions: RunOptions
+    @Flag(help: "Train in this process without servers or transport (the reference run).") var inProcess = false
+    @Option(help: "Write the final test metrics (JSON) here.") var metricsOut: String?
 
     func run() throws {
-        try NotImplemented(command: "train", issue: "issue 4").exit()
+        let config = try runOptions.resolve()
+        let evaluation: Evaluation
+        if inProcess {
+            evaluation = try trainInProcess(config)
+        } else {
+            evaluation = try trainLocalCluster(config)
+        }
+        print("\(config.model.name) on \(config.data.path): test \(evaluation.summary)")
+        if let path = metricsOut {
+            try JSONEncoder().encode(evaluation).write(to: URL(fileURLWithPath: path + ".tmp"))
+            guard rename(path + ".tmp", path) == 0 else { throw HeedError(.io, "cannot write \(path)") }
+        }
+    }
+
+    private func trainLocalCluster(_ config: RunConfig) throws -> Evaluation {
+        // Fail fast on data/model problems before starting processes.
+        _ = try ModelCatalog.deriveLayout(config)
+        let binary = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
+            : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
+        let cluster = try LocalCluster(config: config, binary: URL(fileURLWithPath: binary).standardized.path)
+        defer { cluster.cleanUp() }
+        let signals = SignalWatcher()
+        logLine("train: \(config.model.name), \(config.cluster.servers) servers, \(config.cluster.workers) workers, \(config.cluster.mode) mode over \(config.cluster.transport)")
+        try cluster.start()
+        if let failure = cluster.wait(interrupted: { signals.isInterrupted }) {
+            printError("train: \(failure)")
+            throw ExitCode(failure == "interrupted" ? 130 : 1)
+        }
+        guard let data = FileManager.default.contents(atPath: cluster.metricsPath) else {
+            throw HeedError(.io, "worker 0 wrote no metrics")
+        }
+        return try JSONDecoder().decode(Evaluation.self, from: data)
+    }
+
+    private func trainInProcess(_ config: RunConfig) throws -> Evaluation {
+        let result = LockedBox<Evaluation?>(nil)
+        let signals = SignalWatcher()
+        try runRole("train") {
+            result.set(try await InProcessRun.train(config, interrupted: { signals.isInterrupted }, log: logLine))
+        }
+        guard let evaluation = result.get() else { throw ExitCode(1) }
+        return evaluation
+    }
+}
+
+/// Training in one process: one shard owning everything, one worker loop, no transport.
+enum InProcessRun {
+    static func train(_ config: RunConfig, interrupted: @escaping @Sendable () -> Bool,
+                      log: @escaping @Sendable (String) -> Void) async throws -> Evaluation {
+        var config = config
+        config.cluster.servers = 1
+        config.cluster.workers = 1
+        (config, _) = try ModelCatalog.deriveLayout(config)
+        let manifest = try DatasetManifest.load(directory: config.data.path)
+        let (model, makeBatch) = try ModelCatalog.make(config, schema: manifest.schema)
+        let shard = try ServerRole.makeShard(rank: 0, config: config, initialDense: model.denseParameters())
+        let trainer = Trainer(model: model, params: LocalParameterAccess(shard: shard), pushEveryTable: false)
+        var hooks = TrainingLoop.Hooks()
+        hooks.progress = { log("train: \($0)") }
+        hooks.shouldStop = interrupted
+        let loop = TrainingLoop(trainer: trainer, plan: BatchPlan(shards: try manifest.open(.train, directory: config.data.path), batchSize: config.data.batchSize),
+                                settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps, pipelined: false, seed: config.seed),
+                                hooks: hooks, makeBatch: makeBatch)
+        try await loop.run()
+        if interrupted() { throw HeedError(.cancelled, "interrupted") }
+        return try await loop.evaluate(BatchPlan(shards: try manifest.open(.test, directory: config.data.path), batchSize: 1024))
     }
 }

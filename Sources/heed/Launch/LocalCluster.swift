@@ -1,0 +1,110 @@
+import Foundation
+import HeedCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A whole cluster as child processes of this one: a coordinator, S servers, W workers,
+/// talking over `ipc://` sockets in a private directory or `tcp://127.0.0.1` ports.
+final class LocalCluster {
+    let config: RunConfig
+    let binary: String
+    let directory: String
+    private(set) var children: [ChildProcess] = []
+
+    /// Prepares a private directory for sockets, the resolved config and metrics.
+    init(config: RunConfig, binary: String) throws {
+        self.config = config
+        self.binary = binary
+        var template = Array("/tmp/heed-run-XXXXXX".utf8CString)
+        guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw HeedError(.io, "cannot create a run directory under /tmp")
+        }
+        directory = String(cString: dir)
+    }
+
+    /// Where worker 0 writes the test metrics.
+    var metricsPath: String { directory + "/metrics.json" }
+
+    private func address(_ name: String) throws -> String {
+        if config.cluster.transport == "ipc" { return "ipc://\(directory)/\(name).ipc" }
+        return "tcp://127.0.0.1:\(try freePort())"
+    }
+
+    /// Starts every role.
+    func start() throws {
+        let configPath = directory + "/run.json"
+        try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: configPath))
+        let coordinator = try address("coordinator")
+        children.append(try ChildProcess(label: "coordinator", executable: binary,
+                                         arguments: ["coordinator", "--listen", coordinator, "--resolved-config", configPath]))
+        for k in 0..<config.cluster.servers {
+            children.append(try ChildProcess(label: "server \(k)", executable: binary,
+                                             arguments: ["server", "--coordinator", coordinator, "--listen", try address("server-\(k)"), "--rank", "\(k)"]))
+        }
+        for k in 0..<config.cluster.workers {
+            var args = ["worker", "--coordinator", coordinator, "--rank", "\(k)"]
+            if k == 0 { args += ["--metrics-out", metricsPath] }
+            children.append(try ChildProcess(label: "worker \(k)", executable: binary, arguments: args))
+        }
+    }
+
+    /// Waits for the run. Returns nil on success, or the first failure: a role that exited
+    /// non-zero (then every other child is stopped). `interrupted` reports Ctrl-C; the
+    /// coordinator is asked to stop first so roles finish their step, then everyone.
+    func wait(interrupted: () -> Bool) -> String? {
+        var failure: String?
+        var stopAt: Date?
+        var interruptForwarded = false
+        while true {
+            var running = 0
+            for child in children {
+                if let status = child.poll() {
+                    if status != 0 && failure == nil && !interruptForwarded {
+                        failure = "\(child.label) exited with status \(status)"
+                    }
+                } else {
+                    running += 1
+                }
+            }
+            if running == 0 { return interruptForwarded ? "interrupted" : failure }
+            if interrupted() && !interruptForwarded {
+                interruptForwarded = true
+                children.first?.send(SIGTERM)
+                stopAt = Date()
+            }
+            if failure != nil && stopAt == nil {
+                children.forEach { $0.send(SIGTERM) }
+                stopAt = Date()
+            }
+            if let t = stopAt {
+                let waited = Date().timeIntervalSince(t)
+                if interruptForwarded && waited > 3 { children.forEach { $0.send(SIGTERM) } }
+                if waited > 10 { children.forEach { $0.send(SIGKILL) } }
+            }
+            usleep(50_000)
+        }
+    }
+
+    /// Removes the run directory.
+    func cleanUp() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1 (bind to 0, read, close).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HeedError(.io, "socket(): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw HeedError(.io, "cannot find a free port: \(String(cString: strerror(errno)))") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
