@@ -96,6 +96,7 @@ enum AmazonLoaders {
 
     /// Reads `{"item": [attr, …], …}`; errors name the byte offset.
     static func readItemAttributes(path: String, into d: inout RawDataset, maxAttributes: Int) throws {
+        d.padItemTables()
         var text: [UInt8] = []
         try LineReader(path: path).forEachLine(expected: "a JSON object {\"item_id\": [attribute ids]}") { line, _ in
             text.append(contentsOf: line)
@@ -149,6 +150,7 @@ enum AmazonLoaders {
             try d.addSource(role: "items", path: meta)
             d.hasCategories = true
             d.hasRelations = true
+            d.padItemTables()
             let m = DelimitedReader(path: meta, delimiter: 0x09, header: .exact(["item_id", "i_category", "r_complement", "r_substitute"]),
                                     describe: "tab-separated item_id, i_category, r_complement, r_substitute")
             try m.read(log: &log) { line, f, n, log in

@@ -44,6 +44,7 @@ enum RetailLoaders {
             if !(price > 0) { d.drop("non_positive_price"); return }
             guard isProductCode(line, f.starts[1], f.ends[1]) else { d.drop("non_product_code"); return }
             let ii = d.item(FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[1]..<f.ends[1]])))
+            if ii >= d.itemText.count { d.padItemTables() }
             if d.itemText[ii].isEmpty {
                 d.itemText[ii] = textTokenKeys(line, f.starts[2], f.ends[2], limit: o.maxTextTokens)
             }
@@ -105,6 +106,7 @@ enum RetailLoaders {
             d.hasCategories = true
             d.hasAttributes = true
             d.hasText = true
+            d.padItemTables()
             let fields = ["manufacturer", "department", "brand", "product_category", "product_type", "package_size"]
             let pr = DelimitedReader(path: products, delimiter: UInt8(ascii: ","), quoted: true,
                                      header: .exact(["product_id", "manufacturer_id", "department", "brand", "product_category", "product_type", "package_size"]),
