@@ -134,8 +134,7 @@ enum AmazonLoaders {
         try d.addSource(role: "events", path: path)
         let r = DelimitedReader(path: path, delimiter: 0x09, header: .exact(["user_id", "item_id", "time"]),
                                 describe: "tab-separated user_id, item_id, time")
-        try r.read(log: &log) { line, f, n, log in
-            d.rowsRead += 1
+        let parsed = try r.read(log: &log) { line, f, n, log in
             guard let u = ByteParse.uint64(line, f.starts[0], f.ends[0]), let i = ByteParse.uint64(line, f.starts[1], f.ends[1]) else {
                 try log.report(.nonNumericID, file: path, line: n, "non-numeric id: expected integer user_id and item_id, found \(quoteField(line, f.starts[0], f.ends[1]))")
                 return
@@ -146,6 +145,7 @@ enum AmazonLoaders {
             }
             d.addEvent(user: d.user(u), item: d.item(i), type: .rating, time: t)
         }
+        d.rowsRead = parsed.rows
         if let meta = try SourceResolver.optional(input: o.input, override: o.items, candidates: SourceResolver.gzOrPlain("item_meta.csv")) {
             try d.addSource(role: "items", path: meta)
             d.hasCategories = true
