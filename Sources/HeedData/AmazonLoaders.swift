@@ -96,6 +96,7 @@ enum AmazonLoaders {
 
     /// Reads `{"item": [attr, …], …}`; errors name the byte offset.
     static func readItemAttributes(path: String, into d: inout RawDataset, maxAttributes: Int) throws {
+        d.padItemTables()
         var text: [UInt8] = []
         try LineReader(path: path).forEachLine(expected: "a JSON object {\"item_id\": [attribute ids]}") { line, _ in
             text.append(contentsOf: line)
@@ -133,8 +134,7 @@ enum AmazonLoaders {
         try d.addSource(role: "events", path: path)
         let r = DelimitedReader(path: path, delimiter: 0x09, header: .exact(["user_id", "item_id", "time"]),
                                 describe: "tab-separated user_id, item_id, time")
-        try r.read(log: &log) { line, f, n, log in
-            d.rowsRead += 1
+        let parsed = try r.read(log: &log) { line, f, n, log in
             guard let u = ByteParse.uint64(line, f.starts[0], f.ends[0]), let i = ByteParse.uint64(line, f.starts[1], f.ends[1]) else {
                 try log.report(.nonNumericID, file: path, line: n, "non-numeric id: expected integer user_id and item_id, found \(quoteField(line, f.starts[0], f.ends[1]))")
                 return
@@ -145,10 +145,12 @@ enum AmazonLoaders {
             }
             d.addEvent(user: d.user(u), item: d.item(i), type: .rating, time: t)
         }
+        d.rowsRead = parsed.rows
         if let meta = try SourceResolver.optional(input: o.input, override: o.items, candidates: SourceResolver.gzOrPlain("item_meta.csv")) {
             try d.addSource(role: "items", path: meta)
             d.hasCategories = true
             d.hasRelations = true
+            d.padItemTables()
             let m = DelimitedReader(path: meta, delimiter: 0x09, header: .exact(["item_id", "i_category", "r_complement", "r_substitute"]),
                                     describe: "tab-separated item_id, i_category, r_complement, r_substitute")
             try m.read(log: &log) { line, f, n, log in

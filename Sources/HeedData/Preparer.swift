@@ -85,8 +85,10 @@ public enum Preparer {
         var counts = [[Int]](repeating: [Int](repeating: 0, count: n), count: splits.count)
         var keys = [[[Int]]](repeating: [[Int]](repeating: [Int](repeating: 0, count: schema.slots.count), count: n), count: splits.count)
         func splitIndex(_ s: Split) -> Int { splits.firstIndex(of: s)! }
+        var evaluated = Set<UInt64>()
         try builder.generate { rec, split, shard in
             let si = splitIndex(split)
+            if split != .train { evaluated.insert(rec.userID) }
             counts[si][shard] += 1
             for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count }
         }
@@ -124,7 +126,7 @@ public enum Preparer {
         stats.filtered = raw.filtered
         stats.badRows = log.countsByName
         for (si, split) in splits.enumerated() { stats.records[split.rawValue] = counts[si].reduce(0, +) }
-        stats.evaluatedUsers = try countEvaluatedUsers(builder)
+        stats.evaluatedUsers = evaluated.count
 
         let settings = PreparedSettings(
             sampleProtocol: o.sampleProtocol.rawValue,
@@ -145,13 +147,6 @@ public enum Preparer {
         try file.syncAndClose()
         progress("records: train \(stats.records["train"] ?? 0), valid \(stats.records["valid"] ?? 0), test \(stats.records["test"] ?? 0); items \(catalogRecords.count)")
         return manifest
-    }
-
-    /// Users with at least one valid or test record.
-    private static func countEvaluatedUsers(_ b: SampleBuilder) throws -> Int {
-        var users = Set<UInt64>()
-        try b.generate { rec, split, _ in if split != .train { users.insert(rec.userID) } }
-        return users.count
     }
 
     /// A human-readable description of a shard file, or of a dataset directory / manifest.
