@@ -27,7 +27,8 @@ public enum ServerRole {
     public static func run(options: Options, transport: any Transport,
                            initialDense: @escaping (RunConfig) throws -> [Float],
                            log: @escaping @Sendable (String) -> Void,
-                           interrupted: @escaping @Sendable () -> Bool) async throws {
+                           interrupted: @escaping @Sendable () -> Bool,
+                           onReady: @Sendable (ParameterShard) -> Void = { _ in }) async throws {
         let server = try ParameterServer(transport: transport, address: options.listen,
                                          options: ServerOptions(concurrency: 32, secret: options.secret))
         defer { server.close() }
@@ -41,6 +42,7 @@ public enum ServerRole {
         server.attach(shard)
         log("server \(rank): serving \(shard.tables.count) tables and \(shard.denseRange.count) dense values at \(advertised)")
         try await link.serverReady(rank: rank)
+        onReady(shard)
 
         let state = RoleState()
         let beats = link.heartbeats(rank: rank, interval: .milliseconds(config.cluster.heartbeatMilliseconds),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HeedCoordinator
+import HeedModels
 import HeedCore
 import HeedServer
 import HeedTransport

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HeedCore
 import HeedData
+import HeedModels
 import HeedServer
 import HeedWorker
 

@@ -1,0 +1,70 @@
+import Foundation
+import HeedCore
+import HeedData
+
+/// Builds models by name and the adapter from prepared samples to model batches.
+public enum ModelCatalog {
+    /// Fields the `lr` baseline pools.
+    public static let linearFields = ["item", "category", "hist_items", "hist_categories"]
+
+    /// The model `config.model.name` for data with `schema`.
+    public static func make(_ config: RunConfig, schema: SampleSchema) throws -> (any RecommenderModel, @Sendable (SampleBatch) -> ModelBatch) {
+        switch config.model.name {
+        case "lr":
+            let fields = linearFields.filter { schema.slotIndex($0) != nil }
+            let groups = Set(fields.compactMap { schema.slotIndex($0).map { schema.slots[$0].group } })
+            let model = LinearModel(tables: groups.sorted(), dim: config.model.embeddingDim, seed: config.seed)
+            return (model, try batchAdapter(schema: schema, fields: fields))
+        default:
+            throw HeedError(.config, "unknown model '\(config.model.name)' (available: lr)")
+        }
+    }
+
+    /// SampleBatch → ModelBatch with the `click` label and the named fields.
+    public static func batchAdapter(schema: SampleSchema, fields: [String], label: String = "click") throws -> @Sendable (SampleBatch) -> ModelBatch {
+        guard let labelIndex = schema.labelIndex(label) else {
+            throw HeedError(.config, "the prepared data has no '\(label)' label (labels: \(schema.labels.joined(separator: ", ")))")
+        }
+        let slots = try fields.map { name -> (String, Int) in
+            guard let i = schema.slotIndex(name) else { throw HeedError(.config, "the prepared data has no '\(name)' slot") }
+            return (name, i)
+        }
+        let labelCount = schema.labels.count
+        return { batch in
+            var f: [String: SparseField] = [:]
+            for (name, i) in slots {
+                f[name] = SparseField(length: batch.schema.slots[i].maxLength, keys: batch.keys[i], mask: batch.masks[i])
+            }
+            let labels = (0..<batch.size).map { batch.labels[$0 * labelCount + labelIndex] }
+            return ModelBatch(size: batch.size, labels: labels, users: batch.userIDs, fields: f)
+        }
+    }
+
+    /// Fills `config.layout` from the model and the prepared data, and assigns data
+    /// shards to workers (shard i → worker i mod W).
+    public static func deriveLayout(_ config: RunConfig) throws -> (RunConfig, [[UInt32]]) {
+        var c = config
+        let manifest = try DatasetManifest.load(directory: c.data.path)
+        let (model, _) = try make(c, schema: manifest.schema)
+        c.layout.tableDims = model.tableDims
+        c.layout.denseCount = model.denseParameterCount
+        c.layout.schemaJSON = String(decoding: try JSONEncoder().encode(manifest.schema), as: UTF8.self)
+        let shards = manifest.shards(.train)
+        let w = c.cluster.workers
+        guard shards.count >= w else {
+            throw HeedError(.config, "\(c.data.path) has \(shards.count) train shards for \(w) workers; prepare it with --shards \(w) or more")
+        }
+        let assignment = (0..<w).map { rank in stride(from: rank, to: shards.count, by: w).map { UInt32($0) } }
+        if c.cluster.mode != .async {
+            // Every worker takes the same number of steps per epoch, or barriers would wait forever.
+            let b = c.data.batchSize
+            c.layout.stepsPerEpoch = assignment.map { $0.reduce(0) { $0 + (shards[Int($1)].records + b - 1) / b } }.min() ?? 0
+        }
+        return (c, assignment)
+    }
+
+    /// The schema the coordinator shipped in the layout.
+    public static func schema(of config: RunConfig) throws -> SampleSchema {
+        try JSONDecoder().decode(SampleSchema.self, from: Data(config.layout.schemaJSON.utf8))
+    }
+}
