@@ -65,6 +65,7 @@ let package = Package(
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
         .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore"]),
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
+        .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]

@@ -29,7 +29,8 @@ public enum WorkerRole {
     public static func run(options: Options, transport: any Transport, makeModel: ModelMaker,
                            log: @escaping @Sendable (String) -> Void,
                            interrupted: @escaping @Sendable () -> Bool) async throws -> Evaluation? {
-        let identity = "\(ProcessInfo.processInfo.hostName):\(getpid())"
+        // Unique per incarnation, stable across retries of this registration.
+        let identity = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         let link = CoordinatorClient(client: try transport.connect(to: options.coordinator, options: ClientOptions(secret: options.secret)), role: .worker)
         defer { link.client.close() }
         let reply = try await link.register(listenAddress: identity, rankHint: options.rankHint, timeout: .seconds(120))

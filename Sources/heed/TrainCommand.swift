@@ -66,7 +66,8 @@ struct TrainCommand: ParsableCommand {
 /// Training in one process: one shard owning everything, one worker loop, no transport.
 enum InProcessRun {
     static func train(_ config: RunConfig, interrupted: @escaping @Sendable () -> Bool,
-                      log: @escaping @Sendable (String) -> Void) async throws -> Evaluation {
+                      log: @escaping @Sendable (String) -> Void,
+                      onShard: (ParameterShard) -> Void = { _ in }) async throws -> Evaluation {
         var config = config
         config.cluster.servers = 1
         config.cluster.workers = 1
@@ -74,6 +75,7 @@ enum InProcessRun {
         let manifest = try DatasetManifest.load(directory: config.data.path)
         let (model, makeBatch) = try ModelCatalog.make(config, schema: manifest.schema)
         let shard = try ServerRole.makeShard(rank: 0, config: config, initialDense: model.denseParameters())
+        onShard(shard)
         let trainer = Trainer(model: model, params: LocalParameterAccess(shard: shard), pushEveryTable: false)
         var hooks = TrainingLoop.Hooks()
         hooks.progress = { log("train: \($0)") }
