@@ -306,10 +306,11 @@ public final class EmbeddingTable: @unchecked Sendable {
                            out: UnsafeMutablePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
         let readBytes = Int64(Self.headerBytes + 4 * dim)
+        let index = s.index
         for i in 0..<(m + d1 + d2) {
             // Safe: each stage checks its position against 0..<m; order holds positions < n
             // and out holds n × dim floats (checked by the caller).
-            if i < m { s.index.prefetch(hash: hashes[Int(order[i])]) }
+            if i < m { index.prefetch(hash: hashes[Int(order[i])]) }
             let j = i - d1
             if j >= 0 && j < m {
                 let p = Int(order[j])
@@ -337,14 +338,16 @@ public final class EmbeddingTable: @unchecked Sendable {
                            grads: UnsafePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
         let recordBytes = Int64(Self.headerBytes + 4 * width)
+        // Locals, so the loop does not reload (and retain) them through self per row.
+        let index = s.index, optimizer = optimizer
         var applied = 0, dropped = 0
         for i in 0..<(m + d1 + d2) {
             // Safe: as in pullGroup; grads holds n × dim floats (checked by the caller).
-            if i < m { s.index.prefetch(hash: hashes[Int(order[i])]) }
+            if i < m { index.prefetch(hash: hashes[Int(order[i])]) }
             let j = i - d1
             if j >= 0 && j < m {
                 let p = Int(order[j])
-                let row = UnsafeMutableRawPointer(bitPattern: UInt(s.index.find(keys[p], hash: hashes[p])))
+                let row = UnsafeMutableRawPointer(bitPattern: UInt(index.find(keys[p], hash: hashes[p])))
                 rows[j] = row
                 if let row { heed_prefetch_range(row, recordBytes) }
             }

@@ -41,6 +41,9 @@ struct BenchStorageCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Plain locals: reading an @Option inside a loop costs a generic metadata lookup.
+        let rows = rows, dim = dim, batch = batch, updates = updates, threads = threads
+        let streamMib = streamMib, hugePages = hugePages, stripes = stripes
         let options = EmbeddingTableOptions(stripes: stripes, hugePages: hugePages,
                                             slotPrefetchDistance: slotPrefetch, rowPrefetchDistance: rowPrefetch)
         let config = EmbeddingTableConfig(name: "bench", dim: dim, initializer: .uniform(scale: 0.01),
@@ -52,7 +55,8 @@ struct BenchStorageCommand: ParsableCommand {
 
         let rssBefore = residentSetBytes()
         let table = try EmbeddingTable(config: config, options: options)
-        let fill = time {
+        var fillCPU = 0.0
+        let fill = time(&fillCPU) {
             parallelBatches(count: rows, threads: threads) { lo, hi in
                 var keys = [UInt64](repeating: 0, count: batch)
                 var out = [Float](repeating: 0, count: batch * dim)
@@ -77,7 +81,8 @@ struct BenchStorageCommand: ParsableCommand {
         let keys = (0..<updates).map { _ in FeatureKey(group: 1, id: rng.next() % UInt64(rows)).rawValue }
         let grads = (0..<batch * dim).map { _ in Float(rng.nextGaussian()) * 0.01 }
 
-        let pullSeconds = time {
+        var pullCPU = 0.0
+        let pullSeconds = time(&pullCPU) {
             parallelBatches(count: updates, threads: threads) { lo, hi in
                 var out = [Float](repeating: 0, count: batch * dim)
                 keys.withUnsafeBufferPointer { k in
@@ -91,7 +96,8 @@ struct BenchStorageCommand: ParsableCommand {
                 }
             }
         }
-        let pushSeconds = time {
+        var pushCPU = 0.0
+        let pushSeconds = time(&pushCPU) {
             parallelBatches(count: updates, threads: threads) { lo, hi in
                 keys.withUnsafeBufferPointer { k in
                     grads.withUnsafeBufferPointer { g in
@@ -126,6 +132,9 @@ struct BenchStorageCommand: ParsableCommand {
         print("pull: \(fixed(pullRows / 1e6, 2)) M rows/s, \(fixed(pullBytes / 1e9, 2)) GB/s of weights")
         print("sparse Adam push: \(fixed(pushRows / 1e6, 2)) M rows/s, \(fixed(pushBytes / 1e9, 2)) GB/s of row state "
               + "(\(Int(2 * stateBytes)) B read + written per row)")
+        print("CPU share of the timed phases (1.00 = this process had its \(threads) core(s) to itself): "
+              + "fill \(fixed(fillCPU / fill / Double(threads), 2)), pull \(fixed(pullCPU / pullSeconds / Double(threads), 2)), "
+              + "push \(fixed(pushCPU / pushSeconds / Double(threads), 2))")
         print("ratio push/triad: \(fixed(pushBytes / triad, 2)) (target >= 0.60)")
         print("resident bytes per row: \(fixed(measured, 1)) (process RSS growth), \(fixed(accounted, 1)) (table accounting); "
               + "raw \(Int(raw)) (key 8 + w,m,v \(Int(stateBytes)) + step 4)")
@@ -151,12 +160,21 @@ struct BenchStorageCommand: ParsableCommand {
         }
     }
 
-    /// Wall-clock seconds taken by `body`.
-    private func time(_ body: () -> Void) -> Double {
-        let start = ContinuousClock.now
+    /// Wall-clock seconds taken by `body`; also records the process CPU seconds it used in
+    /// `cpuSeconds`, so a run on a busy machine can be recognised.
+    private func time(_ cpuSeconds: inout Double, _ body: () -> Void) -> Double {
+        let cpu0 = processCPUSeconds(), start = ContinuousClock.now
         body()
         let (s, atto) = (ContinuousClock.now - start).components
+        cpuSeconds = processCPUSeconds() - cpu0
         return Double(s) + Double(atto) * 1e-18
+    }
+
+    /// CPU time used by this process so far.
+    private func processCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
     /// The process's resident set size from /proc/self/statm (0 where unavailable).

@@ -1,3 +1,4 @@
+import Foundation
 import HeedCore
 import HeedOptim
 import Testing
@@ -192,5 +193,18 @@ func differingRows(_ a: [(UInt64, UInt32, [Float])], _ b: [(UInt64, UInt32, [Flo
             name: "a", dim: 2, initializer: .zeros, optimizer: .adagrad(AdagradConfig(lr: 0.1, initialAccumulator: 0.1))))
         _ = ada.pull(k, step: 0)
         #expect(ada.row(for: k[0])!.values == [0, 0, 0.1, 0.1])
+    }
+}
+
+@Suite struct EmbeddingTableConfigTests {
+    @Test func decodesWithDefaultsAndRoundTrips() throws {
+        let json = Data(#"{"name": "item", "dim": 18, "optimizer": {"kind": "adagrad", "lr": 0.05}, "evictionTTL": 1000}"#.utf8)
+        let c = try JSONDecoder().decode(EmbeddingTableConfig.self, from: json)
+        #expect(c == EmbeddingTableConfig(name: "item", dim: 18, optimizer: .adagrad(AdagradConfig(lr: 0.05)), evictionTTL: 1000))
+        #expect(c.initializer == .uniform(scale: 0.01) && c.admissionMinCount == 1 && c.maxRows == nil && c.seed == 0)
+        let full = EmbeddingTableConfig(name: "cat", dim: 8, initializer: .normal(scale: 0.1),
+                                        optimizer: .adam(AdamConfig(lr: 0.002, weightDecay: 0.01)),
+                                        admissionMinCount: 5, evictionTTL: 50, maxRows: 1_000_000, seed: 7)
+        #expect(try JSONDecoder().decode(EmbeddingTableConfig.self, from: JSONEncoder().encode(full)) == full)
     }
 }
