@@ -305,7 +305,7 @@ public final class EmbeddingTable: @unchecked Sendable {
                            order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                            out: UnsafeMutablePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
-        let readBytes = Int64(Self.headerBytes + 4 * dim)
+        let readBytes = Int64(Self.headerBytes + 4 * dim), outBytes = Int64(4 * dim)
         let index = s.index
         for i in 0..<(m + d1 + d2) {
             // Safe: each stage checks its position against 0..<m; order holds positions < n
@@ -317,6 +317,7 @@ public final class EmbeddingTable: @unchecked Sendable {
                 let row = rowForPull(s, key: keys[p], hash: hashes[p])
                 rows[j] = row
                 if let row { heed_prefetch_range(row, readBytes) }
+                heed_prefetch_range(out + p * dim, outBytes)
             }
             let q = j - d2
             if q >= 0 && q < m {
@@ -337,7 +338,7 @@ public final class EmbeddingTable: @unchecked Sendable {
                            order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                            grads: UnsafePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
-        let recordBytes = Int64(Self.headerBytes + 4 * width)
+        let recordBytes = Int64(Self.headerBytes + 4 * width), gradBytes = Int64(4 * dim)
         // Locals, so the loop does not reload (and retain) them through self per row.
         let index = s.index, optimizer = optimizer
         var applied = 0, dropped = 0
@@ -349,7 +350,11 @@ public final class EmbeddingTable: @unchecked Sendable {
                 let p = Int(order[j])
                 let row = UnsafeMutableRawPointer(bitPattern: UInt(index.find(keys[p], hash: hashes[p])))
                 rows[j] = row
-                if let row { heed_prefetch_range(row, recordBytes) }
+                if let row {
+                    heed_prefetch_range(row, recordBytes)
+                    // The gradient block of a large batch lives in L3 or memory, not L1.
+                    heed_prefetch_range(grads + p * dim, gradBytes)
+                }
             }
             let q = j - d2
             if q >= 0 && q < m {

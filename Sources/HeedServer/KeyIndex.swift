@@ -153,11 +153,13 @@ final class KeyIndex {
         Self.free(old, oldCapacity, hugePages: hugePages)
     }
 
-    /// Huge pages only pay off once the array spans several of them.
+    /// Huge pages from one huge page's worth of slots up: the array size is a power of two,
+    /// so it is then a whole number of them and nothing is wasted; below that, rounding up
+    /// to 2 MiB would cost more memory than the TLB misses cost time.
     private func useHugePages(_ cap: Int) -> Bool { Self.useHugePages(cap, hugePages) }
 
     private static func useHugePages(_ cap: Int, _ hugePages: Bool) -> Bool {
-        hugePages && cap * MemoryLayout<Slot>.stride >= 4 * PageMemory.hugePageSize
+        hugePages && cap * MemoryLayout<Slot>.stride >= PageMemory.hugePageSize
     }
 
     private static func allocate(_ cap: Int, hugePages: Bool) -> UnsafeMutablePointer<Slot> {
