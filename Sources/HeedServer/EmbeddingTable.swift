@@ -35,6 +35,7 @@ public final class EmbeddingTable: @unchecked Sendable {
     /// The optimizer applied to rows.
     public let optimizer: RowOptimizer
 
+    /// The independently locked parts; a key lives in `stripes[stripeIndex(hash)]`.
     let stripes: [EmbeddingTableStripe]
     /// Row record size in bytes (header plus floats, rounded up to 16).
     let stride: Int
@@ -189,6 +190,7 @@ public final class EmbeddingTable: @unchecked Sendable {
 
     // MARK: - Internals
 
+    /// The stripe of a key hash: its top bits (the key index uses the low bits).
     @inline(__always)
     func stripeIndex(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> stripeShift) }
 
@@ -198,6 +200,7 @@ public final class EmbeddingTable: @unchecked Sendable {
         (row + headerBytes).assumingMemoryBound(to: Float.self)
     }
 
+    /// Records `step` as the row's last-touched step unless a later one is already there.
     @inline(__always)
     static func touch(_ row: UnsafeMutableRawPointer, _ step: UInt32) {
         if row.load(fromByteOffset: 12, as: UInt32.self) < step {
@@ -388,6 +391,7 @@ public struct EmbeddingRowSnapshot: Hashable, Sendable {
     /// The weights, first `dim` of `values`.
     public var weights: ArraySlice<Float>
 
+    /// Copies the record at `row` (caller holds the stripe lock).
     init(row: UnsafeMutableRawPointer, dim: Int, width: Int) {
         key = row.load(as: UInt64.self)
         step = row.load(fromByteOffset: 8, as: UInt32.self)

@@ -14,7 +14,9 @@ import HeedCore
 final class KeyIndex {
     /// One entry; `value == 0` means empty.
     struct Slot {
+        /// The full key (compared on every probe, so no two keys share an entry).
         var key: UInt64
+        /// The stored value; 0 marks the slot empty.
         var value: UInt64
     }
 

@@ -34,12 +34,14 @@ struct BenchStorageCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Advise transparent huge pages for table memory.") var hugePages = true
     @Option(help: "Seed for the random keys and gradients.") var seed: UInt64 = 1
 
+    /// Rejects sizes below 1.
     func validate() throws {
         guard rows >= 1, dim >= 1, batch >= 1, updates >= 1, threads >= 1, streamMib >= 1 else {
             throw ValidationError("--rows, --dim, --batch, --updates, --threads and --stream-mib must be >= 1")
         }
     }
 
+    /// Measures bandwidth, fills the table, times pulls and pushes, prints the ratios.
     func run() throws {
         // Plain locals: reading an @Option inside a loop costs a generic metadata lookup.
         let rows = rows, dim = dim, batch = batch, updates = updates, threads = threads
