@@ -21,8 +21,14 @@ import Synchronization
 /// concurrent pushes are serialisable: each row sees the updates one at a time, in
 /// some order, and its step count equals the number of updates applied.
 ///
+/// Growth: a stripe's key index doubles when 70% full, rehashing only that stripe's keys
+/// (1/stripes of the table) under its lock; rows themselves never move or get copied.
+///
 /// Determinism: a row's initial weights depend only on its key and `config.seed`
 /// (`RowInitializer`), so the same key starts equal on any server and in any run.
+///
+/// Buffer sizes passed to `pull`/`push`/`restore` are preconditions: the server checks
+/// message sizes against `dim` when it decodes a request, before calling in.
 public final class EmbeddingTable: @unchecked Sendable {
     /// The table's settings.
     public let config: EmbeddingTableConfig
