@@ -69,6 +69,14 @@ public struct PreparedSettings: Codable, Equatable, Sendable {
     public var seed: UInt64
     /// Price-level buckets per category.
     public var priceLevels: Int
+    /// Cap on attribute tokens per item.
+    public var maxAttributes: Int
+    /// Cap on title words per item.
+    public var maxTextTokens: Int
+    /// Cap on social neighbours per user.
+    public var maxNeighbors: Int
+    /// Cap on complement / substitute items per item.
+    public var maxRelations: Int
     /// Event types that become targets (nil = all).
     public var targetEvents: [String]?
     /// Whether bad rows were skipped.
