@@ -3,7 +3,12 @@ import HeedCore
 
 /// A data split of a prepared dataset.
 public enum Split: String, Codable, CaseIterable, Sendable {
-    case train, valid, test
+    /// Training records.
+    case train
+    /// Validation records (model selection, early stopping).
+    case valid
+    /// Test records (reported metrics).
+    case test
 }
 
 /// One shard file listed in a manifest.

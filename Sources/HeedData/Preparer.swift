@@ -216,6 +216,7 @@ public enum Preparer {
         return lines.joined(separator: "\n")
     }
 
+    /// A summary of a dataset directory's manifest.
     static func describeManifest(_ m: DatasetManifest, directory: String) -> String {
         var lines = ["heed dataset \(directory) (\(m.dataset), protocol \(m.settings.sampleProtocol), split \(m.settings.split), \(m.settings.shards) shard(s) per split, max history \(m.settings.maxLength))"]
         for s in Split.allCases {

@@ -127,24 +127,29 @@ public final class SampleShardWriter {
         var written = 0
         var crc: uLong = crc32(0, nil, 0)
         var buffer: [UInt8] = []
+        /// Buffered bytes that trigger a write.
         static let flushBytes = 1 << 15
 
+        /// A cursor at `offset` that must receive exactly `planned` bytes.
         init(offset: Int, planned: Int) {
             self.offset = offset
             self.planned = planned
             buffer.reserveCapacity(Self.flushBytes + 64)
         }
 
+        /// Appends one little-endian word.
         mutating func append(_ v: UInt64, _ file: PosixFile) throws {
             withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) }
             if buffer.count >= Self.flushBytes { try flush(file) }
         }
 
+        /// Appends raw bytes.
         mutating func append(_ bytes: UnsafeRawBufferPointer, _ file: PosixFile) throws {
             buffer.append(contentsOf: bytes)
             if buffer.count >= Self.flushBytes { try flush(file) }
         }
 
+        /// Writes the buffer at the cursor and folds it into the section CRC.
         mutating func flush(_ file: PosixFile) throws {
             guard !buffer.isEmpty else { return }
             try buffer.withUnsafeBytes { raw in
@@ -157,6 +162,7 @@ public final class SampleShardWriter {
             buffer.removeAll(keepingCapacity: true)
         }
 
+        /// Flushes and writes the zero padding up to the 64-byte boundary.
         mutating func finish(_ file: PosixFile) throws {
             try flush(file)
             let pad = ShardLayout.aligned(planned) - written
