@@ -30,7 +30,7 @@ public enum Preparer {
 
         let parent = FileOps.dirname(of: out)
         try FileOps.makeDirectories(parent)
-        let tmp = parent + "/." + FileOps.basename(of: out) + ".tmp-\(getpid())"
+        let tmp = parent + "/." + FileOps.basename(of: out) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         FileOps.removeTree(tmp)
         try FileOps.makeDirectory(tmp)
         do {
@@ -129,11 +129,14 @@ public enum Preparer {
         func fileName(_ split: Split, _ shard: Int) -> String {
             "\(split.rawValue)-\(String(format: "%05d", shard))-of-\(String(format: "%05d", n)).heeds"
         }
+        // Every section of every open shard buffers its writes: keep the total near 64 MiB.
+        let sections = splits.count * n * (5 + 2 * schema.slots.count)
+        let flushBytes = max(4096, min(1 << 16, (64 << 20) / sections))
         var writers: [[SampleShardWriter]] = []
         for (si, split) in splits.enumerated() {
             writers.append(try (0..<n).map { shard in
                 try SampleShardWriter(path: directory + "/" + fileName(split, shard), schema: schema,
-                                      recordCount: counts[si][shard], keysPerSlot: keys[si][shard])
+                                      recordCount: counts[si][shard], keysPerSlot: keys[si][shard], flushBytes: flushBytes)
             })
         }
         try builder.generate { rec, split, shard in
