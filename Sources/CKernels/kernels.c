@@ -1,11 +1,16 @@
 #include "CKernels.h"
 
-void heed_adam_row(float *row, const float *grad, int64_t dim,
-                   float b1, float b2, float step_size, float eps_t, float decay_lr) {
-    heed_adam_dense(row, row + dim, row + 2 * dim, grad, dim, b1, b2, step_size, eps_t, decay_lr);
-}
+// Every kernel is built twice, for 256-bit AVX and for the baseline, and the loader picks
+// one per machine (an ifunc). Without FMA in the target list the compiler cannot contract
+// a*b+c, and AVX sqrt/div round exactly like SSE's, so both versions give bit-identical
+// results; the AVX one runs the Adam row about twice as fast (8 lanes instead of 4).
+#if defined(__x86_64__) && defined(__linux__)
+#define HEED_KERNEL __attribute__((target_clones("avx", "default")))
+#else
+#define HEED_KERNEL
+#endif
 
-void heed_adam_dense(float *restrict w, float *restrict m, float *restrict v,
+HEED_KERNEL void heed_adam_dense(float *restrict w, float *restrict m, float *restrict v,
                      const float *restrict grad, int64_t n,
                      float b1, float b2, float step_size, float eps_t, float decay_lr) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2, keep = 1.0f - decay_lr;
@@ -19,11 +24,7 @@ void heed_adam_dense(float *restrict w, float *restrict m, float *restrict v,
     }
 }
 
-void heed_adagrad_row(float *row, const float *grad, int64_t dim, float lr, float eps) {
-    heed_adagrad_dense(row, row + dim, grad, dim, lr, eps);
-}
-
-void heed_adagrad_dense(float *restrict w, float *restrict acc, const float *restrict grad,
+HEED_KERNEL void heed_adagrad_dense(float *restrict w, float *restrict acc, const float *restrict grad,
                         int64_t n, float lr, float eps) {
     for (int64_t i = 0; i < n; i++) {
         float g = grad[i];
@@ -33,11 +34,11 @@ void heed_adagrad_dense(float *restrict w, float *restrict acc, const float *res
     }
 }
 
-void heed_sgd_dense(float *restrict w, const float *restrict grad, int64_t n, float lr) {
+HEED_KERNEL void heed_sgd_dense(float *restrict w, const float *restrict grad, int64_t n, float lr) {
     for (int64_t i = 0; i < n; i++) w[i] -= lr * grad[i];
 }
 
-void heed_sgd_momentum_dense(float *restrict w, float *restrict buf, const float *restrict grad,
+HEED_KERNEL void heed_sgd_momentum_dense(float *restrict w, float *restrict buf, const float *restrict grad,
                              int64_t n, float lr, float mu) {
     for (int64_t i = 0; i < n; i++) {
         float b = mu * buf[i] + grad[i];
@@ -46,11 +47,21 @@ void heed_sgd_momentum_dense(float *restrict w, float *restrict buf, const float
     }
 }
 
-void heed_stream_copy(float *restrict a, const float *restrict b, int64_t n) {
+HEED_KERNEL void heed_stream_copy(float *restrict a, const float *restrict b, int64_t n) {
     for (int64_t i = 0; i < n; i++) a[i] = b[i];
 }
 
-void heed_stream_triad(float *restrict a, const float *restrict b, const float *restrict c,
+HEED_KERNEL void heed_stream_triad(float *restrict a, const float *restrict b, const float *restrict c,
                        float s, int64_t n) {
     for (int64_t i = 0; i < n; i++) a[i] = b[i] + s * c[i];
+}
+
+// Row forms, after the multiversioned definitions they call.
+void heed_adam_row(float *row, const float *grad, int64_t dim,
+                   float b1, float b2, float step_size, float eps_t, float decay_lr) {
+    heed_adam_dense(row, row + dim, row + 2 * dim, grad, dim, b1, b2, step_size, eps_t, decay_lr);
+}
+
+void heed_adagrad_row(float *row, const float *grad, int64_t dim, float lr, float eps) {
+    heed_adagrad_dense(row, row + dim, grad, dim, lr, eps);
 }

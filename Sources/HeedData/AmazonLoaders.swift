@@ -195,10 +195,14 @@ enum AmazonLoaders {
 
 /// A minimal JSON tokenizer for the item-attribute files: strings, integer arrays, punctuation.
 struct JSONScanner {
+    /// The whole document (a view owned by the caller's closure).
     let bytes: UnsafeBufferPointer<UInt8>
+    /// File name for messages.
     let path: String
+    /// Current byte offset.
     var at = 0
 
+    /// A scanner at offset 0 of `bytes`.
     init(bytes: UnsafeBufferPointer<UInt8>, path: String) {
         self.bytes = bytes
         self.path = path
@@ -209,6 +213,7 @@ struct JSONScanner {
         HeedError(.invalidInput, "\(path): byte offset \(at): malformed JSON: \(what) [malformed]")
     }
 
+    /// Skips JSON whitespace.
     mutating func skipSpace() {
         while at < bytes.count, bytes[at] == 0x20 || bytes[at] == 0x0A || bytes[at] == 0x0D || bytes[at] == 0x09 { at += 1 }
     }
@@ -227,6 +232,7 @@ struct JSONScanner {
         return c
     }
 
+    /// Consumes `c` or throws naming the offset.
     mutating func expect(_ c: UInt8) throws {
         guard try next() == c else { at -= 1; throw error("expected '\(Character(UnicodeScalar(c)))'") }
     }

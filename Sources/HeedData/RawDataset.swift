@@ -54,13 +54,19 @@ struct RawDataset {
     /// Per user: raw ids of trusted users (directed links).
     var userNeighbors: [[UInt64]] = []
 
-    /// Which optional features the dataset has (decides the schema's optional slots).
+    /// Whether items have categories (slots `category`, `hist_categories`).
     var hasCategories = false
+    /// Whether items have attribute tokens (slot `attributes`).
     var hasAttributes = false
+    /// Whether items have title words (slot `text`).
     var hasText = false
+    /// Whether prices exist (slots `price_level`, `spend_level`; price dense features).
     var hasPrices = false
+    /// Whether users have social links (slot `neighbors`).
     var hasSocial = false
+    /// Whether items have complement/substitute lists.
     var hasRelations = false
+    /// Whether users have income and age bands.
     var hasDemographics = false
 
     /// Extra labels beyond `click` (e.g. `cart`, `fav`, `purchase`, `rating`).

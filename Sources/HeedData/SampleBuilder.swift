@@ -12,7 +12,9 @@ import Darwin
 /// random choice comes from a generator seeded by (seed, user id), so a user's
 /// records do not depend on other users or on the processing order.
 struct SampleBuilder {
+    /// The loaded dataset (item tables padded).
     let d: RawDataset
+    /// The options records are built with.
     let o: PrepareOptions
     /// Schema of train/valid/test records.
     let schema: SampleSchema

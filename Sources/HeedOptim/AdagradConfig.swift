@@ -20,6 +20,7 @@ public struct AdagradConfig: Codable, Hashable, Sendable {
 
     private enum CodingKeys: String, CodingKey { case lr, eps, initialAccumulator }
 
+    /// Decodes, taking the default for every missing field.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = AdagradConfig()

@@ -32,6 +32,7 @@ public struct AdamConfig: Codable, Hashable, Sendable {
 
     private enum CodingKeys: String, CodingKey { case lr, beta1, beta2, eps, weightDecay }
 
+    /// Decodes, taking the default for every missing field.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = AdamConfig()

@@ -42,6 +42,7 @@ public enum OptimizerSettings: Codable, Hashable, Sendable {
 
     private enum CodingKeys: String, CodingKey { case kind }
 
+    /// Decodes `{"kind": ..., settings...}`; `adamw` is read as Adam with its weight decay.
     public init(from decoder: any Decoder) throws {
         let kind = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .kind)
         switch kind {
@@ -55,6 +56,7 @@ public enum OptimizerSettings: Codable, Hashable, Sendable {
         }
     }
 
+    /// Encodes the `kind` tag and the settings side by side in one object.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(kind, forKey: .kind)

@@ -18,6 +18,7 @@ public struct SGDConfig: Codable, Hashable, Sendable {
 
     private enum CodingKeys: String, CodingKey { case lr, momentum }
 
+    /// Decodes, taking the default for every missing field.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         lr = try c.decodeIfPresent(Float.self, forKey: .lr) ?? 0.01

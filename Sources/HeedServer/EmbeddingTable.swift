@@ -21,8 +21,14 @@ import Synchronization
 /// concurrent pushes are serialisable: each row sees the updates one at a time, in
 /// some order, and its step count equals the number of updates applied.
 ///
+/// Growth: a stripe's key index doubles when 70% full, rehashing only that stripe's keys
+/// (1/stripes of the table) under its lock; rows themselves never move or get copied.
+///
 /// Determinism: a row's initial weights depend only on its key and `config.seed`
 /// (`RowInitializer`), so the same key starts equal on any server and in any run.
+///
+/// Buffer sizes passed to `pull`/`push`/`restore` are preconditions: the server checks
+/// message sizes against `dim` when it decodes a request, before calling in.
 public final class EmbeddingTable: @unchecked Sendable {
     /// The table's settings.
     public let config: EmbeddingTableConfig
@@ -35,6 +41,7 @@ public final class EmbeddingTable: @unchecked Sendable {
     /// The optimizer applied to rows.
     public let optimizer: RowOptimizer
 
+    /// The independently locked parts; a key lives in `stripes[stripeIndex(hash)]`.
     let stripes: [EmbeddingTableStripe]
     /// Row record size in bytes (header plus floats, rounded up to 16).
     let stride: Int
@@ -189,6 +196,7 @@ public final class EmbeddingTable: @unchecked Sendable {
 
     // MARK: - Internals
 
+    /// The stripe of a key hash: its top bits (the key index uses the low bits).
     @inline(__always)
     func stripeIndex(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> stripeShift) }
 
@@ -198,6 +206,7 @@ public final class EmbeddingTable: @unchecked Sendable {
         (row + headerBytes).assumingMemoryBound(to: Float.self)
     }
 
+    /// Records `step` as the row's last-touched step unless a later one is already there.
     @inline(__always)
     static func touch(_ row: UnsafeMutableRawPointer, _ step: UInt32) {
         if row.load(fromByteOffset: 12, as: UInt32.self) < step {
@@ -305,17 +314,19 @@ public final class EmbeddingTable: @unchecked Sendable {
                            order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                            out: UnsafeMutablePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
-        let readBytes = Int64(Self.headerBytes + 4 * dim)
+        let readBytes = Int64(Self.headerBytes + 4 * dim), outBytes = Int64(4 * dim)
+        let index = s.index
         for i in 0..<(m + d1 + d2) {
             // Safe: each stage checks its position against 0..<m; order holds positions < n
             // and out holds n × dim floats (checked by the caller).
-            if i < m { s.index.prefetch(hash: hashes[Int(order[i])]) }
+            if i < m { index.prefetch(hash: hashes[Int(order[i])]) }
             let j = i - d1
             if j >= 0 && j < m {
                 let p = Int(order[j])
                 let row = rowForPull(s, key: keys[p], hash: hashes[p])
                 rows[j] = row
                 if let row { heed_prefetch_range(row, readBytes) }
+                heed_prefetch_range(out + p * dim, outBytes)
             }
             let q = j - d2
             if q >= 0 && q < m {
@@ -336,17 +347,23 @@ public final class EmbeddingTable: @unchecked Sendable {
                            order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                            grads: UnsafePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
-        let recordBytes = Int64(Self.headerBytes + 4 * width)
+        let recordBytes = Int64(Self.headerBytes + 4 * width), gradBytes = Int64(4 * dim)
+        // Locals, so the loop does not reload (and retain) them through self per row.
+        let index = s.index, optimizer = optimizer
         var applied = 0, dropped = 0
         for i in 0..<(m + d1 + d2) {
             // Safe: as in pullGroup; grads holds n × dim floats (checked by the caller).
-            if i < m { s.index.prefetch(hash: hashes[Int(order[i])]) }
+            if i < m { index.prefetch(hash: hashes[Int(order[i])]) }
             let j = i - d1
             if j >= 0 && j < m {
                 let p = Int(order[j])
-                let row = UnsafeMutableRawPointer(bitPattern: UInt(s.index.find(keys[p], hash: hashes[p])))
+                let row = UnsafeMutableRawPointer(bitPattern: UInt(index.find(keys[p], hash: hashes[p])))
                 rows[j] = row
-                if let row { heed_prefetch_range(row, recordBytes) }
+                if let row {
+                    heed_prefetch_range(row, recordBytes)
+                    // The gradient block of a large batch lives in L3 or memory, not L1.
+                    heed_prefetch_range(grads + p * dim, gradBytes)
+                }
             }
             let q = j - d2
             if q >= 0 && q < m {
@@ -380,6 +397,7 @@ public struct EmbeddingRowSnapshot: Hashable, Sendable {
     /// The weights, first `dim` of `values`.
     public var weights: ArraySlice<Float>
 
+    /// Copies the record at `row` (caller holds the stripe lock).
     init(row: UnsafeMutableRawPointer, dim: Int, width: Int) {
         key = row.load(as: UInt64.self)
         step = row.load(fromByteOffset: 8, as: UInt32.self)

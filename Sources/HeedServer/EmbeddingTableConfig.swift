@@ -44,6 +44,7 @@ public struct EmbeddingTableConfig: Codable, Hashable, Sendable {
         case name, dim, initializer, optimizer, admissionMinCount, evictionTTL, maxRows, seed
     }
 
+    /// Decodes, taking the default for every missing field.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = EmbeddingTableConfig(name: "", dim: 1)

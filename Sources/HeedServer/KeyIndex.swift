@@ -14,7 +14,9 @@ import HeedCore
 final class KeyIndex {
     /// One entry; `value == 0` means empty.
     struct Slot {
+        /// The full key (compared on every probe, so no two keys share an entry).
         var key: UInt64
+        /// The stored value; 0 marks the slot empty.
         var value: UInt64
     }
 
@@ -153,11 +155,13 @@ final class KeyIndex {
         Self.free(old, oldCapacity, hugePages: hugePages)
     }
 
-    /// Huge pages only pay off once the array spans several of them.
+    /// Huge pages from one huge page's worth of slots up: the array size is a power of two,
+    /// so it is then a whole number of them and nothing is wasted; below that, rounding up
+    /// to 2 MiB would cost more memory than the TLB misses cost time.
     private func useHugePages(_ cap: Int) -> Bool { Self.useHugePages(cap, hugePages) }
 
     private static func useHugePages(_ cap: Int, _ hugePages: Bool) -> Bool {
-        hugePages && cap * MemoryLayout<Slot>.stride >= 4 * PageMemory.hugePageSize
+        hugePages && cap * MemoryLayout<Slot>.stride >= PageMemory.hugePageSize
     }
 
     private static func allocate(_ cap: Int, hugePages: Bool) -> UnsafeMutablePointer<Slot> {

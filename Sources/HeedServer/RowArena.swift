@@ -26,8 +26,9 @@ final class RowArena {
     /// Rows handed out and not released.
     private(set) var liveRows = 0
 
-    /// Smallest and largest chunk sizes.
+    /// Size of the first chunk; each next one doubles.
     static let firstChunkBytes = 16 << 10
+    /// Size at which chunks stop doubling.
     static let maxChunkBytes = 64 << 20
 
     /// An empty arena for rows of `stride` bytes.

@@ -45,10 +45,15 @@ enum NNG {
         }
     }
 
+    /// Room for nng's own REQ/REP header (4 bytes per hop, at most 8 hops) above the
+    /// Heed message limit.
+    static let protocolHeaderAllowance = 64
+
     /// Settings every Heed socket gets: a receive limit so a hostile peer cannot make
     /// us allocate without bound.
     static func configure(_ socket: nng_socket, maxMessageSize: Int, address: String) throws {
-        try check(nng_socket_set_size(socket, NNG_OPT_RECVMAXSZ, maxMessageSize), "nng_socket_set_size(\(NNG_OPT_RECVMAXSZ)) for \(address)")
+        let limit = maxMessageSize + protocolHeaderAllowance
+        try check(nng_socket_set_size(socket, NNG_OPT_RECVMAXSZ, limit), "nng_socket_set_size(\(NNG_OPT_RECVMAXSZ), \(limit)) for \(address)")
     }
 
     /// The remote address of the pipe `msg` arrived on, as a URL-like string.

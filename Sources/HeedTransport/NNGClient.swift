@@ -72,6 +72,22 @@ public final class NNGClient: RequestClient, @unchecked Sendable {
         }
     }
 
+    /// Sends raw bytes and returns the raw reply, bypassing the codec (tests send
+    /// malformed input with it).
+    func exchangeRaw(_ bytes: [UInt8], timeout: Duration) async throws -> [UInt8] {
+        let what = "raw request to \(peerAddress)"
+        let slot = try await pool.acquire(for: what)
+        defer { pool.release(slot) }
+        let request = try NNGMessage.allocate(bytes.count, for: what)
+        bytes.withUnsafeBytes { src in
+            // Safe: the body was allocated with exactly bytes.count bytes.
+            if let from = src.baseAddress { nng_msg_body(request.pointer).copyMemory(from: from, byteCount: src.count) }
+        }
+        let reply = try await slot.exchange(request, deadline: .now + timeout, what: what, timeout: timeout)
+        defer { reply.free() }
+        return Array(reply.body)
+    }
+
     public func close() {
         guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
         pool.close(reason: "client for \(peerAddress) closed")

@@ -177,3 +177,21 @@ import Testing
         }
     }
 }
+
+@Suite struct LoadOrPrepareTests {
+    @Test func reusesAMatchingDatasetAndRebuildsAChangedOne() throws {
+        let dir = Scratch(); defer { dir.remove() }
+        dir.write("events.csv", SampleBuilderTests.events)
+        var o = PrepareOptions(dataset: .generic, input: dir.path, output: dir.path + "/out")
+        let first = try Preparer.loadOrPrepare(o)
+        let marker = dir.path + "/out/marker"
+        _ = FileManager.default.createFile(atPath: marker, contents: Data())
+        let again = try Preparer.loadOrPrepare(o)
+        #expect(again == first)
+        #expect(FileManager.default.fileExists(atPath: marker))   // not rebuilt
+        o.maxLength = 1
+        let changed = try Preparer.loadOrPrepare(o)
+        #expect(changed.settings.maxLength == 1)
+        #expect(!FileManager.default.fileExists(atPath: marker))  // rebuilt from scratch
+    }
+}

@@ -132,3 +132,41 @@ enum Foundationless {
     /// `x^n` by repeated multiplication (n is small in tests).
     static func pow(_ x: Double, _ n: Int) -> Double { (0..<n).reduce(1) { acc, _ in acc * x } }
 }
+
+@Suite struct KernelPrecisionTests {
+    // SGD with momentum and Adagrad kernels against Double loops of their formulas
+    // (Sutskever et al. 2013 PyTorch form; Duchi et al. 2011), 50 steps, dim 67.
+    @Test(arguments: ["sgd", "sgdMomentum", "adagrad"])
+    func floatKernelsMatchDoubleReference(kind: String) {
+        let dim = 67
+        let settings: OptimizerSettings
+        switch kind {
+        case "sgd": settings = .sgd(SGDConfig(lr: 0.05))
+        case "sgdMomentum": settings = .sgd(SGDConfig(lr: 0.05, momentum: 0.9))
+        default: settings = .adagrad(AdagradConfig(lr: 0.05, eps: 1e-10, initialAccumulator: 0.1))
+        }
+        let opt = RowOptimizer(config: settings, dim: dim)
+        var rng = SeededGenerator(seed: 3)
+        var row = (0..<opt.width).map { _ in Float(rng.nextGaussian()) }
+        row.withUnsafeMutableBufferPointer { opt.initializeState($0.baseAddress!) }
+        var w = row[0..<dim].map(Double.init), s = row[dim...].map(Double.init)
+        var maxErr = 0.0
+        for t in 1...50 {
+            let g = (0..<dim).map { _ in Float(rng.nextGaussian()) }
+            row.withUnsafeMutableBufferPointer { r in
+                g.withUnsafeBufferPointer { opt.update(row: r.baseAddress!, grad: $0.baseAddress!, step: UInt32(t)) }
+            }
+            for i in 0..<dim {
+                let gi = Double(g[i])
+                switch kind {
+                case "sgd": w[i] -= 0.05 * gi
+                case "sgdMomentum": s[i] = 0.9 * s[i] + gi; w[i] -= 0.05 * s[i]
+                default: s[i] += gi * gi; w[i] -= 0.05 * gi / (s[i].squareRoot() + 1e-10)
+                }
+                maxErr = max(maxErr, abs(Double(row[i]) - w[i]) / max(1, abs(w[i])))
+            }
+        }
+        #expect(maxErr < 1e-5, "max relative error \(maxErr)")
+        #expect(maxErr > 0 || kind == "sgd", "the Float run should differ from Double by rounding at least")
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import HeedCore
 import HeedOptim
 import Testing
@@ -141,6 +142,28 @@ func differingRows(_ a: [(UInt64, UInt32, [Float])], _ b: [(UInt64, UInt32, [Flo
         #expect(t.stats().evicted == 100 && t.stats().created == 300)
     }
 
+    // A large sweep: rows last touched at random steps, evict about half; every survivor is
+    // still found with its values (backward-shift deletion kept the probe runs intact).
+    @Test func largeEvictionKeepsSurvivorsIntact() throws {
+        let t = try makeTable(stripes: 2, ttl: 50)
+        let keys = itemKeys(0..<20_000)
+        var rng = SeededGenerator(seed: 8)
+        let touched = keys.map { _ in UInt32(rng.next() % 100) }
+        for (k, step) in zip(keys, touched) { _ = t.pull([k], step: step) }
+        let before = t.pull(keys, step: 0)
+        let removed = t.evict(currentStep: 100)
+        #expect(removed == touched.filter { $0 <= 50 }.count)
+        for (i, k) in keys.enumerated() {
+            let row = t.row(for: k)
+            if touched[i] <= 50 {
+                #expect(row == nil)
+            } else {
+                #expect(row != nil && Array(row!.weights) == Array(before[i * 4..<(i + 1) * 4]))
+            }
+        }
+        #expect(t.rowCount == keys.count - removed)
+    }
+
     @Test func noTTLMeansNoEviction() throws {
         let t = try makeTable()
         _ = t.pull(itemKeys(0..<10), step: 0)
@@ -192,5 +215,18 @@ func differingRows(_ a: [(UInt64, UInt32, [Float])], _ b: [(UInt64, UInt32, [Flo
             name: "a", dim: 2, initializer: .zeros, optimizer: .adagrad(AdagradConfig(lr: 0.1, initialAccumulator: 0.1))))
         _ = ada.pull(k, step: 0)
         #expect(ada.row(for: k[0])!.values == [0, 0, 0.1, 0.1])
+    }
+}
+
+@Suite struct EmbeddingTableConfigTests {
+    @Test func decodesWithDefaultsAndRoundTrips() throws {
+        let json = Data(#"{"name": "item", "dim": 18, "optimizer": {"kind": "adagrad", "lr": 0.05}, "evictionTTL": 1000}"#.utf8)
+        let c = try JSONDecoder().decode(EmbeddingTableConfig.self, from: json)
+        #expect(c == EmbeddingTableConfig(name: "item", dim: 18, optimizer: .adagrad(AdagradConfig(lr: 0.05)), evictionTTL: 1000))
+        #expect(c.initializer == .uniform(scale: 0.01) && c.admissionMinCount == 1 && c.maxRows == nil && c.seed == 0)
+        let full = EmbeddingTableConfig(name: "cat", dim: 8, initializer: .normal(scale: 0.1),
+                                        optimizer: .adam(AdamConfig(lr: 0.002, weightDecay: 0.01)),
+                                        admissionMinCount: 5, evictionTTL: 50, maxRows: 1_000_000, seed: 7)
+        #expect(try JSONDecoder().decode(EmbeddingTableConfig.self, from: JSONEncoder().encode(full)) == full)
     }
 }

@@ -1,0 +1,33 @@
+import Foundation
+import Testing
+@testable import HeedTransport
+
+@Suite struct TransportBenchmarkTests {
+    @Test func benchmarksProduceFiguresFromRealTraffic() async throws {
+        let raw = try await TransportBenchmark.rawRequestReply(address: uniqueIPCAddress("raw"), requestSize: 100, replySize: 4096,
+                                                              inFlight: 2, duration: .milliseconds(100), warmup: .milliseconds(20))
+        #expect(raw.requests > 0 && raw.replyBytesPerSecond > 0)
+        let good = try await TransportBenchmark.pullRowsGoodput(address: uniqueIPCAddress("heed"), keysPerRequest: 16, dim: 64,
+                                                               inFlight: 2, duration: .milliseconds(100), warmup: .milliseconds(20))
+        #expect(good.transfer.requests > 0 && good.rowsPerSecond == good.transfer.messagesPerSecond * 16)
+        #expect(TransportBenchmark.sizes(keys: 16, dim: 64).reply == good.transfer.replyBytes)
+    }
+
+    /// The measurement behind the report's goodput/raw ratios. Run it by hand, in release:
+    /// `HEED_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter goodputAgainstRawNNG`.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["HEED_BENCH"] != nil))
+    func goodputAgainstRawNNG() async throws {
+        for transport in ["ipc", "tcp"] {
+            for keys in [256, 1024, 4096] {
+                func address(_ tag: String) -> String {
+                    transport == "tcp" ? "tcp://127.0.0.1:0" : uniqueIPCAddress("bench-\(tag)-\(keys)")
+                }
+                let c = try await TransportBenchmark.compare(rawAddress: address("raw"), heedAddress: address("heed"),
+                                                             keysPerRequest: keys, dim: 64, inFlight: 4, duration: .seconds(2))
+                print(String(format: "%@ reply %7d B: raw %7.0f msg/s %7.1f MB/s | heed %7.0f msg/s %8.0f rows/s %7.1f MB/s | ratio %.3f",
+                             transport, c.raw.replyBytes, c.raw.messagesPerSecond, c.raw.replyBytesPerSecond / 1e6,
+                             c.goodput.transfer.messagesPerSecond, c.goodput.rowsPerSecond, c.goodput.valueBytesPerSecond / 1e6, c.ratio))
+            }
+        }
+    }
+}
