@@ -84,7 +84,8 @@ public struct Evaluation: Codable, Sendable {
         samples = predictions.count
         auc = Metrics.auc(scores: predictions, labels: labels)
         gauc = Metrics.gauc(scores: predictions, labels: labels, users: users)
-        logLoss = predictions.isEmpty ? .nan : Metrics.logLoss(probabilities: predictions, labels: labels)
+        // -1 marks "no samples": JSON has no NaN.
+        logLoss = predictions.isEmpty ? -1 : Metrics.logLoss(probabilities: predictions, labels: labels)
     }
 
     /// One line for logs.
@@ -98,3 +99,32 @@ public struct Evaluation: Codable, Sendable {
 import Glibc
 #endif
 import Foundation
+
+/// What a training run reports: throughput of its training steps and its test metrics.
+public struct TrainingReport: Codable, Sendable {
+    public var model: String
+    /// Steps and samples this worker trained on.
+    public var steps: Int
+    public var samples: Int
+    /// Training samples per second of this worker (evaluation excluded).
+    public var samplesPerSecond: Double
+    /// Mean training loss of the last epoch.
+    public var trainLoss: Double
+    /// Metrics on the test split.
+    public var test: Evaluation
+
+    public init(model: String, progress: TrainingLoop.Progress, trainLoss: Double, test: Evaluation) {
+        self.model = model
+        steps = progress.clock
+        samples = progress.samples
+        samplesPerSecond = progress.samplesPerSecond
+        self.trainLoss = trainLoss.isFinite ? trainLoss : -1
+        self.test = test
+    }
+
+    /// Lines for the terminal.
+    public var summary: String {
+        String(format: "%@: %d steps, %d samples, %.0f samples/s, train loss %.4f\ntest %@",
+               model, steps, samples, samplesPerSecond, trainLoss, test.summary)
+    }
+}

@@ -25,10 +25,10 @@ public enum WorkerRole {
     /// Builds the model and the batch adapter from the run config and the data schema.
     public typealias ModelMaker = @Sendable (RunConfig, SampleSchema) throws -> (any RecommenderModel, @Sendable (SampleBatch) -> ModelBatch)
 
-    /// Runs the role; returns rank 0's test evaluation (nil on other ranks).
+    /// Runs the role; returns rank 0's report with its test evaluation (nil on other ranks).
     public static func run(options: Options, transport: any Transport, makeModel: ModelMaker,
                            log: @escaping @Sendable (String) -> Void,
-                           interrupted: @escaping @Sendable () -> Bool) async throws -> Evaluation? {
+                           interrupted: @escaping @Sendable () -> Bool) async throws -> TrainingReport? {
         // Unique per incarnation, stable across retries of this registration.
         let identity = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         let link = CoordinatorClient(client: try transport.connect(to: options.coordinator, options: ClientOptions(secret: options.secret)), role: .worker)
@@ -79,24 +79,25 @@ public enum WorkerRole {
         defer { beats.cancel() }
 
         log("worker \(rank): \(mine.count) shards, \(loop.plan.recordCount) samples, \(loop.stepsPerEpoch) steps per epoch, \(mode) mode")
-        try await loop.run()
+        let trainLoss = try await loop.run()
         if let error = state.error { throw error }
         if interrupted() { throw HeedError(.cancelled, "worker \(rank) interrupted") }
         try await link.barrier("train-end", rank: rank, generation: 0, timeout: waitTimeout)
 
-        var evaluation: Evaluation?
+        var report: TrainingReport?
         if rank == 0 {
             let test = try manifest.open(.test, directory: config.data.path)
-            let result = try await loop.evaluate(BatchPlan(shards: test, batchSize: 1024))
-            log("worker 0: test \(result.summary)")
+            let result = TrainingReport(model: config.model.name, progress: loop.progress, trainLoss: trainLoss,
+                                        test: try await loop.evaluate(BatchPlan(shards: test, batchSize: 1024)))
+            log("worker 0: test \(result.test.summary)")
             if let path = options.metricsOut {
                 let data = try JSONEncoder().encode(result)
                 try data.write(to: URL(fileURLWithPath: path + ".tmp"))
                 _ = rename(path + ".tmp", path)
             }
-            evaluation = result
+            report = result
         }
         try await link.finished(rank: rank)
-        return evaluation
+        return report
     }
 }

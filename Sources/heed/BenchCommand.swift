@@ -8,9 +8,3 @@ struct BenchCommand: ParsableCommand {
         subcommands: [BenchDenseCommand.self, BenchClusterCommand.self, BenchPrepareCommand.self, BenchStorageCommand.self]
     )
 }
-
-/// `heed bench cluster`: transport and server throughput against raw nng and memory bandwidth.
-struct BenchClusterCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cluster", abstract: "Pull/push goodput vs raw nng; sparse Adam vs memory bandwidth (not implemented yet).")
-    func run() throws { try NotImplemented(command: "bench cluster", issue: "issue 4").exit() }
-}

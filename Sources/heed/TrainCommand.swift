@@ -19,20 +19,15 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let config = try runOptions.resolve()
-        let evaluation: Evaluation
-        if inProcess {
-            evaluation = try trainInProcess(config)
-        } else {
-            evaluation = try trainLocalCluster(config)
-        }
-        print("\(config.model.name) on \(config.data.path): test \(evaluation.summary)")
+        let report = inProcess ? try trainInProcess(config) : try trainLocalCluster(config)
+        print("\(config.data.path): \(report.summary)")
         if let path = metricsOut {
-            try JSONEncoder().encode(evaluation).write(to: URL(fileURLWithPath: path + ".tmp"))
+            try JSONEncoder().encode(report).write(to: URL(fileURLWithPath: path + ".tmp"))
             guard rename(path + ".tmp", path) == 0 else { throw HeedError(.io, "cannot write \(path)") }
         }
     }
 
-    private func trainLocalCluster(_ config: RunConfig) throws -> Evaluation {
+    func trainLocalCluster(_ config: RunConfig) throws -> TrainingReport {
         // Fail fast on data/model problems before starting processes.
         _ = try ModelCatalog.deriveLayout(config)
         let binary = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
@@ -49,17 +44,17 @@ struct TrainCommand: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: cluster.metricsPath) else {
             throw HeedError(.io, "worker 0 wrote no metrics")
         }
-        return try JSONDecoder().decode(Evaluation.self, from: data)
+        return try JSONDecoder().decode(TrainingReport.self, from: data)
     }
 
-    private func trainInProcess(_ config: RunConfig) throws -> Evaluation {
-        let result = LockedBox<Evaluation?>(nil)
+    func trainInProcess(_ config: RunConfig) throws -> TrainingReport {
+        let result = LockedBox<TrainingReport?>(nil)
         let signals = SignalWatcher()
         try runRole("train") {
             result.set(try await InProcessRun.train(config, interrupted: { signals.isInterrupted }, log: logLine))
         }
-        guard let evaluation = result.get() else { throw ExitCode(1) }
-        return evaluation
+        guard let report = result.get() else { throw ExitCode(1) }
+        return report
     }
 }
 
@@ -67,7 +62,7 @@ struct TrainCommand: ParsableCommand {
 enum InProcessRun {
     static func train(_ config: RunConfig, interrupted: @escaping @Sendable () -> Bool,
                       log: @escaping @Sendable (String) -> Void,
-                      onShard: (ParameterShard) -> Void = { _ in }) async throws -> Evaluation {
+                      onShard: (ParameterShard) -> Void = { _ in }) async throws -> TrainingReport {
         var config = config
         config.cluster.servers = 1
         config.cluster.workers = 1
@@ -83,8 +78,9 @@ enum InProcessRun {
         let loop = TrainingLoop(trainer: trainer, plan: BatchPlan(shards: try manifest.open(.train, directory: config.data.path), batchSize: config.data.batchSize),
                                 settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps, pipelined: false, seed: config.seed),
                                 hooks: hooks, makeBatch: makeBatch)
-        try await loop.run()
+        let trainLoss = try await loop.run()
         if interrupted() { throw HeedError(.cancelled, "interrupted") }
-        return try await loop.evaluate(BatchPlan(shards: try manifest.open(.test, directory: config.data.path), batchSize: 1024))
+        return TrainingReport(model: config.model.name, progress: loop.progress, trainLoss: trainLoss,
+                              test: try await loop.evaluate(BatchPlan(shards: try manifest.open(.test, directory: config.data.path), batchSize: 1024)))
     }
 }

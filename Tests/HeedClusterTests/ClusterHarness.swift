@@ -63,7 +63,7 @@ enum ClusterHarness {
             }
         }
         var evaluation: Evaluation?
-        try await withThrowingTaskGroup(of: Evaluation?.self) { group in
+        try await withThrowingTaskGroup(of: TrainingReport?.self) { group in
             for k in 0..<derived.cluster.workers {
                 group.addTask {
                     try await WorkerRole.run(options: .init(coordinator: coordinatorAddress, rankHint: k, secret: nil, metricsOut: nil),
@@ -71,7 +71,7 @@ enum ClusterHarness {
                                              log: { _ in }, interrupted: { false })
                 }
             }
-            for try await e in group where e != nil { evaluation = e }
+            for try await e in group where e != nil { evaluation = e!.test }
         }
         for s in servers { try await s.value }
         let byRank = shards.get()
@@ -82,7 +82,7 @@ enum ClusterHarness {
     static func runInProcess(_ config: RunConfig) async throws -> (ParameterShard, Evaluation) {
         let shard = LockedBox<ParameterShard?>(nil)
         let evaluation = try await InProcessRun.train(config, interrupted: { false }, log: { _ in }, onShard: { shard.set($0) })
-        return (shard.get()!, evaluation)
+        return (shard.get()!, evaluation.test)
     }
 
     /// A small, quick run config on prepared data.

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import HeedCore
+import HeedData
+import HeedOptim
+import HeedServer
+import HeedTransport
+import HeedWorker
+
+/// `heed bench cluster`: the cluster's throughput against its limits, measured in one run:
+/// Heed's transport and parameter-server goodput against raw nng at the same message
+/// sizes, training samples/s of 1 server + 1 worker against the in-process run, and the
+/// storage figures of `heed bench storage` (sparse Adam vs memory bandwidth, bytes/row).
+struct BenchClusterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Pull/push goodput vs raw nng; samples/s of 1 server + 1 worker vs in-process; sparse Adam vs memory bandwidth.",
+        discussion: "Targets: goodput/raw >= 0.80, cluster/in-process samples/s >= 0.85, sparse Adam/triad >= 0.60, resident/raw bytes per row <= 1.3.")
+
+    @Option(help: "Seconds per throughput measurement.") var seconds = 2.0
+    @Option(help: "Keys per pull/push request (dim 64 rows): 256 ≈ 64 KiB, 4096 ≈ 1 MiB.") var keys = [256, 1024, 4096]
+    @Option(help: "Requests in flight.") var inFlight = 4
+    @Option(help: "Model for the training comparison.") var model = "din"
+    @Option(help: "Prepared dataset for the training comparison (default: the bundled Amazon Beauty sample, prepared on the fly).") var data: String?
+    @Option(help: "Training steps per run in the comparison.") var steps = 300
+    @Option(help: "Rows for the storage measurement (0 skips it).") var storageRows = 10_000_000
+
+    func run() throws {
+        setBLASThreadsForBench()
+        let seconds = seconds, keys = keys, inFlight = inFlight
+        try runRole("bench cluster") {
+            let dir = NSTemporaryDirectory() + "heed-bench-\(getpid())"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            print("== transport: Heed pull-rows goodput vs raw nng REQ/REP at the same sizes (ipc, \(inFlight) in flight, dim 64)")
+            print("keys   reply KiB   raw MB/s   heed MB/s   rows/s       ratio")
+            for (i, k) in keys.enumerated() {
+                let c = try await TransportBenchmark.compare(rawAddress: "ipc://\(dir)/raw-\(i).ipc", heedAddress: "ipc://\(dir)/heed-\(i).ipc",
+                                                             keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds))
+                print(String(format: "%-6d %9.0f %10.0f %11.0f %12.0f %7.2f", k, Double(c.raw.replyBytes) / 1024,
+                             c.raw.replyBytesPerSecond / 1e6, c.goodput.valueBytesPerSecond / 1e6, c.goodput.rowsPerSecond, c.ratio))
+            }
+            print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes")
+            print("op     keys   raw MB/s   server MB/s   rows/s       ratio")
+            for (i, k) in keys.enumerated() {
+                for op in [ServerGoodput.Operation.pull, .push] {
+                    let r = try await ServerGoodput.measure(op, keys: k, dim: 64, inFlight: inFlight, seconds: seconds, directory: dir, tag: "\(i)")
+                    print(String(format: "%-6@ %-6d %10.0f %13.0f %12.0f %7.2f", op.rawValue, k, r.rawBytesPerSecond / 1e6, r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio))
+                }
+            }
+        }
+        try compareTraining()
+        if storageRows > 0 {
+            print("\n== storage (heed bench storage --rows \(storageRows))")
+            var storage = try BenchStorageCommand.parse(["--rows", "\(storageRows)", "--updates", "\(min(storageRows, 10_000_000))"])
+            try storage.run()
+        }
+    }
+
+    /// Samples/s of 1 server + 1 worker (separate processes over ipc) vs the in-process run.
+    private func compareTraining() throws {
+        let path: String
+        if let data { path = data } else {
+            path = NSTemporaryDirectory() + "heed-bench-beauty"
+            var options = PrepareOptions(dataset: .amazonBeauty, input: bundledDataDirectory() + "/amazon-beauty-sample", output: path)
+            options.shards = 1
+            options.overwrite = true
+            _ = try Preparer.prepare(options)
+        }
+        var config = RunConfig()
+        config.model.name = model
+        config.data.path = path
+        config.data.maxSteps = steps
+        config.data.epochs = 100
+        config.cluster.servers = 1
+        config.cluster.workers = 1
+        print("\n== training: \(model), batch \(config.data.batchSize), \(steps) steps, 1 server + 1 worker (async, processes over ipc) vs in-process")
+        let train = TrainCommand()
+        let local = try train.trainInProcess(config)
+        let cluster = try train.trainLocalCluster(config)
+        print(String(format: "in-process %.0f samples/s   cluster %.0f samples/s   ratio %.2f",
+                     local.samplesPerSecond, cluster.samplesPerSecond, cluster.samplesPerSecond / local.samplesPerSecond))
+    }
+}
+
+/// Where the bundled samples are: `data/` beside the package (found from the binary's
+/// location `.build/<config>/heed`, or the working directory).
+func bundledDataDirectory() -> String {
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardized
+    let candidates = [binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/data",
+                      binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/data",
+                      FileManager.default.currentDirectoryPath + "/data"]
+    return candidates.first { FileManager.default.fileExists(atPath: $0 + "/amazon-beauty-sample") } ?? candidates.last!
+}
+
+/// One OpenBLAS thread, as in training (PLATFORM.md).
+func setBLASThreadsForBench() {
+    setenv("OPENBLAS_NUM_THREADS", "1", 1)
+}
+
+/// Pull or push goodput through a `ParameterServer` holding a real embedding table.
+enum ServerGoodput {
+    enum Operation: String { case pull, push }
+
+    struct Result {
+        var rowsPerSecond: Double
+        var valueBytesPerSecond: Double
+        var rawBytesPerSecond: Double
+        var ratio: Double { valueBytesPerSecond / rawBytesPerSecond }
+    }
+
+    static func measure(_ op: Operation, keys: Int, dim: Int, inFlight: Int, seconds: Double, directory: String, tag: String) async throws -> Result {
+        let config = EmbeddingTableConfig(name: "bench", dim: dim, optimizer: .adam(AdamConfig(lr: 1e-3)))
+        let shard = try ParameterShard(rank: 0, serverCount: 1, tableConfigs: [1: config], initialDense: [], denseOptimizer: .adam(AdamConfig()))
+        let server = try ParameterServer(transport: NNGTransport(), address: "ipc://\(directory)/ps-\(op.rawValue)-\(tag).ipc",
+                                         options: ServerOptions(concurrency: inFlight), shard: shard)
+        defer { server.close() }
+        let client = try NNGTransport().connect(to: server.address, options: ClientOptions(maxInFlight: inFlight, retry: .none))
+        defer { client.close() }
+        // Distinct key sets per request, all pre-created, so the timed part is steady state.
+        let sets = (0..<16).map { s in (0..<keys).map { UInt64(s * keys + $0) &* 0x9E37_79B9_7F4A_7C15 >> 8 }.sorted() }
+        for set in sets { _ = try await client.pullRows(PullRows(tableID: 1, keys: set), timeout: .seconds(30)) }
+        let grads = [Float](repeating: 0.001, count: keys * dim)
+        let deadline = Date().addingTimeInterval(seconds)
+        let start = Date()
+        let done = LockedBox(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<inFlight {
+                group.addTask {
+                    var i = lane
+                    while Date() < deadline {
+                        let set = sets[i % sets.count]
+                        switch op {
+                        case .pull: _ = try await client.pullRows(PullRows(tableID: 1, keys: set), timeout: .seconds(30))
+                        case .push: _ = try await client.pushRows(PushRows(tableID: 1, dim: UInt32(dim), keys: set, grads: grads), timeout: .seconds(30))
+                        }
+                        done.update { $0 += 1 }
+                        i += inFlight
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        let rows = Double(done.get() * keys) / elapsed
+        // Raw nng moving the same bytes: the row block travels in the reply (pull) or the request (push).
+        let sizes = TransportBenchmark.sizes(keys: keys, dim: dim)
+        let raw = try await TransportBenchmark.rawRequestReply(
+            address: "ipc://\(directory)/raw-\(op.rawValue)-\(tag).ipc",
+            requestSize: op == .pull ? sizes.request : sizes.reply, replySize: op == .pull ? sizes.reply : 64,
+            inFlight: inFlight, duration: .seconds(seconds))
+        let rawBytes = raw.messagesPerSecond * Double(op == .pull ? sizes.reply : sizes.reply)
+        return Result(rowsPerSecond: rows, valueBytesPerSecond: rows * Double(dim * 4), rawBytesPerSecond: rawBytes)
+    }
+}
+
+extension LockedBox where T == Int {
+    func update(_ body: (inout Int) -> Void) { var v = get(); body(&v); set(v) }
+}
