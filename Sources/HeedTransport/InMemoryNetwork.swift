@@ -146,6 +146,7 @@ final class InMemoryServer: RequestServer, Sendable {
     private let core: ServerCore
     private let network: InMemoryNetwork
     private let closed = Locked(false)
+    private let tally = Locked(ServerCounters())
 
     init(network: InMemoryNetwork, address: String, core: ServerCore) {
         self.network = network
@@ -153,7 +154,7 @@ final class InMemoryServer: RequestServer, Sendable {
         self.core = core
     }
 
-    var counters: ServerCounters { core.counters }
+    var counters: ServerCounters { tally.withLock { $0 } }
 
     func close() {
         closed.withLock { $0 = true }
@@ -163,16 +164,16 @@ final class InMemoryServer: RequestServer, Sendable {
     /// Handles request bytes; `reply` gets the encoded reply (now or later).
     func receive(_ bytes: [UInt8], from peer: String, reply: @escaping @Sendable ([UInt8]) -> Void) {
         guard !closed.withLock({ $0 }) else { return }
-        let core = self.core
+        let core = self.core, tally = self.tally
         bytes.withUnsafeBytes { raw in
-            core.handle(raw, peerAddress: peer) { [weak self] envelope in
+            core.handle(raw, peerAddress: peer, tally: tally) { [weak self] envelope in
                 guard let self, !self.closed.withLock({ $0 }) else { return }
                 let (prepared, size) = core.prepareReply(envelope)
                 guard let out = try? core.codec.encode(prepared) else {
-                    core.count { $0.sendFailures += 1 }
+                    tally.withLock { $0.sendFailures += 1 }
                     return
                 }
-                core.count { $0.replied += 1; $0.bytesSent += size }
+                tally.withLock { $0.replied += 1; $0.bytesSent += size }
                 reply(out)
             }
         }

@@ -1,4 +1,5 @@
 import CNNG
+import Dispatch
 import HeedCore
 
 /// The one door to nng: every status code goes through `check`, which turns it into a
@@ -54,6 +55,21 @@ enum NNG {
     static func configure(_ socket: nng_socket, maxMessageSize: Int, address: String) throws {
         let limit = maxMessageSize + protocolHeaderAllowance
         try check(nng_socket_set_size(socket, NNG_OPT_RECVMAXSZ, limit), "nng_socket_set_size(\(NNG_OPT_RECVMAXSZ), \(limit)) for \(address)")
+    }
+
+    /// Closes `socket`, waiting at most `limit` for nng to finish. nng 1.5.2 can wedge
+    /// its reaper when a connection is torn down mid-transfer (nng issue 1813, fixed in
+    /// 1.8); then the socket is abandoned rather than hanging the caller. Listeners and
+    /// dialers are closed first inside nng, so the address is free again either way.
+    static func close(_ socket: nng_socket, waitingAtMost limit: Duration = .seconds(2)) {
+        let done = DispatchSemaphore(value: 0)
+        let id = socket.id
+        // A private queue: a wedged close must not hold a thread other work needs.
+        DispatchQueue(label: "heed.nng.close").async {
+            nng_close(nng_socket(id: id))
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + .nanoseconds(Int(limit / .nanoseconds(1))))
     }
 
     /// The remote address of the pipe `msg` arrived on, as a URL-like string.

@@ -58,32 +58,32 @@ public final class NNGClient: RequestClient, @unchecked Sendable {
     }
 
     public func send(_ envelope: Envelope, timeout: Duration) async throws -> Envelope {
-        let what = "\(envelope.message.kind) request \(envelope.requestID) to \(peerAddress)"
+        let label = RequestLabel(kind: envelope.message.kind.description, requestID: envelope.requestID, peer: peerAddress)
         let size = codec.encodedSize(envelope)
-        let slot = try await pool.acquire(for: what)
+        let slot = try await pool.acquire(for: label.description)
         defer { pool.release(slot) }
-        let request = try NNGMessage.encoding(envelope, with: codec, size: size, for: what)
-        let reply = try await slot.exchange(request, deadline: .now + timeout, what: what, timeout: timeout)
+        let request = try NNGMessage.encoding(envelope, with: codec, size: size, for: label.description)
+        let reply = try await slot.exchange(request, deadline: .now + timeout, timeout: timeout, label: label)
         defer { reply.free() }
         do {
             return try codec.decode(reply.body)
         } catch let e as HeedError {
-            throw HeedError(e.code, "reply to \(what): \(e.message)")
+            throw HeedError(e.code, "reply to \(label): \(e.message)")
         }
     }
 
     /// Sends raw bytes and returns the raw reply, bypassing the codec (tests send
     /// malformed input with it).
     func exchangeRaw(_ bytes: [UInt8], timeout: Duration) async throws -> [UInt8] {
-        let what = "raw request to \(peerAddress)"
-        let slot = try await pool.acquire(for: what)
+        let label = RequestLabel(kind: "raw", requestID: 0, peer: peerAddress)
+        let slot = try await pool.acquire(for: label.description)
         defer { pool.release(slot) }
-        let request = try NNGMessage.allocate(bytes.count, for: what)
+        let request = try NNGMessage.allocate(bytes.count, for: label.description)
         bytes.withUnsafeBytes { src in
             // Safe: the body was allocated with exactly bytes.count bytes.
             if let from = src.baseAddress { nng_msg_body(request.pointer).copyMemory(from: from, byteCount: src.count) }
         }
-        let reply = try await slot.exchange(request, deadline: .now + timeout, what: what, timeout: timeout)
+        let reply = try await slot.exchange(request, deadline: .now + timeout, timeout: timeout, label: label)
         defer { reply.free() }
         return Array(reply.body)
     }
@@ -92,7 +92,7 @@ public final class NNGClient: RequestClient, @unchecked Sendable {
         guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
         pool.close(reason: "client for \(peerAddress) closed")
         for slot in slots { slot.stop() }
-        nng_close(socket)
+        NNG.close(socket)
     }
 }
 
@@ -106,9 +106,9 @@ final class NNGClientSlot: @unchecked Sendable {
         var operation: UInt64 = 0
         var cancelledOperation: UInt64 = 0
         var stopped = false
-        var continuation: CheckedContinuation<NNGMessage, any Error>?
+        var continuation: UnsafeContinuation<NNGMessage, any Error>?
         var deadline = ContinuousClock.now
-        var what = ""
+        var label = RequestLabel(kind: "", requestID: 0, peer: "")
         var timeout = Duration.zero
     }
 
@@ -135,20 +135,20 @@ final class NNGClientSlot: @unchecked Sendable {
     }
 
     /// Sends `request` (ownership passes to the slot) and awaits the reply message.
-    func exchange(_ request: NNGMessage, deadline: ContinuousClock.Instant, what: String, timeout: Duration) async throws -> NNGMessage {
+    func exchange(_ request: NNGMessage, deadline: ContinuousClock.Instant, timeout: Duration, label: RequestLabel) async throws -> NNGMessage {
         let op = state.withLock { s -> UInt64 in s.operation &+= 1; return s.operation }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<NNGMessage, any Error>) in
+            try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<NNGMessage, any Error>) in
                 state.withLock { s in
                     if s.stopped || s.cancelledOperation == op || Task.isCancelled {
                         request.free()
-                        c.resume(throwing: HeedError(.cancelled, "\(what) cancelled"))
+                        c.resume(throwing: HeedError(.cancelled, "\(label) cancelled"))
                         return
                     }
                     s.phase = .sending
                     s.continuation = c
                     s.deadline = deadline
-                    s.what = what
+                    s.label = label
                     s.timeout = timeout
                     // The lock is held across the start so a cancel cannot slip in between;
                     // nng completes aios on its own threads, never inside these calls.
@@ -168,7 +168,7 @@ final class NNGClientSlot: @unchecked Sendable {
 
     /// Called by nng when the current send or receive finished.
     fileprivate func completed() {
-        var finished: (CheckedContinuation<NNGMessage, any Error>, Result<NNGMessage, any Error>)?
+        var finished: (UnsafeContinuation<NNGMessage, any Error>, Result<NNGMessage, any Error>)?
         state.withLock { s in
             let rc = nng_aio_result(aio)
             switch s.phase {
@@ -182,7 +182,7 @@ final class NNGClientSlot: @unchecked Sendable {
                 } else {
                     let left = ContinuousClock.now.duration(to: s.deadline)
                     if left <= .zero {
-                        finished = (s.continuation!, .failure(HeedError(.timeout, "\(s.what) timed out after \(s.timeout)")))
+                        finished = (s.continuation!, .failure(HeedError(.timeout, "\(s.label) timed out after \(s.timeout)")))
                     } else {
                         s.phase = .receiving
                         nng_aio_set_timeout(aio, NNG.milliseconds(left))
@@ -205,12 +205,12 @@ final class NNGClientSlot: @unchecked Sendable {
 
     private func failure(_ rc: Int32, _ s: State) -> HeedError {
         if rc == Int32(NNG_ETIMEDOUT.rawValue) {
-            return HeedError(.timeout, "\(s.what) timed out after \(s.timeout)")
+            return HeedError(.timeout, "\(s.label) timed out after \(s.timeout)")
         }
         if rc == Int32(NNG_ECANCELED.rawValue) && s.cancelledOperation == s.operation {
-            return HeedError(.cancelled, "\(s.what) cancelled")
+            return HeedError(.cancelled, "\(s.label) cancelled")
         }
-        return NNG.error(rc, s.what)
+        return NNG.error(rc, s.label.description)
     }
 
     /// Stops the aio (failing a request in flight with `.cancelled`) and closes the context.
@@ -226,4 +226,13 @@ final class NNGClientSlot: @unchecked Sendable {
 private let nngClientCallback: @convention(c) (UnsafeMutableRawPointer?) -> Void = { arg in
     guard let arg else { return }
     Unmanaged<NNGClientSlot>.fromOpaque(arg).takeUnretainedValue().completed()
+}
+
+/// Names a request in error messages; formatted only when an error is raised.
+struct RequestLabel: CustomStringConvertible, Sendable {
+    let kind: String
+    let requestID: UInt64
+    let peer: String
+
+    var description: String { "\(kind) request \(requestID) to \(peer)" }
 }

@@ -41,12 +41,12 @@ public final class NNGServer: RequestServer, @unchecked Sendable {
 
     deinit { close() }
 
-    public var counters: ServerCounters { core.counters }
+    public var counters: ServerCounters { contexts.reduce(ServerCounters()) { $0 + $1.counters } }
 
     public func close() {
         guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
         for c in contexts { c.stop() }
-        nng_close(socket)
+        NNG.close(socket)
     }
 
     /// `address` with a `tcp://…:0` port replaced by the port the listener bound.
@@ -63,11 +63,24 @@ final class NNGServerContext: @unchecked Sendable {
     // @unchecked: `ctx`/`aio` are set once in init; the phase is Locked.
     private enum Phase { case idle, receiving, handling, sending, stopped }
 
+    private struct State {
+        var phase = Phase.idle
+        /// The last pipe seen and its address: pipes are long-lived, so this saves
+        /// asking nng (and taking its locks) for every request.
+        var pipeID: UInt32 = 0
+        var pipeAddress = ""
+    }
+
     private let ctx: nng_ctx
     private var aio: OpaquePointer?
     private let core: ServerCore
     private let address: String
-    private let phase = Locked(Phase.idle)
+    private let state = Locked(State())
+    /// This context's share of the server counters.
+    let tally = Locked(ServerCounters())
+
+    /// This context's counters.
+    var counters: ServerCounters { tally.withLock { $0 } }
 
     init(socket: nng_socket, core: ServerCore, address: String) throws {
         self.core = core
@@ -90,9 +103,9 @@ final class NNGServerContext: @unchecked Sendable {
 
     /// Starts receiving the next request.
     func receive() {
-        phase.withLock { p in
-            guard p != .stopped else { return }
-            p = .receiving
+        state.withLock { s in
+            guard s.phase != .stopped else { return }
+            s.phase = .receiving
             nng_ctx_recv(ctx, aio)
         }
     }
@@ -100,7 +113,7 @@ final class NNGServerContext: @unchecked Sendable {
     /// Called by nng when a receive or a send finished.
     fileprivate func completed() {
         let rc = nng_aio_result(aio)
-        let current = phase.withLock { $0 }
+        let current = state.withLock { $0.phase }
         switch current {
         case .receiving:
             guard rc == 0 else {
@@ -110,14 +123,19 @@ final class NNGServerContext: @unchecked Sendable {
                 return
             }
             let msg = NNGMessage(pointer: nng_aio_get_msg(aio)!)
-            phase.withLock { if $0 == .receiving { $0 = .handling } }
-            let peer = NNG.remoteAddress(of: msg.pointer)
-            core.handle(msg.body, peerAddress: peer) { [self] envelope in self.reply(envelope) }
+            let pipe = nng_msg_get_pipe(msg.pointer).id
+            let cached = state.withLock { s -> String? in
+                if s.phase == .receiving { s.phase = .handling }
+                return s.pipeID == pipe ? s.pipeAddress : nil
+            }
+            let peer = cached ?? NNG.remoteAddress(of: msg.pointer)
+            if cached == nil { state.withLock { $0.pipeID = pipe; $0.pipeAddress = peer } }
+            core.handle(msg.body, peerAddress: peer, tally: tally) { [self] envelope in self.reply(envelope) }
             msg.free()
         case .sending:
             if rc != 0 {
                 if let m = nng_aio_get_msg(aio) { nng_msg_free(m) }
-                core.count { $0.sendFailures += 1 }
+                tally.withLock { $0.sendFailures += 1 }
             }
             receive()
         case .stopped:
@@ -140,19 +158,19 @@ final class NNGServerContext: @unchecked Sendable {
         } catch {
             // Only allocation can fail here (prepareReply checked the size); drop the
             // request so the client times out and retries, and serve the next one.
-            core.count { $0.sendFailures += 1 }
+            tally.withLock { $0.sendFailures += 1 }
             receive()
             return
         }
-        let started = phase.withLock { p -> Bool in
-            guard p != .stopped else { return false }
-            p = .sending
+        let started = state.withLock { s -> Bool in
+            guard s.phase != .stopped else { return false }
+            s.phase = .sending
             nng_aio_set_msg(aio, msg.pointer)
             nng_ctx_send(ctx, aio)
             return true
         }
         if started {
-            core.count { $0.replied += 1; $0.bytesSent += size }
+            tally.withLock { $0.replied += 1; $0.bytesSent += size }
         } else {
             msg.free()
         }
@@ -160,7 +178,7 @@ final class NNGServerContext: @unchecked Sendable {
 
     /// Stops the aio and closes the context.
     func stop() {
-        phase.withLock { $0 = .stopped }
+        state.withLock { $0.phase = .stopped }
         nng_aio_stop(aio)
         nng_ctx_close(ctx)
     }

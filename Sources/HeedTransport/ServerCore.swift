@@ -6,7 +6,6 @@ final class ServerCore: Sendable {
     /// The server's codec (secret, size limit).
     let codec: WireCodec
     private let handler: RequestHandler
-    private let tally = Locked(ServerCounters())
 
     /// Longest error text put in an error reply, so a reply to a bad message stays small.
     static let maxErrorText = 1024
@@ -16,16 +15,11 @@ final class ServerCore: Sendable {
         self.handler = handler
     }
 
-    /// A snapshot of the counters.
-    var counters: ServerCounters { tally.withLock { $0 } }
-
-    /// Updates the counters.
-    func count(_ body: (inout ServerCounters) -> Void) { tally.withLock(body) }
-
     /// Handles one received message. `bytes` is only read during the call; `send` gets the
-    /// reply envelope (exactly once) now or later, from any thread.
-    func handle(_ bytes: UnsafeRawBufferPointer, peerAddress: String, send: @escaping @Sendable (Envelope) -> Void) {
-        count { $0.received += 1; $0.bytesReceived += bytes.count }
+    /// reply envelope (exactly once) now or later, from any thread. Counts go to `tally`,
+    /// one per server context so contexts do not contend for a lock.
+    func handle(_ bytes: UnsafeRawBufferPointer, peerAddress: String, tally: Locked<ServerCounters>,
+                send: @escaping @Sendable (Envelope) -> Void) {
         let envelope: Envelope
         do {
             envelope = try codec.decode(bytes)
@@ -34,12 +28,17 @@ final class ServerCore: Sendable {
             }
         } catch {
             let e = error as? HeedError ?? HeedError(.protocolViolation, String(describing: error))
-            count { if e.code == .unauthenticated { $0.unauthenticated += 1 } else { $0.malformed += 1 } }
+            tally.withLock {
+                $0.received += 1
+                $0.bytesReceived += bytes.count
+                if e.code == .unauthenticated { $0.unauthenticated += 1 } else { $0.malformed += 1 }
+            }
             let ids = WireCodec.peekIDs(bytes) ?? (0, 0)
             send(Envelope(senderID: ids.senderID, requestID: ids.requestID,
                           message: .error(ErrorReply(code: e.code, message: "rejected message from \(peerAddress): \(e.message)"))))
             return
         }
+        tally.withLock { $0.received += 1; $0.bytesReceived += bytes.count }
         let responder = Responder { message in
             send(Envelope(senderID: envelope.senderID, requestID: envelope.requestID, message: message))
         }
@@ -47,7 +46,7 @@ final class ServerCore: Sendable {
         do {
             if let reply = try handler(request) { responder.reply(reply) }
         } catch {
-            count { $0.handlerErrors += 1 }
+            tally.withLock { $0.handlerErrors += 1 }
             responder.fail(error)
         }
     }
@@ -67,5 +66,21 @@ final class ServerCore: Sendable {
             return (envelope, codec.encodedSize(envelope))
         }
         return (envelope, size)
+    }
+}
+
+extension ServerCounters {
+    /// Field-wise sum, for adding up per-context counters.
+    static func + (a: ServerCounters, b: ServerCounters) -> ServerCounters {
+        var c = a
+        c.received += b.received
+        c.replied += b.replied
+        c.malformed += b.malformed
+        c.unauthenticated += b.unauthenticated
+        c.handlerErrors += b.handlerErrors
+        c.sendFailures += b.sendFailures
+        c.bytesReceived += b.bytesReceived
+        c.bytesSent += b.bytesSent
+        return c
     }
 }

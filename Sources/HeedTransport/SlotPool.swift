@@ -15,6 +15,8 @@ final class SlotPool<Slot: AnyObject & Sendable>: Sendable {
         var closedReason: String?
     }
 
+    private enum Quick { case slot(Slot), closed(String), wait(UInt64) }
+
     private let state: Locked<State>
 
     /// A pool holding `slots`.
@@ -25,7 +27,19 @@ final class SlotPool<Slot: AnyObject & Sendable>: Sendable {
     /// Takes a free slot, waiting for one if all are in use. Throws `.cancelled` if the
     /// pool is closed or the task is cancelled while waiting.
     func acquire(for what: @autoclosure () -> String) async throws -> Slot {
-        let id = state.withLock { s -> UInt64 in s.nextWaiter &+= 1; return s.nextWaiter }
+        // Fast path without a continuation: suspending would cost a scheduling hop.
+        let quick = state.withLock { s -> Quick in
+            if let reason = s.closedReason { return .closed(reason) }
+            if s.waiters.isEmpty, let slot = s.free.popLast() { return .slot(slot) }
+            s.nextWaiter &+= 1
+            return .wait(s.nextWaiter)
+        }
+        let id: UInt64
+        switch quick {
+        case .slot(let slot): return slot
+        case .closed(let reason): throw HeedError(.cancelled, "\(what()): \(reason)")
+        case .wait(let w): id = w
+        }
         let description = what()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Slot, any Error>) in

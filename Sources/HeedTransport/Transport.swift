@@ -1,5 +1,19 @@
 import HeedCore
 
+// Using the transport (a parameter server and a worker):
+//
+//     let transport: any Transport = NNGTransport()          // or InMemoryNetwork(faults: ...)
+//     let pushes = DedupCache()
+//     let server = try transport.listen(on: "tcp://0.0.0.0:7100", options: ServerOptions(secret: secret)) { request in
+//         switch request.message {
+//         case .pullRows(let pull): return .rowsReply(shard.rows(for: pull))      // runs on an nng thread
+//         case .pushRows(let push): return pushes.handle(request) { .ack(Ack(value: shard.apply(push))) }
+//         default: throw HeedError(.unsupported, "server does not serve \(request.message.kind)")
+//         }
+//     }
+//     let client = try transport.connect(to: server.address, options: ClientOptions(secret: secret))
+//     let rows = try await client.pullRows(PullRows(tableID: 1, keys: sortedUniqueKeys), timeout: .seconds(5))
+
 /// Makes clients and servers; `NNGTransport` for real sockets, `InMemoryNetwork` for tests.
 ///
 /// Roles take an `any Transport` so the same server, worker and coordinator code runs
@@ -11,6 +25,18 @@ public protocol Transport: Sendable {
 
     /// Starts a server at `address` calling `handler` for every request.
     func listen(on address: String, options: ServerOptions, handler: @escaping RequestHandler) throws -> any RequestServer
+}
+
+extension Transport {
+    /// A client with default options (random sender id, 8 in flight, standard retries).
+    public func connect(to address: String) throws -> any RequestClient {
+        try connect(to: address, options: ClientOptions())
+    }
+
+    /// A server with default options (16 contexts, 64 MiB limit, no secret).
+    public func listen(on address: String, handler: @escaping RequestHandler) throws -> any RequestServer {
+        try listen(on: address, options: ServerOptions(), handler: handler)
+    }
 }
 
 /// Sends requests to one peer and awaits replies; several may be in flight at once.
@@ -41,7 +67,8 @@ public protocol RequestServer: AnyObject, Sendable {
 }
 
 /// Answers one request, on a transport thread (so it must be thread-safe and must not
-/// wait for other requests). Return the reply, or `nil` after keeping
+/// block: nng runs every socket of the process on a small fixed thread pool, four threads
+/// here). Return the reply, or `nil` after keeping
 /// `request.responder` to reply later (barriers, requests deduplicated while the first
 /// copy is still being applied). A thrown error becomes an `.error` reply.
 public typealias RequestHandler = @Sendable (Request) throws -> Message?
@@ -218,7 +245,9 @@ extension RequestClient {
         return ack
     }
 
-    /// Waits at a barrier; `timeout` must cover the slowest participant.
+    /// Waits at a barrier; `timeout` must cover the slowest participant. A retry after a
+    /// timeout arrives again with the same request id, so the coordinator answers every
+    /// parked copy of an arrival when it releases the barrier.
     public func barrier(_ barrier: Barrier, timeout: Duration) async throws -> BarrierRelease {
         let reply = try await request(.barrier(barrier), timeout: timeout)
         guard case .barrierRelease(let release) = reply else { throw unexpected(reply, for: .barrier) }

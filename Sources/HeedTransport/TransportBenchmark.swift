@@ -36,10 +36,13 @@ public struct GoodputSample: Sendable, Equatable {
 
 /// Goodput against raw nng at the same message sizes, measured back to back.
 public struct TransportComparison: Sendable, Equatable {
-    /// Raw nng REQ/REP with the same request and reply sizes.
+    /// Raw nng REQ/REP with the same request and reply sizes (the median round).
     public var raw: ThroughputSample
-    /// The Heed client/server pulling rows.
+    /// The Heed client/server pulling rows (the median round).
     public var goodput: GoodputSample
+    /// The ratio of every round, in run order; rounds alternate raw and Heed so load
+    /// from other processes hits both alike.
+    public var roundRatios: [Double]
 
     /// Row bytes/s delivered by Heed ÷ reply bytes/s of raw nng (target ≥ 0.80).
     public var ratio: Double { goodput.valueBytesPerSecond / raw.replyBytesPerSecond }
@@ -51,7 +54,9 @@ public struct TransportComparison: Sendable, Equatable {
 /// shared by client, server and nng's threads in both measurements alike.
 public enum TransportBenchmark {
     /// Raw nng REQ/REP: `inFlight` contexts each loop send(`requestSize` bytes) →
-    /// receive(`replySize` bytes) entirely in aio callbacks, with no encoding.
+    /// receive(`replySize` bytes) entirely in aio callbacks, with no encoding. The server
+    /// fills each reply from a prepared buffer (one memcpy, as an echo server's bytes
+    /// are written once by someone); the client drops replies unread.
     public static func rawRequestReply(address: String, requestSize: Int, replySize: Int, inFlight: Int,
                                        duration: Duration, warmup: Duration = .milliseconds(300)) async throws -> ThroughputSample {
         let limit = max(requestSize, replySize) + 4096
@@ -61,6 +66,8 @@ public enum TransportBenchmark {
         defer { client.stop() }
         client.start()
         let (count, seconds) = try await measure(warmup: warmup, duration: duration) { client.completed }
+        // Let requests in flight finish so sockets close idle (see NNG.close).
+        try await client.drain()
         if let failure = client.failure { throw failure }
         return ThroughputSample(requests: count, seconds: seconds, requestBytes: requestSize, replyBytes: replySize)
     }
@@ -116,14 +123,25 @@ public enum TransportBenchmark {
                              rowsPerRequest: keysPerRequest, dim: dim)
     }
 
-    /// Raw nng and Heed pull-rows goodput at the same request/reply sizes, back to back.
-    /// `rawAddress` and `heedAddress` must differ (or be `tcp://127.0.0.1:0`).
-    public static func compare(rawAddress: String, heedAddress: String, keysPerRequest: Int, dim: Int = 64, inFlight: Int = 4,
-                               duration: Duration = .seconds(2), secret: [UInt8]? = nil) async throws -> TransportComparison {
+    /// Raw nng and Heed pull-rows goodput at the same request/reply sizes: `rounds`
+    /// back-to-back pairs of `duration` each; reports the pair with the median ratio.
+    /// `address(round, isRaw)` gives each run its own address (`tcp://127.0.0.1:0` works).
+    public static func compare(keysPerRequest: Int, dim: Int = 64, inFlight: Int = 8, duration: Duration = .seconds(1),
+                               rounds: Int = 3, secret: [UInt8]? = nil,
+                               address: (_ round: Int, _ isRaw: Bool) -> String) async throws -> TransportComparison {
+        precondition(rounds >= 1, "compare needs at least one round")
         let size = sizes(keys: keysPerRequest, dim: dim, authenticated: secret != nil)
-        let raw = try await rawRequestReply(address: rawAddress, requestSize: size.request, replySize: size.reply, inFlight: inFlight, duration: duration)
-        let goodput = try await pullRowsGoodput(address: heedAddress, keysPerRequest: keysPerRequest, dim: dim, inFlight: inFlight, duration: duration, secret: secret)
-        return TransportComparison(raw: raw, goodput: goodput)
+        var pairs: [TransportComparison] = []
+        for round in 0..<rounds {
+            let raw = try await rawRequestReply(address: address(round, true), requestSize: size.request, replySize: size.reply,
+                                                inFlight: inFlight, duration: duration)
+            let goodput = try await pullRowsGoodput(address: address(round, false), keysPerRequest: keysPerRequest, dim: dim,
+                                                    inFlight: inFlight, duration: duration, secret: secret)
+            pairs.append(TransportComparison(raw: raw, goodput: goodput, roundRatios: []))
+        }
+        var median = pairs.sorted { $0.ratio < $1.ratio }[pairs.count / 2]
+        median.roundRatios = pairs.map(\.ratio)
+        return median
     }
 
     /// Encoded sizes of a pull of `keys` keys and its (keys × dim) reply.
@@ -175,7 +193,8 @@ final class RawReplyServer: @unchecked Sendable {
             } else {
                 self.address = address
             }
-            for _ in 0..<contexts { loops.append(try RawLoop(socket: sock, role: .replier(replySize))) }
+            let payload = (0..<replySize).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            for _ in 0..<contexts { loops.append(try RawLoop(socket: sock, role: .replier(payload))) }
         } catch {
             for l in loops { l.stop() }
             nng_close(sock)
@@ -186,7 +205,7 @@ final class RawReplyServer: @unchecked Sendable {
 
     func stop() {
         for l in loops { l.stop() }
-        nng_close(socket)
+        NNG.close(socket)
     }
 }
 
@@ -220,19 +239,28 @@ final class RawLoadClient: @unchecked Sendable {
     /// The first error any loop hit.
     var failure: HeedError? { loops.lazy.compactMap(\.failure).first }
 
+    /// Stops issuing requests and waits (up to 10 s) for those in flight to finish.
+    func drain() async throws {
+        for l in loops { l.drain() }
+        for _ in 0..<10_000 where !loops.allSatisfy(\.isIdle) {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
     func stop() {
         for l in loops { l.stop() }
-        nng_close(socket)
+        NNG.close(socket)
     }
 }
 
 /// One context driving send/receive purely from aio callbacks.
 final class RawLoop: @unchecked Sendable {
     // @unchecked: `ctx`/`aio` are set once; counters and phase are Locked.
-    enum Role { case requester(Int), replier(Int) }
+    enum Role { case requester(Int), replier([UInt8]) }
     private enum Phase { case idle, sending, receiving, stopped }
     private struct State {
         var phase = Phase.idle
+        var draining = false
         var completed = 0
         var failure: HeedError?
     }
@@ -261,17 +289,28 @@ final class RawLoop: @unchecked Sendable {
 
     var completed: Int { state.withLock { $0.completed } }
     var failure: HeedError? { state.withLock { $0.failure } }
+    /// No operation in flight (after `drain`, or after a failure).
+    var isIdle: Bool { state.withLock { $0.phase == .idle || $0.phase == .stopped || $0.failure != nil } }
 
     func start() {
         switch role {
-        case .requester(let size): send(size)
+        case .requester(let size): send(size: size, from: nil)
         case .replier: receive()
         }
     }
 
-    private func send(_ size: Int) {
+    /// Requesters stop after their current request.
+    func drain() { state.withLock { $0.draining = true } }
+
+    private func send(size: Int, from payload: [UInt8]?) {
         var msg: OpaquePointer?
         let rc = nng_msg_alloc(&msg, size)
+        if rc == 0, let payload, !payload.isEmpty {
+            payload.withUnsafeBytes { src in
+                // Safe: the body was allocated with payload.count bytes.
+                nng_msg_body(msg).copyMemory(from: src.baseAddress!, byteCount: src.count)
+            }
+        }
         state.withLock { s in
             guard s.phase != .stopped else { if rc == 0 { nng_msg_free(msg) }; return }
             guard rc == 0 else { s.failure = NNG.error(rc, "nng_msg_alloc(\(size))"); return }
@@ -306,11 +345,15 @@ final class RawLoop: @unchecked Sendable {
             receive()
         case (.requester(let size), .receiving):
             if let m = nng_aio_get_msg(aio) { nng_msg_free(m) }
-            state.withLock { $0.completed += 1 }
-            send(size)
-        case (.replier(let size), .receiving):
+            let draining = state.withLock { s -> Bool in
+                s.completed += 1
+                if s.draining { s.phase = .idle }
+                return s.draining
+            }
+            if !draining { send(size: size, from: nil) }
+        case (.replier(let payload), .receiving):
             if let m = nng_aio_get_msg(aio) { nng_msg_free(m) }
-            send(size)
+            send(size: payload.count, from: payload)
         case (.replier, .sending):
             state.withLock { $0.completed += 1 }
             receive()

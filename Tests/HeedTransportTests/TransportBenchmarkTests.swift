@@ -19,14 +19,13 @@ import Testing
     func goodputAgainstRawNNG() async throws {
         for transport in ["ipc", "tcp"] {
             for keys in [256, 1024, 4096] {
-                func address(_ tag: String) -> String {
-                    transport == "tcp" ? "tcp://127.0.0.1:0" : uniqueIPCAddress("bench-\(tag)-\(keys)")
+                let c = try await TransportBenchmark.compare(keysPerRequest: keys, dim: 64, inFlight: 8, duration: .seconds(1), rounds: 3) { round, isRaw in
+                    transport == "tcp" ? "tcp://127.0.0.1:0" : uniqueIPCAddress("bench-\(keys)-\(round)-\(isRaw)")
                 }
-                let c = try await TransportBenchmark.compare(rawAddress: address("raw"), heedAddress: address("heed"),
-                                                             keysPerRequest: keys, dim: 64, inFlight: 4, duration: .seconds(2))
-                print(String(format: "%@ reply %7d B: raw %7.0f msg/s %7.1f MB/s | heed %7.0f msg/s %8.0f rows/s %7.1f MB/s | ratio %.3f",
+                print(String(format: "%@ reply %7d B: raw %7.0f msg/s %7.1f MB/s | heed %7.0f msg/s %8.0f rows/s %7.1f MB/s | ratio %.3f (rounds %@)",
                              transport, c.raw.replyBytes, c.raw.messagesPerSecond, c.raw.replyBytesPerSecond / 1e6,
-                             c.goodput.transfer.messagesPerSecond, c.goodput.rowsPerSecond, c.goodput.valueBytesPerSecond / 1e6, c.ratio))
+                             c.goodput.transfer.messagesPerSecond, c.goodput.rowsPerSecond, c.goodput.valueBytesPerSecond / 1e6, c.ratio,
+                             c.roundRatios.map { String(format: "%.3f", $0) }.joined(separator: " ")))
             }
         }
     }
