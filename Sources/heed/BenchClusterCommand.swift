@@ -35,8 +35,9 @@ struct BenchClusterCommand: ParsableCommand {
             print("== transport: Heed pull-rows goodput vs raw nng REQ/REP at the same sizes (ipc, \(inFlight) in flight, dim 64)")
             print("keys   reply KiB   raw MB/s   heed MB/s   rows/s       ratio")
             for (i, k) in keys.enumerated() {
-                let c = try await TransportBenchmark.compare(rawAddress: "ipc://\(dir)/raw-\(i).ipc", heedAddress: "ipc://\(dir)/heed-\(i).ipc",
-                                                             keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds))
+                let c = try await TransportBenchmark.compare(keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds)) { round, isRaw in
+                    "ipc://\(dir)/\(isRaw ? "raw" : "heed")-\(i)-\(round).ipc"
+                }
                 print(String(format: "%-6d %9.0f %10.0f %11.0f %12.0f %7.2f", k, Double(c.raw.replyBytes) / 1024,
                              c.raw.replyBytesPerSecond / 1e6, c.goodput.valueBytesPerSecond / 1e6, c.goodput.rowsPerSecond, c.ratio))
             }

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// End-to-end tests of the `heed` binary: real processes, real sockets, real data.
+@Suite(.serialized) struct LauncherTests {
+    /// `.build/<config>/heed`, beside the test bundle.
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("heed").path
+    let data: String
+    init() throws { data = try ClusterHarness.prepared(.amazonBeauty, sample: "amazon-beauty-sample", shards: 2) }
+
+    /// Starts `heed` with `arguments`; stdout and stderr go to files read by `output`.
+    final class Run {
+        let process = Process()
+        let out = NSTemporaryDirectory() + "heed-launch-\(UUID().uuidString).log"
+        init(_ arguments: [String]) throws {
+            FileManager.default.createFile(atPath: out, contents: nil)
+            process.executableURL = URL(fileURLWithPath: LauncherTests.binary)
+            process.arguments = arguments
+            let handle = FileHandle(forWritingAtPath: out)!
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+        }
+        var output: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
+        /// Waits up to `seconds`; kills the process group's leader on timeout.
+        func wait(seconds: Double) -> Int32? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < deadline { usleep(50_000) }
+            if process.isRunning { process.terminate(); return nil }
+            return process.terminationStatus
+        }
+        /// Pids of this process's children whose command line contains all of `words`.
+        func child(containing words: [String]) -> pid_t? {
+            guard let list = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8) else { return nil }
+            for p in list.split(separator: " ").compactMap({ pid_t($0) }) {
+                let cmd = (try? String(contentsOfFile: "/proc/\(p)/cmdline", encoding: .utf8))?.replacingOccurrences(of: "\0", with: " ") ?? ""
+                if words.allSatisfy({ cmd.contains($0) }) { return p }
+            }
+            return nil
+        }
+    }
+
+    @Test func aLocalClusterOfProcessesTrainsAndWritesMetrics() throws {
+        let metrics = NSTemporaryDirectory() + "heed-metrics-\(getpid()).json"
+        let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "2", "--workers", "2", "--max-steps", "40", "--metrics-out", metrics])
+        #expect(run.wait(seconds: 120) == 0, "\(run.output)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metrics))) as? [String: Any]
+        let test = report?["test"] as? [String: Any]
+        #expect((test?["samples"] as? Int) == 10_000)
+        #expect(((test?["auc"] as? Double) ?? 0) > 0.5)
+        #expect(run.output.contains("coordinator: run completed"))
+    }
+
+    @Test func aKilledWorkerFailsTheRunAndNamesIt() throws {
+        let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "1", "--workers", "2", "--epochs", "200", "--batch-size", "32"])
+        var victim: pid_t?
+        for _ in 0..<200 where victim == nil { usleep(50_000); victim = run.child(containing: ["worker", "--rank 1"]) }
+        let pid = try #require(victim, "worker 1 never started: \(run.output)")
+        usleep(500_000)
+        kill(pid, SIGKILL)
+        let status = run.wait(seconds: 60)
+        #expect(status != nil && status != 0)
+        #expect(run.output.contains("worker 1 exited with status 137"), "\(run.output)")
+        // Every child is gone: the launcher stopped the rest.
+        #expect(run.child(containing: ["heed"]) == nil)
+    }
+
+    @Test func theCoordinatorReportsASilentWorkerAndExitsNonZero() throws {
+        let dir = ClusterHarness.socketDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = dir + "/run.toml"
+        try """
+        [model]
+        name = "lr"
+        [data]
+        path = "\(data)"
+        epochs = 200
+        batch_size = 32
+        [cluster]
+        servers = 1
+        workers = 2
+        heartbeat_ms = 100
+        failure_timeout_ms = 1500
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let coordinator = "ipc://\(dir)/coordinator.ipc"
+        let roles = try [
+            Run(["coordinator", "--listen", coordinator, "--config", config]),
+            Run(["server", "--coordinator", coordinator, "--listen", "ipc://\(dir)/server.ipc"]),
+            Run(["worker", "--coordinator", coordinator, "--rank", "0"]),
+            Run(["worker", "--coordinator", coordinator, "--rank", "1"]),
+        ]
+        defer { roles.forEach { if $0.process.isRunning { kill($0.process.processIdentifier, SIGKILL) } } }
+        for _ in 0..<200 where !roles[0].output.contains("worker 1 registered") { usleep(50_000) }
+        usleep(500_000)
+        // Freeze worker 1: it stops heartbeating without exiting, as a hung host would.
+        kill(roles[3].process.processIdentifier, SIGSTOP)
+        let status = roles[0].wait(seconds: 30)
+        #expect(status == 3, "\(roles[0].output)")
+        #expect(roles[0].output.contains("worker 1 missed its heartbeats"), "\(roles[0].output)")
+        // The other roles hear "stop" and exit on their own, non-zero for the worker.
+        #expect(roles[1].wait(seconds: 20) != nil)
+        #expect(roles[2].wait(seconds: 20).map { $0 != 0 } == true, "\(roles[2].output)")
+        kill(roles[3].process.processIdentifier, SIGKILL)
+    }
+}
