@@ -3,20 +3,19 @@
 ///
 /// - Parameters:
 ///   - out: (N × D), overwritten; N is any flattening of the positions, e.g. B·L.
-///   - preActivation: (N × F), overwritten with `x · W1 + b1` for the backward pass.
-///   - hidden: (N × F), overwritten with `ReLU(preActivation)` for the backward pass.
+///   - cache: overwritten with the (N × F) pre-activation and hidden activation.
 ///   - x: (N × D), or (B × L × D) viewed as (B·L × D); `out` takes `x`'s shape.
 ///   - w1: (D × F).
 ///   - b1: (F).
 ///   - w2: (F × D).
 ///   - b2: (D).
 @inlinable
-public func feedForwardForward<T: Real>(_ out: inout Tensor<T>, _ preActivation: inout Tensor<T>, _ hidden: inout Tensor<T>,
+public func feedForwardForward<T: Real>(_ out: inout Tensor<T>, _ cache: inout FeedForwardCache<T>,
                                         _ x: Tensor<T>, _ w1: Tensor<T>, _ b1: Tensor<T>, _ w2: Tensor<T>, _ b2: Tensor<T>) {
     precondition(w2.lastDim == x.lastDim, "feed-forward: w2 \(w2.shape) does not map back to width \(x.lastDim)")
-    denseForward(&preActivation, x, w1, b1)
-    reluForward(&hidden, preActivation)
-    denseForward(&out, hidden, w2, b2)
+    denseForward(&cache.preActivation, x, w1, b1)
+    reluForward(&cache.hidden, cache.preActivation)
+    denseForward(&out, cache.hidden, w2, b2)
     out.shape = x.shape
 }
 
@@ -30,18 +29,32 @@ public func feedForwardForward<T: Real>(_ out: inout Tensor<T>, _ preActivation:
 ///   - dB2: (D), `+=`.
 ///   - dout: (N × D).
 ///   - x: (N × D), the forward input.
-///   - preActivation: (N × F) from the forward.
-///   - hidden: (N × F) from the forward.
 ///   - w1: (D × F).
 ///   - w2: (F × D).
+///   - cache: the forward's cache (its scratch is reused).
 @inlinable
 public func feedForwardBackward<T: Real>(_ dx: inout Tensor<T>, _ dW1: inout Tensor<T>, _ dB1: inout Tensor<T>,
                                          _ dW2: inout Tensor<T>, _ dB2: inout Tensor<T>,
-                                         _ dout: Tensor<T>, _ x: Tensor<T>, _ preActivation: Tensor<T>, _ hidden: Tensor<T>,
-                                         _ w1: Tensor<T>, _ w2: Tensor<T>) {
-    var dHidden = Tensor<T>(zeros: hidden.shape)
-    denseBackward(&dHidden, &dW2, &dB2, dout, hidden, w2)
-    var dPre = Tensor<T>(zeros: preActivation.shape)
-    reluBackward(&dPre, dHidden, preActivation)
-    denseBackward(&dx, &dW1, &dB1, dPre, x, w1)
+                                         _ dout: Tensor<T>, _ x: Tensor<T>, _ w1: Tensor<T>, _ w2: Tensor<T>,
+                                         _ cache: inout FeedForwardCache<T>) {
+    let rows = cache.hidden.rows, f = cache.hidden.lastDim, d = w2.lastDim
+    precondition(dout.count == rows * d, "feed-forward: dout \(dout.shape) does not fit (\(rows) × \(d))")
+    var noInputGrad = Tensor<T>.empty
+    denseBackward(&noInputGrad, &dW2, &dB2, dout, cache.hidden, w2)
+    reshapeOrAllocate(&cache.dHidden, [rows, f])
+    cache.dHidden.data.withUnsafeMutableBufferPointer { pdh in
+        dout.data.withUnsafeBufferPointer { pd in
+            w2.data.withUnsafeBufferPointer { pw in
+                // Safe: (rows × D)·(F × D)ᵀ into (rows × F), counts checked above; beta = 0 overwrites.
+                T.gemm(transA: false, transB: true, m: rows, n: f, k: d, alpha: 1,
+                       a: pd.baseAddress!, lda: d, b: pw.baseAddress!, ldb: d,
+                       beta: 0, c: pdh.baseAddress!, ldc: f)
+            }
+        }
+        cache.preActivation.data.withUnsafeBufferPointer { pp in
+            // ReLU backward in place: the hidden gradient becomes the pre-activation gradient.
+            for i in 0..<pdh.count where pp[i] <= 0 { pdh[i] = 0 }
+        }
+    }
+    denseBackward(&dx, &dW1, &dB1, cache.dHidden, x, w1)
 }

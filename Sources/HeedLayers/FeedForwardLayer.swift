@@ -19,9 +19,10 @@ public struct FeedForwardLayer<T: Real>: Sendable {
     public var dW2: Tensor<T>
     /// Accumulated gradient of `b2`.
     public var dB2: Tensor<T>
+    /// Saved forward state and backward scratch.
+    public var cache = FeedForwardCache<T>()
+    /// (N × D) the last forward input.
     @usableFromInline var input = Tensor<T>.empty
-    @usableFromInline var preActivation = Tensor<T>.empty
-    @usableFromInline var hidden = Tensor<T>.empty
 
     /// A network of width `dim` with `hidden` inner units; He-normal `W1` (it feeds a ReLU),
     /// Xavier-normal `W2`, zero biases, drawn in that order.
@@ -40,13 +41,16 @@ public struct FeedForwardLayer<T: Real>: Sendable {
     @inlinable
     public mutating func forward(_ out: inout Tensor<T>, _ x: Tensor<T>) {
         input = x
-        feedForwardForward(&out, &preActivation, &hidden, x, w1, b1, w2, b2)
+        feedForwardForward(&out, &cache, x, w1, b1, w2, b2)
     }
 
-    /// Back-propagates `dout` (shape of the last input): `dx += …` (`.empty` to skip), gradients `+= …`.
+    /// Back-propagates `dout` (shape of the last input): `dx += …` (`.empty` to skip), gradients
+    /// `+= …`. Releases the reference to the input (each forward serves one backward).
     @inlinable
     public mutating func backward(_ dx: inout Tensor<T>, _ dout: Tensor<T>) {
-        feedForwardBackward(&dx, &dW1, &dB1, &dW2, &dB2, dout, input, preActivation, hidden, w1, w2)
+        precondition(input.count > 0, "feed-forward: backward needs a forward first (each forward serves one backward)")
+        feedForwardBackward(&dx, &dW1, &dB1, &dW2, &dB2, dout, input, w1, w2, &cache)
+        input = .empty
     }
 
     /// Visits ("w1", "b1", "w2", "b2") with their gradients, in that order.

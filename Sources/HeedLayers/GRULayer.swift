@@ -41,10 +41,15 @@ public struct GRULayer<T: Real>: Sendable {
     ///   - dInitialState: (B × H), `+=`; `.empty` to skip.
     ///   - dout: (B × L × H) or `.empty`.
     ///   - dFinalState: (B × H) or `.empty`.
+    ///
+    /// Releases the reference to the input (each forward serves one backward).
     @inlinable
     public mutating func backward(_ dx: inout Tensor<T>, _ dInitialState: inout Tensor<T>,
                                   _ dout: Tensor<T>, _ dFinalState: Tensor<T>) {
+        precondition(input.shape.count == 3, "gru: backward needs a forward first (each forward serves one backward)")
         gruBackward(&dx, &dInitialState, &grads, dout, dFinalState, input, mask, params, &cache)
+        input = .empty
+        mask = .empty
     }
 
     /// Visits (name, value, gradient): inputWeight, hiddenWeight, inputBias, hiddenBias.

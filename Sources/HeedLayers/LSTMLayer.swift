@@ -46,10 +46,15 @@ public struct LSTMLayer<T: Real>: Sendable {
     ///   - dout: (B × L × H) or `.empty`.
     ///   - dFinalHidden: (B × H) or `.empty`.
     ///   - dFinalCell: (B × H) or `.empty`.
+    ///
+    /// Releases the reference to the input (each forward serves one backward).
     @inlinable
     public mutating func backward(_ dx: inout Tensor<T>, _ dInitialHidden: inout Tensor<T>, _ dInitialCell: inout Tensor<T>,
                                   _ dout: Tensor<T>, _ dFinalHidden: Tensor<T>, _ dFinalCell: Tensor<T>) {
+        precondition(input.shape.count == 3, "lstm: backward needs a forward first (each forward serves one backward)")
         lstmBackward(&dx, &dInitialHidden, &dInitialCell, &grads, dout, dFinalHidden, dFinalCell, input, mask, params, &cache)
+        input = .empty
+        mask = .empty
     }
 
     /// Visits (name, value, gradient): inputWeight, hiddenWeight, bias.

@@ -77,7 +77,8 @@ public func selfAttentionForward<T: Real>(_ out: inout Tensor<T>, _ cache: inout
 ///
 /// With `dS = P ⊙ (dP − rowsum(dP ⊙ P))` the softmax backward, per head:
 /// `dP = dC_h V_hᵀ`, `dV_h = Pᵀ dC_h`, `dQ_h = dS K_h / √dh`, `dK_h = dSᵀ Q_h / √dh`;
-/// the projections then back-propagate as dense layers. Padded query rows of `dout` are ignored.
+/// the projections then back-propagate as dense layers. Padded query rows of `dout` are ignored
+/// (they must be finite: they meet only zero attention weights).
 ///
 /// - Parameters:
 ///   - dx: (B × L × D), `+=`; `.empty` to skip.
@@ -100,18 +101,29 @@ public func selfAttentionBackward<T: Real>(_ dx: inout Tensor<T>, _ grads: inout
     let dh = d / heads
     let scale = 1 / T.sqrt(T(dh))
 
-    // Output projection. Only the output bias would see padded rows (their context rows are
-    // zero), but masking dout once keeps every later product honest too.
-    cache.maskedDout = dout
-    cache.maskedDout.shape = [b * l, d]
-    if mask.count > 0 { zeroPaddedRows(&cache.maskedDout, mask, width: d) }
+    // Output projection. Context rows of padded queries are zero, so they add nothing to dWo,
+    // and their dContext rows only ever meet zero rows of P below; only the output bias needs
+    // the mask explicitly. This spares a masked copy of dout.
     reshapeOrAllocate(&cache.dContext, [b * l, d])
-    var noInputGrad = Tensor<T>.empty
-    denseBackward(&noInputGrad, &grads.outputWeight, &grads.outputBias, cache.maskedDout, cache.context, params.outputWeight)
-    cache.maskedDout.data.withUnsafeBufferPointer { pd in
+    dout.data.withUnsafeBufferPointer { pd in
+        cache.context.data.withUnsafeBufferPointer { pc in
+            grads.outputWeight.data.withUnsafeMutableBufferPointer { pdw in
+                // Safe: (B·L × D)ᵀ·(B·L × D) into (D × D), counts checked above.
+                T.gemm(transA: true, transB: false, m: d, n: d, k: b * l, alpha: 1,
+                       a: pc.baseAddress!, lda: d, b: pd.baseAddress!, ldb: d,
+                       beta: 1, c: pdw.baseAddress!, ldc: d)
+            }
+        }
+        grads.outputBias.data.withUnsafeMutableBufferPointer { pdb in
+            for r in 0..<b * l where mask.count == 0 || mask.data[r] != 0 {
+                // Safe: r < B·L rows of width d.
+                let row = pd.baseAddress! + r * d
+                for j in 0..<d { pdb[j] += row[j] }
+            }
+        }
         params.outputWeight.data.withUnsafeBufferPointer { pw in
             cache.dContext.data.withUnsafeMutableBufferPointer { pdc in
-                // Safe: (B·L × D)·(D × D)ᵀ into (B·L × D), counts checked above.
+                // Safe: (B·L × D)·(D × D)ᵀ into (B·L × D); beta = 0 overwrites the scratch.
                 T.gemm(transA: false, transB: true, m: b * l, n: d, k: d, alpha: 1,
                        a: pd.baseAddress!, lda: d, b: pw.baseAddress!, ldb: d,
                        beta: 0, c: pdc.baseAddress!, ldc: d)

@@ -27,9 +27,14 @@ public struct SelfAttentionBlock<T: Real>: Sendable {
 
     /// (B × L) the last forward mask (or empty).
     @usableFromInline var mask = Tensor<T>.empty
-    /// (B × L × D) forward intermediates kept for the backward pass.
+    /// (B × L × D) forward intermediates, reused as output buffers across steps (the sub-layers
+    /// release their references in backward, so the next forward writes them in place).
     @usableFromInline var normed1 = Tensor<T>.empty, attended = Tensor<T>.empty, dropped1 = Tensor<T>.empty
     @usableFromInline var mid = Tensor<T>.empty, normed2 = Tensor<T>.empty, fed = Tensor<T>.empty, dropped2 = Tensor<T>.empty
+    /// (B × L × D) backward scratch, reused across steps: gradients of `mid`, `fed`, `normed2`,
+    /// `attended` and `normed1`.
+    @usableFromInline var dMid = Tensor<T>.empty, dFed = Tensor<T>.empty, dNormed2 = Tensor<T>.empty
+    @usableFromInline var dAttended = Tensor<T>.empty, dNormed1 = Tensor<T>.empty
 
     /// A block of width `dim` with `heads` heads and `hidden` feed-forward units (SASRec: `dim`).
     /// Weights and dropout seeds are drawn from `generator` in the order attention, FFN, dropouts.
@@ -63,23 +68,28 @@ public struct SelfAttentionBlock<T: Real>: Sendable {
     }
 
     /// Back-propagates `dout` (B × L × D) from the last forward; `dx += …` (`.empty` to skip),
-    /// parameter gradients `+= …`.
+    /// parameter gradients `+= …`. Each forward serves one backward.
     @inlinable
     public mutating func backward(_ dx: inout Tensor<T>, _ dout: Tensor<T>) {
+        precondition(dout.count == mid.count, "attention block: dout \(dout.shape) does not fit \(mid.shape)")
         let d = mid.lastDim
-        var dMid = dout
+        reshapeOrAllocate(&dMid, mid.shape)
+        dMid.data.withUnsafeMutableBufferPointer { pm in
+            // Safe: equal counts (checked above).
+            dout.data.withUnsafeBufferPointer { pd in pm.baseAddress!.update(from: pd.baseAddress!, count: pd.count) }
+        }
         if mask.count > 0 { zeroPaddedRows(&dMid, mask, width: d) }
         // Second sub-layer: the skip path already holds dMid; add the FFN branch's gradient.
-        var dFed = Tensor<T>(zeros: fed.shape)
+        zeroScratch(&dFed, like: fed)
         feedForwardDropout.backward(&dFed, dMid)
-        var dNormed2 = Tensor<T>(zeros: normed2.shape)
+        zeroScratch(&dNormed2, like: normed2)
         feedForward.backward(&dNormed2, dFed)
         feedForwardNorm.backward(&dMid, dNormed2)
         // First sub-layer.
         addInPlace(&dx, dMid)
-        var dAttended = Tensor<T>(zeros: attended.shape)
+        zeroScratch(&dAttended, like: attended)
         attentionDropout.backward(&dAttended, dMid)
-        var dNormed1 = Tensor<T>(zeros: normed1.shape)
+        zeroScratch(&dNormed1, like: normed1)
         attention.backward(&dNormed1, dAttended)
         attentionNorm.backward(&dx, dNormed1)
     }
@@ -98,4 +108,11 @@ public struct SelfAttentionBlock<T: Real>: Sendable {
         attentionNorm.zeroGradients(); attention.zeroGradients()
         feedForwardNorm.zeroGradients(); feedForward.zeroGradients()
     }
+}
+
+/// Gives `t` the shape of `like` and zeroes it, reusing its storage when the count matches.
+@inlinable
+func zeroScratch<T: Real>(_ t: inout Tensor<T>, like: Tensor<T>) {
+    reshapeOrAllocate(&t, like.shape)
+    t.zero()
 }

@@ -14,8 +14,6 @@ public struct SelfAttentionCache<T: Real>: Sendable {
     /// (B × L × D) concatenated head outputs before the output projection.
     public var context = Tensor<T>.empty
 
-    /// (B × L × D) backward scratch: `dout` with padded rows zeroed.
-    @usableFromInline var maskedDout = Tensor<T>.empty
     /// (B × L × D) backward scratch: gradient of `context`.
     @usableFromInline var dContext = Tensor<T>.empty
     /// (B × L × D) backward scratch: gradient of `query`.

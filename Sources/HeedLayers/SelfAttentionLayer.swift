@@ -40,10 +40,15 @@ public struct SelfAttentionLayer<T: Real>: Sendable {
     }
 
     /// Back-propagates `dout` (B × L × D) from the last forward: `dx += …`, `grads += …`.
-    /// Pass `.empty` as `dx` when the input needs no gradient.
+    /// Pass `.empty` as `dx` when the input needs no gradient. Releases the reference to the
+    /// input, so the caller can overwrite that buffer in place without a copy: each forward
+    /// serves one backward (as for `MLPLayer`).
     @inlinable
     public mutating func backward(_ dx: inout Tensor<T>, _ dout: Tensor<T>) {
+        precondition(input.shape.count == 3, "self-attention: backward needs a forward first (each forward serves one backward)")
         selfAttentionBackward(&dx, &grads, dout, input, mask, params, &cache, heads: heads)
+        input = .empty
+        mask = .empty
     }
 
     /// Visits (name, value, gradient) in a fixed order.

@@ -57,4 +57,20 @@ import HeedCore
         residualBackward(&skip, &dy, dout)
         for i in 0..<6 { #expect(dy.data[i] == 2 * dout.data[i]) }
     }
+
+    @Test func repeatedStepsAccumulate() {
+        let x = GradientCheck.random([5, 3], seed: 9), dout = GradientCheck.random([5, 3], seed: 10)
+        var layer = randomLayer(dim: 3, hidden: 4)
+        var out = Tensor<Double>.empty, dx = Tensor<Double>(zeros: x.shape)
+        layer.forward(&out, x)
+        layer.backward(&dx, dout)
+        let once = (dx, layer.dW1, layer.dB2)
+        layer.forward(&out, x)
+        layer.backward(&dx, dout)
+        for i in 0..<dx.count { #expect(abs(dx.data[i] - 2 * once.0.data[i]) < 1e-12) }
+        for i in 0..<once.1.count { #expect(abs(layer.dW1.data[i] - 2 * once.1.data[i]) < 1e-12) }
+        for i in 0..<once.2.count { #expect(abs(layer.dB2.data[i] - 2 * once.2.data[i]) < 1e-12) }
+        layer.zeroGradients()
+        layer.visitParameters { _, _, g in #expect(g.data.allSatisfy { $0 == 0 }) }
+    }
 }

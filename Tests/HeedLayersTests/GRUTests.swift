@@ -106,6 +106,7 @@ private func logistic(_ x: Double) -> Double { 1 / (1 + Glibc.exp(-x)) }
         var dx = Tensor<Double>(zeros: x.shape), none = Tensor<Double>.empty
         a.backward(&dx, &none, dout, .empty)
         let once = (dx, a.grads)
+        _ = run(&a, x, .empty)
         a.backward(&dx, &none, dout, .empty)
         for i in 0..<dx.count { #expect(abs(dx.data[i] - 2 * once.0.data[i]) < 1e-12) }
         for i in 0..<once.1.hiddenWeight.count { #expect(abs(a.grads.hiddenWeight.data[i] - 2 * once.1.hiddenWeight.data[i]) < 1e-12) }

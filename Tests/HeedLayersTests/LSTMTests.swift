@@ -123,6 +123,7 @@ private func logistic(_ x: Double) -> Double { 1 / (1 + Glibc.exp(-x)) }
         var dx = Tensor<Double>(zeros: x.shape), none1 = Tensor<Double>.empty, none2 = Tensor<Double>.empty
         layer.backward(&dx, &none1, &none2, dout, .empty, .empty)
         let once = (dx, layer.grads)
+        _ = run(&layer, x, .empty, .empty)
         layer.backward(&dx, &none1, &none2, dout, .empty, .empty)
         for i in 0..<dx.count { #expect(abs(dx.data[i] - 2 * once.0.data[i]) < 1e-12) }
         for i in 0..<once.1.bias.count { #expect(abs(layer.grads.bias.data[i] - 2 * once.1.bias.data[i]) < 1e-12) }

@@ -90,4 +90,21 @@ private func run(_ block: inout SelfAttentionBlock<Double>, _ x: Tensor<Double>,
         #expect(run(&a, x, training: false) == run(&b, x, training: false))
         #expect(run(&a, x, training: true) != run(&b, x, training: true))
     }
+
+    @Test func repeatedStepsReuseScratchAndAccumulate() {
+        let x = GradientCheck.random([3, 4, 4], seed: 7), dout = GradientCheck.random([3, 4, 4], seed: 8)
+        var block = makeBlock(causal: true, dropout: 0.0)
+        var dx = Tensor<Double>(zeros: x.shape)
+        _ = run(&block, x)
+        block.backward(&dx, dout)
+        let once = (dx, block.attention.grads.queryWeight, block.feedForward.dW1, block.attentionNorm.dGain)
+        _ = run(&block, x)
+        block.backward(&dx, dout)
+        for i in 0..<dx.count { #expect(abs(dx.data[i] - 2 * once.0.data[i]) < 1e-12) }
+        for i in 0..<once.1.count { #expect(abs(block.attention.grads.queryWeight.data[i] - 2 * once.1.data[i]) < 1e-12) }
+        for i in 0..<once.2.count { #expect(abs(block.feedForward.dW1.data[i] - 2 * once.2.data[i]) < 1e-12) }
+        for i in 0..<once.3.count { #expect(abs(block.attentionNorm.dGain.data[i] - 2 * once.3.data[i]) < 1e-12) }
+        block.zeroGradients()
+        block.visitParameters { _, _, g in #expect(g.data.allSatisfy { $0 == 0 }) }
+    }
 }

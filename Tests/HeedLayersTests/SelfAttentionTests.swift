@@ -182,6 +182,8 @@ private let paddedMask = Tensor<Double>(shape: [3, 5], data: [1, 1, 1, 0, 0,
         layer.backward(&dx1, dout)
         let once = layer.grads
         var dx2 = dx1
+        // Each forward serves one backward; replay the same step.
+        layer.forward(&out, x, mask: paddedMask)
         layer.backward(&dx2, dout)
         for i in 0..<dx1.count { #expect(abs(dx2.data[i] - 2 * dx1.data[i]) < 1e-12) }
         for (_, path) in parameterPaths {

@@ -32,8 +32,8 @@ private func run(_ layer: inout TargetAttentionLayer<Double>, _ e: Tensor<Double
         // No hidden layer: score = [e, v, e − v, e ⊙ v] · W + b with D = 1.
         var rng = SeededGenerator(seed: 1)
         var layer = TargetAttentionLayer<Double>(dim: 1, hidden: [], activation: .relu, weighting: .raw, generator: &rng)
-        layer.weights[0] = Tensor(shape: [4, 1], data: [1, 2, 3, 4])
-        layer.biases[0] = Tensor(shape: [1], data: [0.5])
+        layer.mlp.weights[0] = Tensor(shape: [4, 1], data: [1, 2, 3, 4])
+        layer.mlp.biases[0] = Tensor(shape: [1], data: [0.5])
         let e = Tensor<Double>(shape: [1, 2, 1], data: [2, -1]), v = Tensor<Double>(shape: [1, 1], data: [3])
         let out = run(&layer, e, v, Tensor(shape: [1, 2], data: [1, 1]))
         // e = 2: 2 + 6 + 3·(−1) + 4·6 + 0.5 = 29.5; e = −1: −1 + 6 + 3·(−4) + 4·(−3) + 0.5 = −18.5
@@ -47,17 +47,17 @@ private func run(_ layer: inout TargetAttentionLayer<Double>, _ e: Tensor<Double
             var layer = makeLayer(activation, weighting)
             let e = GradientCheck.random([3, 4, 3], seed: 1), v = GradientCheck.random([3, 3], seed: 2)
             let out = run(&layer, e, v, mask)
-            let alpha = activation == .prelu ? layer.activations.map(\.alpha) : []
+            let alpha = activation == .prelu ? layer.mlp.activations.map(\.alpha) : []
             for s in 0..<3 {
                 var scores: [Double] = []
                 for j in 0..<4 where mask.data[s * 4 + j] != 0 {
                     let ej = Array(e.data[(s * 4 + j) * 3..<(s * 4 + j + 1) * 3]), vs = Array(v.data[s * 3..<(s + 1) * 3])
                     var h = ej + vs + zip(ej, vs).map { $0 - $1 } + zip(ej, vs).map { $0 * $1 }
-                    for k in 0..<layer.weights.count {
-                        let w = layer.weights[k], o = w.shape[1]
-                        var next = layer.biases[k].data
+                    for k in 0..<layer.mlp.weights.count {
+                        let w = layer.mlp.weights[k], o = w.shape[1]
+                        var next = layer.mlp.biases[k].data
                         for c in 0..<o { for i in 0..<h.count { next[c] += h[i] * w.data[i * o + c] } }
-                        if k < layer.activations.count {
+                        if k < layer.mlp.activations.count {
                             next = next.enumerated().map { c, x in x > 0 ? x : (alpha.isEmpty ? 0 : alpha[k].data[c] * x) }
                         }
                         h = next
@@ -143,18 +143,22 @@ private func run(_ layer: inout TargetAttentionLayer<Double>, _ e: Tensor<Double
         _ = run(&layer, e, v, mask)
         var de = Tensor<Double>(zeros: e.shape), dv = Tensor<Double>(zeros: v.shape)
         layer.backward(&de, &dv, dout)
-        let once = (de, dv, layer.weightGrads)
+        let once = (de, dv, layer.mlp.dWeights)
+        // Each forward serves one backward (MLPLayer's contract); replay the same step.
+        _ = run(&layer, e, v, mask)
         layer.backward(&de, &dv, dout)
         for i in 0..<de.count { #expect(abs(de.data[i] - 2 * once.0.data[i]) < 1e-12) }
         for i in 0..<dv.count { #expect(abs(dv.data[i] - 2 * once.1.data[i]) < 1e-12) }
-        for i in 0..<once.2[0].count { #expect(abs(layer.weightGrads[0].data[i] - 2 * once.2[0].data[i]) < 1e-12) }
+        for i in 0..<once.2[0].count { #expect(abs(layer.mlp.dWeights[0].data[i] - 2 * once.2[0].data[i]) < 1e-12) }
         var names: [String] = []
         layer.visitParameters { name, _, _ in names.append(name) }
-        #expect(names == ["mlp.0.weight", "mlp.0.bias", "mlp.0.alpha", "mlp.1.weight", "mlp.1.bias", "mlp.1.alpha",
-                          "mlp.2.weight", "mlp.2.bias"])
+        #expect(names == ["mlp.dense0.weight", "mlp.dense0.bias", "mlp.activation0.alpha",
+                          "mlp.dense1.weight", "mlp.dense1.bias", "mlp.activation1.alpha",
+                          "mlp.dense2.weight", "mlp.dense2.bias"])
         var stats: [String] = []
         layer.visitStatistics { name, _ in stats.append(name) }
-        #expect(stats == ["mlp.0.runningMean", "mlp.0.runningVar", "mlp.1.runningMean", "mlp.1.runningVar"])
+        #expect(stats == ["mlp.activation0.runningMean", "mlp.activation0.runningVar",
+                          "mlp.activation1.runningMean", "mlp.activation1.runningVar"])
         layer.zeroGradients()
         layer.visitParameters { _, _, grad in #expect(grad.data.allSatisfy { $0 == 0 }) }
     }

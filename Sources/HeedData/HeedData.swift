@@ -1,2 +1,0 @@
-/// The HeedData module; see README.md for its role.
-enum HeedDataModule {}

@@ -1,0 +1,92 @@
+import HeedCore
+
+/// Maps 64-bit raw ids to dense indices 0, 1, 2, … in order of first insertion.
+///
+/// Open addressing with linear probing (PLATFORM.md: ~10x faster than `Dictionary`
+/// for large id sets); `rawIDs[i]` is the raw id of index `i`.
+struct IdIndex {
+    private var slots: [Int32]
+    private var mask: Int
+    /// Raw id of each dense index.
+    private(set) var rawIDs: [UInt64] = []
+
+    /// An empty index sized for about `capacity` ids.
+    init(capacity: Int = 1024) {
+        var n = 16
+        while n < capacity * 2 { n <<= 1 }
+        slots = [Int32](repeating: -1, count: n)
+        mask = n - 1
+    }
+
+    /// Number of ids.
+    var count: Int { rawIDs.count }
+
+    /// The index of `id`, inserting it if new.
+    @inline(__always)
+    mutating func index(of id: UInt64) -> Int {
+        var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
+        while true {
+            let s = slots[h]
+            if s < 0 {
+                let idx = rawIDs.count
+                slots[h] = Int32(idx)
+                rawIDs.append(id)
+                if rawIDs.count * 2 > slots.count { rehash() }
+                return idx
+            }
+            if rawIDs[Int(s)] == id { return Int(s) }
+            h = (h + 1) & mask
+        }
+    }
+
+    /// The index of `id` if present.
+    @inline(__always)
+    func find(_ id: UInt64) -> Int? {
+        var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
+        while true {
+            let s = slots[h]
+            if s < 0 { return nil }
+            if rawIDs[Int(s)] == id { return Int(s) }
+            h = (h + 1) & mask
+        }
+    }
+
+    private mutating func rehash() {
+        let n = slots.count * 2
+        slots = [Int32](repeating: -1, count: n)
+        mask = n - 1
+        for (i, id) in rawIDs.enumerated() {
+            var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
+            while slots[h] >= 0 { h = (h + 1) & mask }
+            slots[h] = Int32(i)
+        }
+    }
+}
+
+/// A list of variable-length lists stored flat: `values[offsets[i]..<offsets[i+1]]` is list `i`.
+struct Ragged<T> {
+    /// Start of each list, plus one final end offset.
+    private(set) var offsets: [Int] = [0]
+    /// All lists' elements, back to back.
+    private(set) var values: [T] = []
+
+    /// Number of lists.
+    var count: Int { offsets.count - 1 }
+
+    /// Appends one list.
+    mutating func append<S: Sequence>(_ list: S) where S.Element == T {
+        values.append(contentsOf: list)
+        offsets.append(values.count)
+    }
+
+    /// Appends empty lists until there are `n` lists.
+    mutating func pad(to n: Int) {
+        while count < n { offsets.append(values.count) }
+    }
+
+    /// The elements of list `i` (empty past the end).
+    subscript(i: Int) -> ArraySlice<T> {
+        guard i < count else { return values[values.count..<values.count] }
+        return values[offsets[i]..<offsets[i + 1]]
+    }
+}

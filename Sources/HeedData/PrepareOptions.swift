@@ -1,0 +1,81 @@
+/// Everything `heed prepare` needs, as typed values (the CLI reads flags into this once).
+public struct PrepareOptions: Sendable {
+    /// The source datasets Heed knows, plus the documented generic schema.
+    public enum Dataset: String, CaseIterable, Sendable {
+        case amazonBeauty = "amazon-beauty"
+        case amazonSports = "amazon-sports"
+        case amazonToys = "amazon-toys"
+        case amazonVideoGames = "amazon-video-games"
+        case amazonGrocery = "amazon-grocery"
+        case taobao = "taobao"
+        case ciao = "ciao"
+        case uciRetail = "uci-retail"
+        case completeJourney = "completejourney"
+        case generic = "generic"
+    }
+
+    /// How records are built from each user's behaviour sequence.
+    public enum SampleProtocol: String, CaseIterable, Sendable {
+        /// DIN-style: every eligible position → one positive plus one sampled negative.
+        case ctr
+        /// Next-item: one train record per user (its last train position), one per held-out position.
+        case seq
+    }
+
+    /// How positions are assigned to train/valid/test.
+    public enum SplitRule: Equatable, Sendable {
+        /// Per user: last eligible position → test, second last → valid, the rest → train.
+        case leaveOneOut
+        /// By event time: `< validFrom` train, `< testFrom` valid, else test; nil bounds
+        /// default to the 80 % and 90 % quantiles of all kept event times.
+        case time(validFrom: Int64?, testFrom: Int64?)
+    }
+
+    /// Which dataset loader to use.
+    public var dataset: Dataset
+    /// Dataset folder (or the event file itself for single-file datasets).
+    public var input: String?
+    /// Overrides / generic: event file.
+    public var events: String?
+    /// Overrides / generic: item file.
+    public var items: String?
+    /// Overrides / generic: social links file.
+    public var social: String?
+    /// Overrides: user attribute file (Complete Journey demographics).
+    public var users: String?
+    /// Output dataset directory (must not exist unless `overwrite`).
+    public var output: String
+    /// Record protocol.
+    public var sampleProtocol: SampleProtocol = .ctr
+    /// Split rule.
+    public var split: SplitRule = .leaveOneOut
+    /// Shards per split (train, valid and test each get this many files).
+    public var shards: Int = 1
+    /// Behaviour history cap (most recent kept).
+    public var maxLength: Int = 50
+    /// Seed for negative sampling and train shard assignment.
+    public var seed: UInt64 = 1
+    /// Price-level buckets within a category.
+    public var priceLevels: Int = 10
+    /// Cap on attribute tokens per item.
+    public var maxAttributes: Int = 16
+    /// Cap on title words per item.
+    public var maxTextTokens: Int = 16
+    /// Cap on social neighbours per user.
+    public var maxNeighbors: Int = 20
+    /// Cap on complement / substitute items per item.
+    public var maxRelations: Int = 20
+    /// Event types whose positions become targets (nil = all); history always has every event.
+    public var targetEvents: Set<EventType>? = nil
+    /// Skip and count bad rows instead of failing.
+    public var skipBadRows = false
+    /// Replace an existing output directory.
+    public var overwrite = false
+
+    /// Options with defaults for everything but the dataset and output.
+    public init(dataset: Dataset, input: String?, output: String) {
+        self.dataset = dataset
+        self.input = input
+        self.output = output
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import HeedCore
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// `heed prepare` as a library call: raw dataset files in, a dataset directory out.
+///
+/// The output directory is built under a temporary sibling name and renamed into place
+/// only when every shard and the manifest are written and synced, so a failed run
+/// leaves nothing behind.
+public enum Preparer {
+    /// Prepares `options.dataset` into `options.output` and returns the manifest written there.
+    ///
+    /// - Parameter progress: receives one line per stage (the CLI prints them).
+    @discardableResult
+    public static func prepare(_ options: PrepareOptions, progress: (String) -> Void = { _ in }) throws -> DatasetManifest {
+        let o = options
+        try validate(o)
+        let out = o.output
+        if FileOps.exists(out) && !o.overwrite {
+            throw HeedError(.config, "\(out): output already exists (pass --overwrite to replace it)")
+        }
+        var log = BadRowLog(skip: o.skipBadRows)
+        let raw = try load(o, log: &log)
+        progress("read \(raw.rowsRead) rows, kept \(raw.eventCount) events")
+        let builder = try SampleBuilder(dataset: raw, options: o)
+
+        let parent = FileOps.dirname(of: out)
+        try FileOps.makeDirectories(parent)
+        let tmp = parent + "/." + FileOps.basename(of: out) + ".tmp-\(getpid())"
+        FileOps.removeTree(tmp)
+        try FileOps.makeDirectory(tmp)
+        do {
+            let manifest = try write(builder: builder, raw: raw, log: log, options: o, directory: tmp, progress: progress)
+            if FileOps.exists(out) {
+                let old = parent + "/." + FileOps.basename(of: out) + ".old-\(getpid())"
+                try FileOps.rename(out, old)
+                try FileOps.rename(tmp, out)
+                FileOps.removeTree(old)
+            } else {
+                try FileOps.rename(tmp, out)
+            }
+            progress("wrote \(out)")
+            return manifest
+        } catch {
+            FileOps.removeTree(tmp)
+            throw error
+        }
+    }
+
+    /// Checks option ranges before any file is touched.
+    static func validate(_ o: PrepareOptions) throws {
+        guard (1...256).contains(o.shards) else { throw HeedError(.config, "--shards must be in 1...256 (got \(o.shards))") }
+        guard (1...10_000).contains(o.maxLength) else { throw HeedError(.config, "--max-len must be in 1...10000 (got \(o.maxLength))") }
+        guard (1...1000).contains(o.priceLevels) else { throw HeedError(.config, "--price-levels must be in 1...1000 (got \(o.priceLevels))") }
+        guard o.maxAttributes >= 1, o.maxTextTokens >= 1, o.maxNeighbors >= 1, o.maxRelations >= 1 else {
+            throw HeedError(.config, "caps on attributes, text tokens, neighbours and relations must be at least 1")
+        }
+        if let t = o.targetEvents, t.isEmpty { throw HeedError(.config, "--target-events names no event type") }
+    }
+
+    /// Runs the dataset's loader.
+    static func load(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
+        switch o.dataset {
+        case .amazonBeauty, .amazonSports, .amazonToys: return try AmazonLoaders.loadS3Rec(o, log: &log)
+        case .amazonVideoGames: return try AmazonLoaders.loadSASRec(o, log: &log)
+        case .amazonGrocery: return try AmazonLoaders.loadReChorus(o, log: &log)
+        case .taobao: return try TaobaoLoader.load(o, log: &log)
+        case .ciao: return try CiaoLoader.load(o, log: &log)
+        case .uciRetail: return try RetailLoaders.loadOnlineRetail(o, log: &log)
+        case .completeJourney: return try RetailLoaders.loadCompleteJourney(o, log: &log)
+        case .generic: return try GenericLoader.load(o, log: &log)
+        }
+    }
+
+    /// Sizes (pass 1) then writes (pass 2) every shard, the catalog and the manifest into `directory`.
+    static func write(builder: SampleBuilder, raw: RawDataset, log: BadRowLog, options o: PrepareOptions,
+                      directory: String, progress: (String) -> Void) throws -> DatasetManifest {
+        let schema = builder.schema
+        let n = o.shards
+        let splits = Split.allCases
+        var counts = [[Int]](repeating: [Int](repeating: 0, count: n), count: splits.count)
+        var keys = [[[Int]]](repeating: [[Int]](repeating: [Int](repeating: 0, count: schema.slots.count), count: n), count: splits.count)
+        func splitIndex(_ s: Split) -> Int { splits.firstIndex(of: s)! }
+        try builder.generate { rec, split, shard in
+            let si = splitIndex(split)
+            counts[si][shard] += 1
+            for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count }
+        }
+        func fileName(_ split: Split, _ shard: Int) -> String {
+            "\(split.rawValue)-\(String(format: "%05d", shard))-of-\(String(format: "%05d", n)).heeds"
+        }
+        var writers: [[SampleShardWriter]] = []
+        for (si, split) in splits.enumerated() {
+            writers.append(try (0..<n).map { shard in
+                try SampleShardWriter(path: directory + "/" + fileName(split, shard), schema: schema,
+                                      recordCount: counts[si][shard], keysPerSlot: keys[si][shard])
+            })
+        }
+        try builder.generate { rec, split, shard in
+            try writers[splitIndex(split)][shard].append(rec)
+        }
+        var entries: [[ShardEntry]] = []
+        for (si, split) in splits.enumerated() {
+            entries.append(try (0..<n).map { shard in
+                let (bytes, crc) = try writers[si][shard].finish()
+                return ShardEntry(file: fileName(split, shard), records: counts[si][shard], bytes: bytes, crc32: crc)
+            })
+        }
+        writers = []
+
+        var catalogRecords: [SampleRecord] = []
+        try builder.generateCatalog { catalogRecords.append($0) }
+        let (cBytes, cCRC) = try SampleShardWriter.write(path: directory + "/items.heeds", schema: builder.catalogSchema, records: catalogRecords)
+
+        var stats = PrepareStats()
+        stats.rowsRead = raw.rowsRead
+        stats.eventsKept = raw.eventCount
+        stats.users = builder.userCount
+        stats.items = builder.pool.count
+        stats.filtered = raw.filtered
+        stats.badRows = log.countsByName
+        for (si, split) in splits.enumerated() { stats.records[split.rawValue] = counts[si].reduce(0, +) }
+        stats.evaluatedUsers = try countEvaluatedUsers(builder)
+
+        let settings = PreparedSettings(
+            sampleProtocol: o.sampleProtocol.rawValue,
+            split: { if case .time = o.split { return "time" } else { return "loo" } }(),
+            validFrom: { if case .time = o.split { return builder.validFrom } else { return nil } }(),
+            testFrom: { if case .time = o.split { return builder.testFrom } else { return nil } }(),
+            shards: n, maxLength: o.maxLength, seed: o.seed, priceLevels: o.priceLevels,
+            targetEvents: o.targetEvents.map { $0.sorted { $0.rawValue < $1.rawValue }.map(\.name) },
+            skipBadRows: o.skipBadRows)
+        let manifest = DatasetManifest(
+            formatVersion: DatasetManifest.currentVersion, dataset: o.dataset.rawValue, settings: settings,
+            schema: schema, catalogSchema: builder.catalogSchema,
+            train: entries[0], valid: entries[1], test: entries[2],
+            catalog: ShardEntry(file: "items.heeds", records: catalogRecords.count, bytes: cBytes, crc32: cCRC),
+            sources: raw.sources, stats: stats)
+        let file = try PosixFile(creating: directory + "/" + DatasetManifest.fileName)
+        try file.write(Array(try manifest.encoded()) + [0x0A], at: 0)
+        try file.syncAndClose()
+        progress("records: train \(stats.records["train"] ?? 0), valid \(stats.records["valid"] ?? 0), test \(stats.records["test"] ?? 0); items \(catalogRecords.count)")
+        return manifest
+    }
+
+    /// Users with at least one valid or test record.
+    private static func countEvaluatedUsers(_ b: SampleBuilder) throws -> Int {
+        var users = Set<UInt64>()
+        try b.generate { rec, split, _ in if split != .train { users.insert(rec.userID) } }
+        return users.count
+    }
+
+    /// A human-readable description of a shard file, or of a dataset directory / manifest.
+    public static func describe(path: String) throws -> String {
+        if FileOps.isDirectory(path) || path.hasSuffix(DatasetManifest.fileName) {
+            let dir = FileOps.isDirectory(path) ? path : FileOps.dirname(of: path)
+            return try describeManifest(DatasetManifest.load(directory: dir), directory: dir)
+        }
+        return try describe(shard: SampleShard(path: path))
+    }
+
+    /// Header, counts, labels, dense names and per-slot key statistics of one shard.
+    public static func describe(shard: SampleShard) -> String {
+        var lines: [String] = []
+        lines.append("heed sample shard \(shard.path)")
+        lines.append("  format version \(shard.version), \(shard.count) records, \(shard.fileBytes) bytes, payload crc32 \(hex(shard.payloadCRC)) (verified)")
+        let labelMeans = shard.withLabels { all -> [Double] in
+            let nl = shard.schema.labels.count
+            var sums = [Double](repeating: 0, count: nl)
+            for r in 0..<shard.count { for l in 0..<nl { sums[l] += Double(all[r * nl + l]) } }
+            return sums.map { shard.count > 0 ? $0 / Double(shard.count) : 0 }
+        }
+        let labelText = zip(shard.schema.labels, labelMeans).map { "\($0.0) (mean \(String(format: "%.4f", $0.1)))" }
+        lines.append("  labels: " + (labelText.isEmpty ? "none" : labelText.joined(separator: ", ")))
+        lines.append("  dense: " + (shard.schema.dense.isEmpty ? "none" : shard.schema.dense.joined(separator: ", ")))
+        lines.append("  feature slots:")
+        lines.append("    #   name              key group         kind      max  keys        mean/record")
+        for (s, slot) in shard.schema.slots.enumerated() {
+            var total = 0
+            for r in 0..<shard.count { total += shard.keyCount(slot: s, record: r) }
+            let g = slot.featureGroup.map { "\($0.name)(\(slot.group))" } ?? "unknown(\(slot.group))"
+            let mean = shard.count > 0 ? Double(total) / Double(shard.count) : 0
+            let aligned = slot.alignedWith.map { "  aligned with \($0)" } ?? ""
+            lines.append("    " + [pad(String(s), 3), pad(slot.name, 17), pad(g, 17), pad(slot.kind.rawValue, 9), pad(String(slot.maxLength), 4),
+                                   pad(String(total), 11), String(format: "%.2f", mean)].joined(separator: " ") + aligned)
+        }
+        if shard.count > 0 {
+            lines.append("  record 0: user \(shard.userID(0)), item \(shard.itemID(0)), time \(shard.timestamp(0)), labels \(shard.labels(0)), dense \(shard.dense(0).map { String(format: "%.3f", $0) })")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func describeManifest(_ m: DatasetManifest, directory: String) -> String {
+        var lines = ["heed dataset \(directory) (\(m.dataset), protocol \(m.settings.sampleProtocol), split \(m.settings.split), \(m.settings.shards) shard(s) per split, max history \(m.settings.maxLength))"]
+        for s in Split.allCases {
+            lines.append("  \(s.rawValue): \(m.recordCount(s)) records in \(m.shards(s).count) shard(s)")
+        }
+        lines.append("  catalog: \(m.catalog.records) items (\(m.catalog.file))")
+        lines.append("  events: \(m.stats.rowsRead) rows read, \(m.stats.eventsKept) kept, \(m.stats.users) users, \(m.stats.items) items")
+        if !m.stats.filtered.isEmpty { lines.append("  filtered: " + m.stats.filtered.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
+        if !m.stats.badRows.isEmpty { lines.append("  bad rows skipped: " + m.stats.badRows.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
+        lines.append("  slots: " + m.schema.slots.map { "\($0.name)[\($0.kind == .single ? "1" : "≤\($0.maxLength)")]" }.joined(separator: " "))
+        lines.append("  labels: \(m.schema.labels.joined(separator: ", ")); dense: \(m.schema.dense.joined(separator: ", "))")
+        return lines.joined(separator: "\n")
+    }
+
+    private static func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
+}

@@ -1,0 +1,157 @@
+/// Everything a loader reads from the source files, before samples are built.
+///
+/// Events are columnar (one entry per interaction, in file order). Users and items get
+/// dense indices in order of first appearance; side information is stored per index.
+/// Items seen only in metadata (never in an event) stay out of the candidate pool.
+struct RawDataset {
+    /// Dataset name for messages and the manifest.
+    var name: String
+
+    /// Raw user id ↔ dense user index.
+    var users = IdIndex(capacity: 1 << 12)
+    /// Raw item id ↔ dense item index.
+    var items = IdIndex(capacity: 1 << 14)
+
+    /// Per event: dense user index.
+    var eventUser: [Int32] = []
+    /// Per event: dense item index.
+    var eventItem: [Int32] = []
+    /// Per event: behaviour type.
+    var eventType: [UInt8] = []
+    /// Per event: Unix seconds (the position within the user's line when `hasTimestamps` is false).
+    var eventTime: [Int64] = []
+    /// Per event: rating (only when `hasRatings`).
+    var eventRating: [Float] = []
+    /// Per event: unit price paid (only when `hasEventPrices`; NaN if unknown).
+    var eventPrice: [Float] = []
+
+    /// Whether `eventTime` holds real timestamps.
+    var hasTimestamps = true
+    /// Whether `eventRating` is filled.
+    var hasRatings = false
+    /// Whether `eventPrice` is filled.
+    var hasEventPrices = false
+
+    /// Per item: raw category id, `FeatureGroup.missingRawID` if unknown.
+    var itemCategory: [UInt64] = []
+    /// Per item: attribute keys (already in `FeatureGroup.attribute`).
+    var itemAttributes: [[UInt64]] = []
+    /// Per item: title word keys (already in `FeatureGroup.textToken`).
+    var itemText: [[UInt64]] = []
+    /// Per item: catalogue price (NaN if unknown; filled from event prices later).
+    var itemPrice: [Float] = []
+    /// Per item: raw ids of complement items (also bought).
+    var itemComplements: [[UInt64]] = []
+    /// Per item: raw ids of substitute items (also viewed).
+    var itemSubstitutes: [[UInt64]] = []
+    /// Per item: whether it occurs in at least one kept event.
+    var itemInEvents: [Bool] = []
+
+    /// Per user: raw income band id (missing if unknown).
+    var userIncome: [UInt64] = []
+    /// Per user: raw age band id (missing if unknown).
+    var userAge: [UInt64] = []
+    /// Per user: raw ids of trusted users (directed links).
+    var userNeighbors: [[UInt64]] = []
+
+    /// Which optional features the dataset has (decides the schema's optional slots).
+    var hasCategories = false
+    var hasAttributes = false
+    var hasText = false
+    var hasPrices = false
+    var hasSocial = false
+    var hasRelations = false
+    var hasDemographics = false
+
+    /// Extra labels beyond `click` (e.g. `cart`, `fav`, `purchase`, `rating`).
+    var extraLabels: [String] = []
+
+    /// Input files read.
+    var sources: [SourceFile] = []
+    /// Rows read from event files.
+    var rowsRead = 0
+    /// Events dropped per rule name.
+    var filtered: [String: Int] = [:]
+
+    /// The dense index of item `raw`, creating its side-information rows if new.
+    mutating func item(_ raw: UInt64) -> Int {
+        let i = items.index(of: raw)
+        if i == itemCategory.count {
+            itemCategory.append(FeatureGroup.missingRawID)
+            itemAttributes.append([])
+            itemText.append([])
+            itemPrice.append(.nan)
+            itemComplements.append([])
+            itemSubstitutes.append([])
+            itemInEvents.append(false)
+        }
+        return i
+    }
+
+    /// The dense index of user `raw`, creating its side-information rows if new.
+    mutating func user(_ raw: UInt64) -> Int {
+        let u = users.index(of: raw)
+        if u == userIncome.count {
+            userIncome.append(FeatureGroup.missingRawID)
+            userAge.append(FeatureGroup.missingRawID)
+            userNeighbors.append([])
+        }
+        return u
+    }
+
+    /// Appends one event (`time` in Unix seconds or a sequence position).
+    mutating func addEvent(user u: Int, item i: Int, type: EventType, time: Int64) {
+        eventUser.append(Int32(u))
+        eventItem.append(Int32(i))
+        eventType.append(type.rawValue)
+        eventTime.append(time)
+        itemInEvents[i] = true
+    }
+
+    /// Counts a dropped event under `rule`.
+    mutating func drop(_ rule: String, _ n: Int = 1) { filtered[rule, default: 0] += n }
+
+    /// Records an input file.
+    mutating func addSource(role: String, path: String) throws {
+        sources.append(SourceFile(role: role, path: path, bytes: try FileOps.size(path)))
+    }
+
+    /// Number of events.
+    var eventCount: Int { eventUser.count }
+}
+
+/// Splits text into lower-cased ASCII-alphanumeric words and keys them in `FeatureGroup.textToken`.
+///
+/// Non-ASCII bytes count as letters (so UTF-8 words stay whole); words shorter than
+/// two bytes are dropped; at most `limit` words are kept, in order, duplicates removed.
+func textTokenKeys(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, limit: Int) -> [UInt64] {
+    var keys: [UInt64] = []
+    var word = [UInt8]()
+    word.reserveCapacity(32)
+    func flush() {
+        if word.count >= 2 {
+            let k = word.withUnsafeBufferPointer { FeatureGroup.textToken.key(FeatureGroup.fnv1a($0)) }
+            if !keys.contains(k) { keys.append(k) }
+        }
+        word.removeAll(keepingCapacity: true)
+    }
+    var i = start
+    while i < end && keys.count < limit {
+        var c = b[i]
+        if c >= 65 && c <= 90 { c += 32 }
+        let isWordByte = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c >= 128
+        if isWordByte { word.append(c) } else { flush() }
+        i += 1
+    }
+    if keys.count < limit { flush() }
+    return keys
+}
+
+/// Keys `field=value` as an attribute token (so equal values of different fields differ).
+func attributeKey(field: String, _ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> UInt64? {
+    guard end > start else { return nil }
+    var bytes = Array(field.utf8)
+    bytes.append(UInt8(ascii: "="))
+    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: b[start..<end]))
+    return bytes.withUnsafeBufferPointer { FeatureGroup.attribute.key(FeatureGroup.fnv1a($0)) }
+}
