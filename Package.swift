@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "HeedOptimTests", dependencies: ["HeedOptim", "HeedCore"]),
         .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
-        .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore"]),
+        .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore", "HeedData", "HeedServer", "HeedOptim"]),
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCore"]),
     ],
