@@ -96,6 +96,7 @@ enum AmazonLoaders {
 
     /// Reads `{"item": [attr, …], …}`; errors name the byte offset.
     static func readItemAttributes(path: String, into d: inout RawDataset, maxAttributes: Int) throws {
+        d.padItemTables()
         var text: [UInt8] = []
         try LineReader(path: path).forEachLine(expected: "a JSON object {\"item_id\": [attribute ids]}") { line, _ in
             text.append(contentsOf: line)
@@ -133,8 +134,7 @@ enum AmazonLoaders {
         try d.addSource(role: "events", path: path)
         let r = DelimitedReader(path: path, delimiter: 0x09, header: .exact(["user_id", "item_id", "time"]),
                                 describe: "tab-separated user_id, item_id, time")
-        try r.read(log: &log) { line, f, n, log in
-            d.rowsRead += 1
+        let parsed = try r.read(log: &log) { line, f, n, log in
             guard let u = ByteParse.uint64(line, f.starts[0], f.ends[0]), let i = ByteParse.uint64(line, f.starts[1], f.ends[1]) else {
                 try log.report(.nonNumericID, file: path, line: n, "non-numeric id: expected integer user_id and item_id, found \(quoteField(line, f.starts[0], f.ends[1]))")
                 return
@@ -145,10 +145,12 @@ enum AmazonLoaders {
             }
             d.addEvent(user: d.user(u), item: d.item(i), type: .rating, time: t)
         }
+        d.rowsRead = parsed.rows
         if let meta = try SourceResolver.optional(input: o.input, override: o.items, candidates: SourceResolver.gzOrPlain("item_meta.csv")) {
             try d.addSource(role: "items", path: meta)
             d.hasCategories = true
             d.hasRelations = true
+            d.padItemTables()
             let m = DelimitedReader(path: meta, delimiter: 0x09, header: .exact(["item_id", "i_category", "r_complement", "r_substitute"]),
                                     describe: "tab-separated item_id, i_category, r_complement, r_substitute")
             try m.read(log: &log) { line, f, n, log in
@@ -193,10 +195,14 @@ enum AmazonLoaders {
 
 /// A minimal JSON tokenizer for the item-attribute files: strings, integer arrays, punctuation.
 struct JSONScanner {
+    /// The whole document (a view owned by the caller's closure).
     let bytes: UnsafeBufferPointer<UInt8>
+    /// File name for messages.
     let path: String
+    /// Current byte offset.
     var at = 0
 
+    /// A scanner at offset 0 of `bytes`.
     init(bytes: UnsafeBufferPointer<UInt8>, path: String) {
         self.bytes = bytes
         self.path = path
@@ -207,6 +213,7 @@ struct JSONScanner {
         HeedError(.invalidInput, "\(path): byte offset \(at): malformed JSON: \(what) [malformed]")
     }
 
+    /// Skips JSON whitespace.
     mutating func skipSpace() {
         while at < bytes.count, bytes[at] == 0x20 || bytes[at] == 0x0A || bytes[at] == 0x0D || bytes[at] == 0x09 { at += 1 }
     }
@@ -225,6 +232,7 @@ struct JSONScanner {
         return c
     }
 
+    /// Consumes `c` or throws naming the offset.
     mutating func expect(_ c: UInt8) throws {
         guard try next() == c else { at -= 1; throw error("expected '\(Character(UnicodeScalar(c)))'") }
     }

@@ -89,6 +89,7 @@ public enum ByteParse {
         return pow(10.0, Double(n))
     }
 
+    /// `strtod` on a copied, NUL-terminated field (mantissas of 19+ digits).
     @usableFromInline
     static func strtodFallback(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
         var tmp = [CChar](repeating: 0, count: end - start + 1)

@@ -14,8 +14,7 @@ enum CiaoLoader {
         let r = DelimitedReader(path: path, delimiter: 0x09,
                                 header: .exact(["user_id", "item_id", "category_id", "rating", "helpfulness", "timestamp"]),
                                 describe: "tab-separated user_id, item_id, category_id, rating, helpfulness, timestamp")
-        try r.read(log: &log) { line, f, n, log in
-            d.rowsRead += 1
+        let parsed = try r.read(log: &log) { line, f, n, log in
             guard let u = ByteParse.uint64(line, f.starts[0], f.ends[0]), let i = ByteParse.uint64(line, f.starts[1], f.ends[1]),
                   let c = ByteParse.uint64(line, f.starts[2], f.ends[2]) else {
                 try log.report(.nonNumericID, file: path, line: n, "non-numeric id: expected integer user_id, item_id, category_id, found \(quoteField(line, f.starts[0], f.ends[2]))")
@@ -34,6 +33,7 @@ enum CiaoLoader {
             d.addEvent(user: d.user(u), item: ii, type: .rating, time: t)
             d.eventRating.append(Float(rating))
         }
+        d.rowsRead = parsed.rows
         if let trust = try SourceResolver.optional(input: o.input, override: o.social, candidates: SourceResolver.gzOrPlain("trust.tsv")) {
             try d.addSource(role: "social", path: trust)
             d.hasSocial = true

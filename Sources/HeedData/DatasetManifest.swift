@@ -3,7 +3,12 @@ import HeedCore
 
 /// A data split of a prepared dataset.
 public enum Split: String, Codable, CaseIterable, Sendable {
-    case train, valid, test
+    /// Training records.
+    case train
+    /// Validation records (model selection, early stopping).
+    case valid
+    /// Test records (reported metrics).
+    case test
 }
 
 /// One shard file listed in a manifest.
@@ -69,6 +74,14 @@ public struct PreparedSettings: Codable, Equatable, Sendable {
     public var seed: UInt64
     /// Price-level buckets per category.
     public var priceLevels: Int
+    /// Cap on attribute tokens per item.
+    public var maxAttributes: Int
+    /// Cap on title words per item.
+    public var maxTextTokens: Int
+    /// Cap on social neighbours per user.
+    public var maxNeighbors: Int
+    /// Cap on complement / substitute items per item.
+    public var maxRelations: Int
     /// Event types that become targets (nil = all).
     public var targetEvents: [String]?
     /// Whether bad rows were skipped.

@@ -50,7 +50,8 @@ struct DelimitedReader {
 
     /// Reads all rows; `row(line, fields, lineNumber, log)` parses one data row.
     ///
-    /// - Returns: the column index of each header name (empty for headerless files) and the data row count.
+    /// - Returns: the column index of each header name (empty for headerless files) and the number
+    ///   of data lines (every non-empty line after the header, bad ones included).
     @discardableResult
     func read(log: inout BadRowLog, onHeader: ([String: Int]) throws -> Void = { _ in },
               row: (UnsafeBufferPointer<UInt8>, FieldSplitter, Int, inout BadRowLog) throws -> Void) throws -> (columns: [String: Int], rows: Int) {
@@ -102,6 +103,7 @@ struct DelimitedReader {
                 try onHeader(columns)
                 return true
             }
+            rows += 1
             splitter.split(line)
             if splitter.count != expectedFields || !splitter.wellFormed {
                 if let h = headerBytes, h.count == line.count, h.elementsEqual(line) {
@@ -118,7 +120,6 @@ struct DelimitedReader {
                 try log.report(.duplicateHeader, file: path, line: n, "header line repeated inside the data (first seen on line 1)")
                 return true
             }
-            rows += 1
             try row(line, splitter, n, &log)
             return true
         }

@@ -21,14 +21,12 @@ enum GenericLoader {
                                 header: .named(required: ["user", "item", "event", "timestamp"], optional: ["price", "category"]),
                                 allowSchemaLine: true, describe: "a header and rows user,item,event,timestamp[,price][,category]")
         var cu = 0, ci = 0, ce = 0, ct = 0, cp = -1, cc = -1
-        var types = Set<EventType>()
-        try r.read(log: &log, onHeader: { cols in
+        let parsed = try r.read(log: &log, onHeader: { cols in
             cu = cols["user"]!; ci = cols["item"]!; ce = cols["event"]!; ct = cols["timestamp"]!
             cp = cols["price"] ?? -1; cc = cols["category"] ?? -1
             if cp >= 0 { d.hasEventPrices = true; d.hasPrices = true }
             if cc >= 0 { d.hasCategories = true }
         }) { line, f, n, log in
-            d.rowsRead += 1
             guard f.ends[cu] > f.starts[cu] else { try log.report(.nonNumericID, file: path, line: n, "empty user id"); return }
             guard f.ends[ci] > f.starts[ci] else { try log.report(.nonNumericID, file: path, line: n, "empty item id"); return }
             guard let e = EventType.parse(line, f.starts[ce], f.ends[ce]) else {
@@ -53,8 +51,8 @@ enum GenericLoader {
             }
             d.addEvent(user: d.user(FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[cu]..<f.ends[cu]]))), item: ii, type: e, time: t)
             if cp >= 0 { d.eventPrice.append(price) }
-            types.insert(e)
         }
+        d.rowsRead = parsed.rows
         if let items = try SourceResolver.optional(input: o.input, override: o.items,
                                                     candidates: ["items.csv.gz", "items.csv", "items.tsv.gz", "items.tsv"]) {
             try d.addSource(role: "items", path: items)
@@ -85,6 +83,7 @@ enum GenericLoader {
 
     /// Reads the generic item file: category, price, brand (an attribute) and title words.
     static func readItems(path: String, into d: inout RawDataset, log: inout BadRowLog, o: PrepareOptions) throws {
+        d.padItemTables()
         let delim = DelimitedReader.delimiter(forPath: path)
         var cols: [String: Int] = [:]
         let r = DelimitedReader(path: path, delimiter: delim, quoted: delim == 0x2C,

@@ -5,7 +5,12 @@ import HeedCore
 /// Open addressing with linear probing (PLATFORM.md: ~10x faster than `Dictionary`
 /// for large id sets); `rawIDs[i]` is the raw id of index `i`.
 struct IdIndex {
-    private var slots: [Int32]
+    /// Raw id and dense index side by side, so a probe touches one cache line.
+    private struct Slot {
+        var key: UInt64
+        var index: Int32
+    }
+    private var slots: [Slot]
     private var mask: Int
     /// Raw id of each dense index.
     private(set) var rawIDs: [UInt64] = []
@@ -14,7 +19,7 @@ struct IdIndex {
     init(capacity: Int = 1024) {
         var n = 16
         while n < capacity * 2 { n <<= 1 }
-        slots = [Int32](repeating: -1, count: n)
+        slots = [Slot](repeating: Slot(key: 0, index: -1), count: n)
         mask = n - 1
     }
 
@@ -27,14 +32,14 @@ struct IdIndex {
         var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
         while true {
             let s = slots[h]
-            if s < 0 {
+            if s.index < 0 {
                 let idx = rawIDs.count
-                slots[h] = Int32(idx)
+                slots[h] = Slot(key: id, index: Int32(idx))
                 rawIDs.append(id)
                 if rawIDs.count * 2 > slots.count { rehash() }
                 return idx
             }
-            if rawIDs[Int(s)] == id { return Int(s) }
+            if s.key == id { return Int(s.index) }
             h = (h + 1) & mask
         }
     }
@@ -45,20 +50,20 @@ struct IdIndex {
         var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
         while true {
             let s = slots[h]
-            if s < 0 { return nil }
-            if rawIDs[Int(s)] == id { return Int(s) }
+            if s.index < 0 { return nil }
+            if s.key == id { return Int(s.index) }
             h = (h + 1) & mask
         }
     }
 
     private mutating func rehash() {
         let n = slots.count * 2
-        slots = [Int32](repeating: -1, count: n)
+        slots = [Slot](repeating: Slot(key: 0, index: -1), count: n)
         mask = n - 1
         for (i, id) in rawIDs.enumerated() {
             var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
-            while slots[h] >= 0 { h = (h + 1) & mask }
-            slots[h] = Int32(i)
+            while slots[h].index >= 0 { h = (h + 1) & mask }
+            slots[h] = Slot(key: id, index: Int32(i))
         }
     }
 }

@@ -56,7 +56,13 @@ public struct LineReader {
                 gzread(gz, raw.baseAddress! + filled, want)
             }
             if n < 0 { throw gzipError(gz, decompressed: total, lines: lineNumber) }
-            if n == 0 { atEOF = true }
+            if n == 0 {
+                // zlib reports a stream cut short as end of data plus a stored error.
+                var code: Int32 = 0
+                _ = gzerror(gz, &code)
+                if code != Z_OK { throw gzipError(gz, decompressed: total, lines: lineNumber) }
+                atEOF = true
+            }
             filled += Int(n)
             total += Int(n)
             if total == 0 && atEOF {

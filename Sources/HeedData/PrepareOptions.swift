@@ -2,15 +2,25 @@
 public struct PrepareOptions: Sendable {
     /// The source datasets Heed knows, plus the documented generic schema.
     public enum Dataset: String, CaseIterable, Sendable {
+        /// Amazon 2014 Beauty, S3-Rec files.
         case amazonBeauty = "amazon-beauty"
+        /// Amazon 2014 Sports and Outdoors, S3-Rec files.
         case amazonSports = "amazon-sports"
+        /// Amazon 2014 Toys and Games, S3-Rec files.
         case amazonToys = "amazon-toys"
+        /// Amazon 2014 Video Games, SASRec file.
         case amazonVideoGames = "amazon-video-games"
+        /// Amazon 2014 Grocery, ReChorus files with item relations.
         case amazonGrocery = "amazon-grocery"
+        /// Taobao UserBehavior CSV.
         case taobao = "taobao"
+        /// Ciao ratings with trust network.
         case ciao = "ciao"
+        /// UCI Online Retail invoice lines.
         case uciRetail = "uci-retail"
+        /// dunnhumby / 84.51° The Complete Journey.
         case completeJourney = "completejourney"
+        /// The documented generic CSV/TSV schema.
         case generic = "generic"
     }
 

@@ -30,7 +30,7 @@ public enum Preparer {
 
         let parent = FileOps.dirname(of: out)
         try FileOps.makeDirectories(parent)
-        let tmp = parent + "/." + FileOps.basename(of: out) + ".tmp-\(getpid())"
+        let tmp = parent + "/." + FileOps.basename(of: out) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         FileOps.removeTree(tmp)
         try FileOps.makeDirectory(tmp)
         do {
@@ -49,6 +49,40 @@ public enum Preparer {
             FileOps.removeTree(tmp)
             throw error
         }
+    }
+
+    /// The manifest in `options.output` if it was prepared from the same dataset with the same
+    /// settings and its shards open cleanly; otherwise prepares the dataset (replacing the folder).
+    ///
+    /// `heed train` calls this to prepare the bundled samples on first use.
+    public static func loadOrPrepare(_ options: PrepareOptions, progress: (String) -> Void = { _ in }) throws -> DatasetManifest {
+        if FileOps.isDirectory(options.output), let m = try? DatasetManifest.load(directory: options.output),
+           m.dataset == options.dataset.rawValue, m.settings == settings(options, validFrom: m.settings.validFrom, testFrom: m.settings.testFrom),
+           m.sources.allSatisfy({ src in (try? FileOps.size(src.path)) == src.bytes && options.input.map { src.path.hasPrefix($0) || [options.events, options.items, options.social, options.users].contains(src.path) } ?? true }),
+           (try? Split.allCases.forEach { _ = try m.open($0, directory: options.output, verifyChecksum: false) }) != nil {
+            return m
+        }
+        var o = options
+        o.overwrite = true
+        return try prepare(o, progress: progress)
+    }
+
+    /// The settings block a manifest records for `o` (time bounds as resolved by the builder).
+    static func settings(_ o: PrepareOptions, validFrom: Int64?, testFrom: Int64?) -> PreparedSettings {
+        var isTime = false
+        var vf = validFrom, tf = testFrom
+        if case .time(let v, let t) = o.split {
+            isTime = true
+            if let v { vf = v }
+            if let t { tf = t }
+        }
+        return PreparedSettings(
+            sampleProtocol: o.sampleProtocol.rawValue, split: isTime ? "time" : "loo",
+            validFrom: isTime ? vf : nil, testFrom: isTime ? tf : nil,
+            shards: o.shards, maxLength: o.maxLength, seed: o.seed, priceLevels: o.priceLevels,
+            maxAttributes: o.maxAttributes, maxTextTokens: o.maxTextTokens, maxNeighbors: o.maxNeighbors, maxRelations: o.maxRelations,
+            targetEvents: o.targetEvents.map { $0.sorted { $0.rawValue < $1.rawValue }.map(\.name) },
+            skipBadRows: o.skipBadRows)
     }
 
     /// Checks option ranges before any file is touched.
@@ -85,19 +119,24 @@ public enum Preparer {
         var counts = [[Int]](repeating: [Int](repeating: 0, count: n), count: splits.count)
         var keys = [[[Int]]](repeating: [[Int]](repeating: [Int](repeating: 0, count: schema.slots.count), count: n), count: splits.count)
         func splitIndex(_ s: Split) -> Int { splits.firstIndex(of: s)! }
+        var evaluated = Set<UInt64>()
         try builder.generate { rec, split, shard in
             let si = splitIndex(split)
+            if split != .train { evaluated.insert(rec.userID) }
             counts[si][shard] += 1
             for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count }
         }
         func fileName(_ split: Split, _ shard: Int) -> String {
             "\(split.rawValue)-\(String(format: "%05d", shard))-of-\(String(format: "%05d", n)).heeds"
         }
+        // Every section of every open shard buffers its writes: keep the total near 64 MiB.
+        let sections = splits.count * n * (5 + 2 * schema.slots.count)
+        let flushBytes = max(4096, min(1 << 16, (64 << 20) / sections))
         var writers: [[SampleShardWriter]] = []
         for (si, split) in splits.enumerated() {
             writers.append(try (0..<n).map { shard in
                 try SampleShardWriter(path: directory + "/" + fileName(split, shard), schema: schema,
-                                      recordCount: counts[si][shard], keysPerSlot: keys[si][shard])
+                                      recordCount: counts[si][shard], keysPerSlot: keys[si][shard], flushBytes: flushBytes)
             })
         }
         try builder.generate { rec, split, shard in
@@ -124,16 +163,9 @@ public enum Preparer {
         stats.filtered = raw.filtered
         stats.badRows = log.countsByName
         for (si, split) in splits.enumerated() { stats.records[split.rawValue] = counts[si].reduce(0, +) }
-        stats.evaluatedUsers = try countEvaluatedUsers(builder)
+        stats.evaluatedUsers = evaluated.count
 
-        let settings = PreparedSettings(
-            sampleProtocol: o.sampleProtocol.rawValue,
-            split: { if case .time = o.split { return "time" } else { return "loo" } }(),
-            validFrom: { if case .time = o.split { return builder.validFrom } else { return nil } }(),
-            testFrom: { if case .time = o.split { return builder.testFrom } else { return nil } }(),
-            shards: n, maxLength: o.maxLength, seed: o.seed, priceLevels: o.priceLevels,
-            targetEvents: o.targetEvents.map { $0.sorted { $0.rawValue < $1.rawValue }.map(\.name) },
-            skipBadRows: o.skipBadRows)
+        let settings = Self.settings(o, validFrom: builder.validFrom, testFrom: builder.testFrom)
         let manifest = DatasetManifest(
             formatVersion: DatasetManifest.currentVersion, dataset: o.dataset.rawValue, settings: settings,
             schema: schema, catalogSchema: builder.catalogSchema,
@@ -145,13 +177,6 @@ public enum Preparer {
         try file.syncAndClose()
         progress("records: train \(stats.records["train"] ?? 0), valid \(stats.records["valid"] ?? 0), test \(stats.records["test"] ?? 0); items \(catalogRecords.count)")
         return manifest
-    }
-
-    /// Users with at least one valid or test record.
-    private static func countEvaluatedUsers(_ b: SampleBuilder) throws -> Int {
-        var users = Set<UInt64>()
-        try b.generate { rec, split, _ in if split != .train { users.insert(rec.userID) } }
-        return users.count
     }
 
     /// A human-readable description of a shard file, or of a dataset directory / manifest.
@@ -194,6 +219,7 @@ public enum Preparer {
         return lines.joined(separator: "\n")
     }
 
+    /// A summary of a dataset directory's manifest.
     static func describeManifest(_ m: DatasetManifest, directory: String) -> String {
         var lines = ["heed dataset \(directory) (\(m.dataset), protocol \(m.settings.sampleProtocol), split \(m.settings.split), \(m.settings.shards) shard(s) per split, max history \(m.settings.maxLength))"]
         for s in Split.allCases {

@@ -54,13 +54,19 @@ struct RawDataset {
     /// Per user: raw ids of trusted users (directed links).
     var userNeighbors: [[UInt64]] = []
 
-    /// Which optional features the dataset has (decides the schema's optional slots).
+    /// Whether items have categories (slots `category`, `hist_categories`).
     var hasCategories = false
+    /// Whether items have attribute tokens (slot `attributes`).
     var hasAttributes = false
+    /// Whether items have title words (slot `text`).
     var hasText = false
+    /// Whether prices exist (slots `price_level`, `spend_level`; price dense features).
     var hasPrices = false
+    /// Whether users have social links (slot `neighbors`).
     var hasSocial = false
+    /// Whether items have complement/substitute lists.
     var hasRelations = false
+    /// Whether users have income and age bands.
     var hasDemographics = false
 
     /// Extra labels beyond `click` (e.g. `cart`, `fav`, `purchase`, `rating`).
@@ -73,19 +79,27 @@ struct RawDataset {
     /// Events dropped per rule name.
     var filtered: [String: Int] = [:]
 
-    /// The dense index of item `raw`, creating its side-information rows if new.
+    /// The dense index of item `raw`, creating its category and pool rows if new.
+    ///
+    /// The other per-item tables are grown by `padItemTables` (kept off this hot path).
+    @inline(__always)
     mutating func item(_ raw: UInt64) -> Int {
         let i = items.index(of: raw)
         if i == itemCategory.count {
             itemCategory.append(FeatureGroup.missingRawID)
-            itemAttributes.append([])
-            itemText.append([])
-            itemPrice.append(.nan)
-            itemComplements.append([])
-            itemSubstitutes.append([])
             itemInEvents.append(false)
         }
         return i
+    }
+
+    /// Grows the attribute, text, price and relation tables to one row per item.
+    mutating func padItemTables() {
+        let n = items.count
+        if itemAttributes.count < n { itemAttributes.append(contentsOf: repeatElement([], count: n - itemAttributes.count)) }
+        if itemText.count < n { itemText.append(contentsOf: repeatElement([], count: n - itemText.count)) }
+        if itemPrice.count < n { itemPrice.append(contentsOf: repeatElement(.nan, count: n - itemPrice.count)) }
+        if itemComplements.count < n { itemComplements.append(contentsOf: repeatElement([], count: n - itemComplements.count)) }
+        if itemSubstitutes.count < n { itemSubstitutes.append(contentsOf: repeatElement([], count: n - itemSubstitutes.count)) }
     }
 
     /// The dense index of user `raw`, creating its side-information rows if new.
@@ -106,6 +120,14 @@ struct RawDataset {
         eventType.append(type.rawValue)
         eventTime.append(time)
         itemInEvents[i] = true
+    }
+
+    /// Reserves room for about `n` events.
+    mutating func reserveEvents(_ n: Int) {
+        eventUser.reserveCapacity(n)
+        eventItem.reserveCapacity(n)
+        eventType.reserveCapacity(n)
+        eventTime.reserveCapacity(n)
     }
 
     /// Counts a dropped event under `rule`.

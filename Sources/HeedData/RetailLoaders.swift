@@ -20,8 +20,7 @@ enum RetailLoaders {
         let r = DelimitedReader(path: path, delimiter: UInt8(ascii: ","), quoted: true,
                                 header: .exact(["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]),
                                 describe: "CSV InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country")
-        try r.read(log: &log) { line, f, n, log in
-            d.rowsRead += 1
+        let parsed = try r.read(log: &log) { line, f, n, log in
             guard let qty = ByteParse.int64(line, f.starts[3], f.ends[3]) else {
                 try log.report(.badNumber, file: path, line: n, "bad Quantity \(quoteField(line, f.starts[3], f.ends[3])) (expected an integer)")
                 return
@@ -44,12 +43,14 @@ enum RetailLoaders {
             if !(price > 0) { d.drop("non_positive_price"); return }
             guard isProductCode(line, f.starts[1], f.ends[1]) else { d.drop("non_product_code"); return }
             let ii = d.item(FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[1]..<f.ends[1]])))
+            if ii >= d.itemText.count { d.padItemTables() }
             if d.itemText[ii].isEmpty {
                 d.itemText[ii] = textTokenKeys(line, f.starts[2], f.ends[2], limit: o.maxTextTokens)
             }
             d.addEvent(user: d.user(customer), item: ii, type: .purchase, time: t)
             d.eventPrice.append(Float(price))
         }
+        d.rowsRead = parsed.rows
         return d
     }
 
@@ -80,8 +81,7 @@ enum RetailLoaders {
                                 header: .exact(["household_id", "store_id", "basket_id", "product_id", "quantity", "sales_value", "retail_disc",
                                                 "coupon_disc", "coupon_match_disc", "week", "transaction_timestamp"]),
                                 describe: "CSV household_id,store_id,basket_id,product_id,quantity,sales_value,retail_disc,coupon_disc,coupon_match_disc,week,transaction_timestamp")
-        try r.read(log: &log) { line, f, n, log in
-            d.rowsRead += 1
+        let parsed = try r.read(log: &log) { line, f, n, log in
             guard let h = ByteParse.uint64(line, f.starts[0], f.ends[0]), let p = ByteParse.uint64(line, f.starts[3], f.ends[3]) else {
                 try log.report(.nonNumericID, file: path, line: n, "non-numeric household_id or product_id in \(quoteField(line, 0, line.count))")
                 return
@@ -100,11 +100,13 @@ enum RetailLoaders {
             d.addEvent(user: d.user(h), item: ii, type: .purchase, time: t)
             d.eventPrice.append(q > 0 && q <= 100 ? Float((sales + retail + match) / Double(q)) : .nan)
         }
+        d.rowsRead = parsed.rows
         if let products = try SourceResolver.optional(input: o.input, override: o.items, candidates: SourceResolver.gzOrPlain("products.csv")) {
             try d.addSource(role: "items", path: products)
             d.hasCategories = true
             d.hasAttributes = true
             d.hasText = true
+            d.padItemTables()
             let fields = ["manufacturer", "department", "brand", "product_category", "product_type", "package_size"]
             let pr = DelimitedReader(path: products, delimiter: UInt8(ascii: ","), quoted: true,
                                      header: .exact(["product_id", "manufacturer_id", "department", "brand", "product_category", "product_type", "package_size"]),

@@ -12,7 +12,9 @@ import Darwin
 /// random choice comes from a generator seeded by (seed, user id), so a user's
 /// records do not depend on other users or on the processing order.
 struct SampleBuilder {
+    /// The loaded dataset (item tables padded).
     let d: RawDataset
+    /// The options records are built with.
     let o: PrepareOptions
     /// Schema of train/valid/test records.
     let schema: SampleSchema
@@ -35,6 +37,13 @@ struct SampleBuilder {
     private var logPrice: [Float] = []
     private var neighborKeys: [[UInt64]] = []
     private var typeKey: [UInt64] = []
+    /// Keys of the time-gap buckets 0...64.
+    private var gapKey: [UInt64] = []
+    /// Per position of `ordered`: the event's item key, category key, type key and time.
+    private var ordItemKey: [UInt64] = []
+    private var ordCatKey: [UInt64] = []
+    private var ordTypeKey: [UInt64] = []
+    private var ordTime: [Int64] = []
     /// Time split bounds (Unix seconds).
     private(set) var validFrom: Int64 = 0
     private(set) var testFrom: Int64 = 0
@@ -51,7 +60,9 @@ struct SampleBuilder {
     private var hasPriceDense = false
 
     /// Builds the schema and all per-item and per-user lookup tables.
-    init(dataset d: RawDataset, options o: PrepareOptions) throws {
+    init(dataset raw: RawDataset, options o: PrepareOptions) throws {
+        var d = raw
+        d.padItemTables()
         self.d = d
         self.o = o
         guard d.eventCount > 0 else {
@@ -111,6 +122,11 @@ struct SampleBuilder {
         buildItemTables()
         buildUserTables()
         typeKey = (0..<8).map { FeatureGroup.eventType.key(UInt64($0)) }
+        gapKey = (0...64).map { FeatureGroup.timeGap.key(UInt64($0)) }
+        ordItemKey = ordered.map { itemKey[Int(d.eventItem[Int($0)])] }
+        ordCatKey = ordered.map { catKey[Int(d.eventItem[Int($0)])] }
+        ordTypeKey = ordered.map { typeKey[Int(d.eventType[Int($0)])] }
+        ordTime = ordered.map { d.eventTime[Int($0)] }
         try chooseTimeBounds()
     }
 
@@ -358,14 +374,12 @@ struct SampleBuilder {
         if let s = sNeighbors { rec.keys[s].append(contentsOf: neighborKeys[u]) }
         if let s = sComplements { rec.keys[s].append(contentsOf: d.itemComplements[item].map { FeatureGroup.item.key($0) }) }
         if let s = sSubstitutes { rec.keys[s].append(contentsOf: d.itemSubstitutes[item].map { FeatureGroup.item.key($0) }) }
-        let from = max(0, k - o.maxLength)
-        for j in from..<k {
-            let e = Int(ordered[base + j])
-            let it = Int(d.eventItem[e])
-            rec.keys[sHistItems].append(itemKey[it])
-            if let s = sHistCategories { rec.keys[s].append(catKey[it]) }
-            if let s = sHistEvents { rec.keys[s].append(typeKey[Int(d.eventType[e])]) }
-            if let s = sHistGaps { rec.keys[s].append(FeatureGroup.timeGap.key(Self.gapBucket(targetTime - d.eventTime[e]))) }
+        let from = base + max(0, k - o.maxLength), to = base + k
+        rec.keys[sHistItems].append(contentsOf: ordItemKey[from..<to])
+        if let s = sHistCategories { rec.keys[s].append(contentsOf: ordCatKey[from..<to]) }
+        if let s = sHistEvents { rec.keys[s].append(contentsOf: ordTypeKey[from..<to]) }
+        if let s = sHistGaps {
+            for j in from..<to { rec.keys[s].append(gapKey[Int(Self.gapBucket(targetTime - ordTime[j]))]) }
         }
         for i in rec.labels.indices { rec.labels[i] = 0 }
         if let e = positiveEvent {

@@ -50,13 +50,15 @@ public final class SampleShardWriter {
     private var nextOffset: [UInt64]
 
     /// Opens `path` for `recordCount` records with `keysPerSlot[s]` keys in slot `s`.
-    public init(path: String, schema: SampleSchema, recordCount: Int, keysPerSlot: [Int]) throws {
+    ///
+    /// - Parameter flushBytes: buffered bytes per section before a write.
+    public init(path: String, schema: SampleSchema, recordCount: Int, keysPerSlot: [Int], flushBytes: Int = 1 << 15) throws {
         self.path = path
         self.schema = schema
         schemaJSON = try Self.encode(schema)
         layout = ShardLayout(schema: schema, schemaJSONBytes: schemaJSON.count, recordCount: recordCount, keysPerSlot: keysPerSlot)
         file = try PosixFile(creating: path)
-        cursors = layout.sections.map { Cursor(offset: $0.offset, planned: $0.length) }
+        cursors = layout.sections.map { Cursor(offset: $0.offset, planned: $0.length, flushBytes: flushBytes) }
         nextOffset = [UInt64](repeating: 0, count: schema.slots.count)
         for (i, s) in layout.sections.enumerated() where s.kind == .keys { slotCursor.append(i) }
         for s in schema.slots.indices { try cursors[5 + 2 * s].append(UInt64(0), file) }
@@ -127,24 +129,29 @@ public final class SampleShardWriter {
         var written = 0
         var crc: uLong = crc32(0, nil, 0)
         var buffer: [UInt8] = []
-        static let flushBytes = 1 << 15
+        /// Buffered bytes that trigger a write.
+        let flushBytes: Int
 
-        init(offset: Int, planned: Int) {
+        /// A cursor at `offset` that must receive exactly `planned` bytes.
+        init(offset: Int, planned: Int, flushBytes: Int) {
             self.offset = offset
             self.planned = planned
-            buffer.reserveCapacity(Self.flushBytes + 64)
+            self.flushBytes = flushBytes
         }
 
+        /// Appends one little-endian word.
         mutating func append(_ v: UInt64, _ file: PosixFile) throws {
             withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) }
-            if buffer.count >= Self.flushBytes { try flush(file) }
+            if buffer.count >= flushBytes { try flush(file) }
         }
 
+        /// Appends raw bytes.
         mutating func append(_ bytes: UnsafeRawBufferPointer, _ file: PosixFile) throws {
             buffer.append(contentsOf: bytes)
-            if buffer.count >= Self.flushBytes { try flush(file) }
+            if buffer.count >= flushBytes { try flush(file) }
         }
 
+        /// Writes the buffer at the cursor and folds it into the section CRC.
         mutating func flush(_ file: PosixFile) throws {
             guard !buffer.isEmpty else { return }
             try buffer.withUnsafeBytes { raw in
@@ -157,6 +164,7 @@ public final class SampleShardWriter {
             buffer.removeAll(keepingCapacity: true)
         }
 
+        /// Flushes and writes the zero padding up to the 64-byte boundary.
         mutating func finish(_ file: PosixFile) throws {
             try flush(file)
             let pad = ShardLayout.aligned(planned) - written

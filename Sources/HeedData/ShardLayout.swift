@@ -42,7 +42,20 @@ public struct ShardLayout: Equatable, Sendable {
 
     /// What a section holds.
     public enum SectionKind: UInt32, Sendable {
-        case userIDs = 1, itemIDs = 2, timestamps = 3, labels = 4, dense = 5, offsets = 6, keys = 7
+        /// count × UInt64 raw user ids.
+        case userIDs = 1
+        /// count × UInt64 raw target item ids.
+        case itemIDs = 2
+        /// count × Int64 target timestamps.
+        case timestamps = 3
+        /// count × labelCount Float32.
+        case labels = 4
+        /// count × denseCount Float32.
+        case dense = 5
+        /// count + 1 UInt64 key offsets of one slot.
+        case offsets = 6
+        /// The keys of one slot.
+        case keys = 7
     }
 
     /// One section: kind, slot (for offsets/keys), absolute offset and unpadded length.
