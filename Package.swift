@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "HeedOptimTests", dependencies: ["HeedOptim", "HeedCore"]),
         .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
-        .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore"]),
+        .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore", "HeedData", "HeedServer", "HeedOptim"]),
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
         .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCore"]),

@@ -30,21 +30,22 @@ struct BenchPrepareCommand: ParsableCommand {
         let amazonPath = amazon ?? firstExisting([shared + "/amazon2014-beauty-sports-toys-s3rec/Beauty.txt.gz",
                                                   "data/amazon-beauty-sample/Beauty.txt.gz"])
         print("heed bench prepare: one thread (rows/s = rows/s per core); median of repeated passes of >= \(seconds) s in total")
-        var best = 0.0
+        var worst = Double.infinity
         for (name, kind, path) in [("taobao", PrepareOptions.Dataset.taobao, taobaoPath), ("amazon", .amazonBeauty, amazonPath)] {
             guard let path else { print("  \(name): no input file found (pass --\(name) FILE)"); continue }
             do {
-                best = max(best, try bench(name: name, kind: kind, path: path))
+                worst = min(worst, try bench(name: name, kind: kind, path: path))
             } catch let e as HeedError {
                 printError(e.description)
                 throw ExitCode(1)
             }
         }
         let target = 1_000_000.0
-        print("target >= \(String(format: "%.1f", target / 1e6))M rows/s/core for event files: best plain parse+write \(String(format: "%.2f", best / 1e6))M rows/s -> \(best >= target ? "met" : "NOT met")")
+        guard worst.isFinite else { return }
+        print("target >= \(String(format: "%.1f", target / 1e6))M rows/s/core for event files: slowest file parse + write (from gzip) \(String(format: "%.2f", worst / 1e6))M rows/s -> \(worst >= target ? "met" : "NOT met")")
     }
 
-    /// Benchmarks one file; returns the plain-file parse+write rate.
+    /// Benchmarks one file; returns the parse + write rate from the gzip file (the slower input).
     func bench(name: String, kind: PrepareOptions.Dataset, path: String) throws -> Double {
         let plain = scratch + "/heed-bench-\(name)-\(getpid()).txt"
         let columns = scratch + "/heed-bench-\(name)-\(getpid()).cols"
@@ -57,7 +58,7 @@ struct BenchPrepareCommand: ParsableCommand {
         let lines = try PrepareBench.scanLines(path: plain).rows
         // One-user-per-line files hold several events per line: express the scan in event rows.
         let rowsPerLine = Double(info.rows) / Double(max(1, lines))
-        var plainWrite = 0.0
+        var gzipWrite = 0.0
         for (label, file) in [("gzip ", path), ("plain", plain)] {
             let scan = try measure { try PrepareBench.scanLines(path: file).rows } * rowsPerLine
             let parse = try measure { try PrepareBench.parse(dataset: kind, path: file).rows }
@@ -66,9 +67,9 @@ struct BenchPrepareCommand: ParsableCommand {
                 let mbps = rate * Double(bytes) / Double(info.rows) / 1e6
                 print("  \(label)  \(pass.padding(toLength: 18, withPad: " ", startingAt: 0)) \(String(format: "%12.0f   %10.1f   %6.2f", rate, mbps, rate / scan))")
             }
-            if label == "plain" { plainWrite = write }
+            if label == "gzip " { gzipWrite = write }
         }
-        return plainWrite
+        return gzipWrite
     }
 
     /// Rows per second of `pass`, median over repetitions filling `seconds`.
