@@ -7,10 +7,6 @@
 //        HeedCheckpoint, HeedData) -> HeedCore -> C shims.
 import PackageDescription
 
-/// Numeric and data-path modules are optimised even in debug builds: `swift test` runs
-/// real training on real data, which is 10-50x slower unoptimised.
-let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
-
 let package = Package(
     name: "Heed",
     platforms: [.macOS(.v14)],
@@ -29,22 +25,22 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Hot numeric kernels in C: Swift's sqrt keeps an errno branch that blocks
         // vectorisation of Adam loops (PLATFORM.md).
-        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
+        .target(name: "CKernels", path: "Sources/CKernels"),
 
         // Core types shared by everything: feature keys, seeded RNG, checksums, errors.
-        .target(name: "HeedCore", dependencies: ["CZlib"], swiftSettings: optimizedInDebug),
+        .target(name: "HeedCore", dependencies: ["CZlib"]),
 
         // Building blocks.
-        .target(name: "HeedLayers", dependencies: ["HeedCore", "CBLAS"], swiftSettings: optimizedInDebug),
-        .target(name: "HeedOptim", dependencies: ["HeedCore", "CKernels"], swiftSettings: optimizedInDebug),
-        .target(name: "HeedTransport", dependencies: ["HeedCore", "CNNG", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: optimizedInDebug),
-        .target(name: "HeedData", dependencies: ["HeedCore", "CZlib"], swiftSettings: optimizedInDebug),
+        .target(name: "HeedLayers", dependencies: ["HeedCore", "CBLAS"]),
+        .target(name: "HeedOptim", dependencies: ["HeedCore", "CKernels"]),
+        .target(name: "HeedTransport", dependencies: ["HeedCore", "CNNG", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "HeedData", dependencies: ["HeedCore", "CZlib"]),
         .target(name: "HeedCheckpoint", dependencies: ["HeedCore"]),
-        .target(name: "HeedModels", dependencies: ["HeedCore", "HeedLayers", "HeedData"], swiftSettings: optimizedInDebug),
+        .target(name: "HeedModels", dependencies: ["HeedCore", "HeedLayers", "HeedData"]),
 
         // Roles.
-        .target(name: "HeedServer", dependencies: ["HeedCore", "HeedOptim", "HeedTransport", "HeedCheckpoint", "CKernels"], swiftSettings: optimizedInDebug),
-        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers"], swiftSettings: optimizedInDebug),
+        .target(name: "HeedServer", dependencies: ["HeedCore", "HeedOptim", "HeedTransport", "HeedCheckpoint", "CKernels"]),
+        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers"]),
         .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint"]),
 
         // The one binary.

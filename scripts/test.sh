@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The test command: builds the `heed` binary (the end-to-end tests start it as real
-# processes; `swift test` alone does not relink executables) and runs every test.
+# The test command. Tests train real models on real data and start the built `heed`
+# binary as real processes, so everything is built optimised (release, with testing
+# enabled for @testable imports) and the binary is built before the tests run
+# (`swift test` alone does not relink executables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build
-swift test "$@"
+flags=(-c release -Xswiftc -enable-testing)
+swift build "${flags[@]}"
+swift test "${flags[@]}" "$@"

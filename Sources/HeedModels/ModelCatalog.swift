@@ -7,38 +7,31 @@ public enum ModelCatalog {
     /// Fields the `lr` baseline pools.
     public static let linearFields = ["item", "category", "hist_items", "hist_categories"]
 
-    /// The model `config.model.name` for data with `schema`.
+    /// The model `config.model.name` for data with `schema`, and the adapter that turns a
+    /// batch of prepared records into the model's input (its fields and the `click` label).
     public static func make(_ config: RunConfig, schema: SampleSchema) throws -> (any RecommenderModel, @Sendable (SampleBatch) -> ModelBatch) {
-        switch config.model.name {
-        case "lr":
-            let fields = linearFields.filter { schema.slotIndex($0) != nil }
+        let model: any RecommenderModel
+        let fields: [String]
+        if config.model.name == "lr" {
+            fields = linearFields.filter { schema.slotIndex($0) != nil }
             let groups = Set(fields.compactMap { schema.slotIndex($0).map { schema.slots[$0].group } })
-            let model = LinearModel(tables: groups.sorted(), dim: config.model.embeddingDim, seed: config.seed)
-            return (model, try batchAdapter(schema: schema, fields: fields))
-        default:
-            throw HeedError(.config, "unknown model '\(config.model.name)' (available: lr)")
+            model = LinearModel(tables: groups.sorted(), dim: config.model.embeddingDim, seed: config.seed)
+        } else {
+            guard ModelFactory.modelNames.contains(config.model.name) else {
+                throw HeedError(.config, "unknown model '\(config.model.name)' (available: \((["lr"] + ModelFactory.modelNames).joined(separator: ", ")))")
+            }
+            let m = try ModelFactory.makeStatefulModel(config: config.model, schema: schema, seed: config.seed)
+            fields = m.inputFields
+            model = m
         }
+        // Validate label and fields once, so the adapter cannot fail per batch.
+        _ = try ModelBatch(sampleBatch: SampleBatch(schema: schema), labelName: label, fields: fields)
+        // Safe: every batch of this dataset has `schema`, checked just above.
+        return (model, { batch in try! ModelBatch(sampleBatch: batch, labelName: label, fields: fields) })
     }
 
-    /// SampleBatch → ModelBatch with the `click` label and the named fields.
-    public static func batchAdapter(schema: SampleSchema, fields: [String], label: String = "click") throws -> @Sendable (SampleBatch) -> ModelBatch {
-        guard let labelIndex = schema.labelIndex(label) else {
-            throw HeedError(.config, "the prepared data has no '\(label)' label (labels: \(schema.labels.joined(separator: ", ")))")
-        }
-        let slots = try fields.map { name -> (String, Int) in
-            guard let i = schema.slotIndex(name) else { throw HeedError(.config, "the prepared data has no '\(name)' slot") }
-            return (name, i)
-        }
-        let labelCount = schema.labels.count
-        return { batch in
-            var f: [String: SparseField] = [:]
-            for (name, i) in slots {
-                f[name] = SparseField(length: batch.schema.slots[i].maxLength, keys: batch.keys[i], mask: batch.masks[i])
-            }
-            let labels = (0..<batch.size).map { batch.labels[$0 * labelCount + labelIndex] }
-            return ModelBatch(size: batch.size, labels: labels, users: batch.userIDs, fields: f)
-        }
-    }
+    /// The label every CTR model trains on.
+    public static let label = "click"
 
     /// Fills `config.layout` from the model and the prepared data, and assigns data
     /// shards to workers (shard i → worker i mod W).

@@ -1,8 +1,22 @@
 import ArgumentParser
+import HeedLayers
 
 /// The one Heed binary: every role and tool is a subcommand.
 @main
 struct Heed: ParsableCommand {
+    /// One OpenBLAS thread per process: on this kind of machine two are slower than one
+    /// (PLATFORM.md), and Heed parallelises across workers and servers instead. Without
+    /// this, OpenBLAS's idle threads spin in sched_yield next to the training loop.
+    static func main() {
+        setBLASThreads(1)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "heed",
         abstract: "A distributed parameter-server trainer for e-commerce recommendation models.",
