@@ -77,7 +77,8 @@ struct BenchDenseCommand: ParsableCommand {
     ///
     /// HOOK: add a workload by appending a `DenseBenchCase` (name, batch, GEMM flops per step,
     /// a closure running one layer step, and a closure replaying exactly that step's GEMMs).
-    /// The self-attention block case belongs here, added by the attention layer's owner.
+    /// Self-attention cases use L = 50, D = 64, 2 heads (a SASRec-sized block); their batch
+    /// is sequences per step.
     static func cases(sizes: [Int], activations: [ActivationKind], batch: Int) -> [DenseBenchCase] {
         var list: [DenseBenchCase] = []
         for kind in activations {
@@ -87,6 +88,11 @@ struct BenchDenseCommand: ParsableCommand {
             list.append(DenseBenchCase(name: "mlp \(sizes.map(String.init).joined(separator: "-")) \(kind.rawValue)",
                                        batch: batch, flops: gemms.reduce(0) { $0 + $1.flops },
                                        step: state.step, raw: raw.run))
+        }
+        for component in [SelfAttentionBench.Component.attention, .block] {
+            let bench = SelfAttentionBench(component: component, batch: batch)
+            list.append(DenseBenchCase(name: "self-attention \(component.rawValue) L50 D64 H2", batch: batch,
+                                       flops: bench.flops, step: bench.step, raw: bench.runRawGemms))
         }
         return list
     }
