@@ -25,9 +25,9 @@ func snapshot(_ shards: [ParameterShard], plan: ShardingPlan) throws -> [UInt8: 
     /// The acceptance test: sync mode, 1 server, 1 worker over real nng gives
     /// bitwise the parameters of the in-process run (same batches, same kernels, every
     /// row updated independently, so no reduction order differs).
-    @Test(arguments: [1, 2])
-    func syncModeWithOneWorkerEqualsInProcessBitwise(servers: Int) async throws {
-        let config = ClusterHarness.config(data: beauty, servers: servers, workers: 1, mode: .sync, steps: 60)
+    @Test(arguments: [("lr", 1), ("din", 1), ("din", 2), ("base", 2)])
+    func syncModeWithOneWorkerEqualsInProcessBitwise(model: String, servers: Int) async throws {
+        let config = ClusterHarness.config(data: beauty, model: model, servers: servers, workers: 1, mode: .sync, steps: 60)
         let (reference, referenceEval) = try await ClusterHarness.runInProcess(config)
         let cluster = try await ClusterHarness.runCluster(config)
         #expect(cluster.outcome == .completed)
@@ -76,10 +76,10 @@ func snapshot(_ shards: [ParameterShard], plan: ShardingPlan) throws -> [UInt8: 
     /// Asynchronous training with 2 servers and 2 workers ends within 0.003 AUC of
     /// synchronous training on the same data.
     @Test func asyncTwoByTwoEndsNearSyncAUC() async throws {
-        let sync = try await ClusterHarness.runCluster(ClusterHarness.config(data: beauty, servers: 2, workers: 2, mode: .sync, epochs: 3))
-        let async = try await ClusterHarness.runCluster(ClusterHarness.config(data: beauty, servers: 2, workers: 2, mode: .async, epochs: 3))
+        let sync = try await ClusterHarness.runCluster(ClusterHarness.config(data: beauty, model: "din", servers: 2, workers: 2, mode: .sync, epochs: 2))
+        let async = try await ClusterHarness.runCluster(ClusterHarness.config(data: beauty, model: "din", servers: 2, workers: 2, mode: .async, epochs: 2))
         let a = try #require(async.evaluation?.auc), s = try #require(sync.evaluation?.auc)
-        #expect(s > 0.55, "sync run did not learn: AUC \(s)")
+        #expect(s > 0.6, "sync run did not learn: AUC \(s)")
         #expect(abs(a - s) < 0.003, "async AUC \(a) vs sync \(s)")
     }
 }
