@@ -71,18 +71,36 @@ public enum WorkerRole {
             settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps,
                             stepsPerEpoch: config.layout.stepsPerEpoch, pipelined: mode == .async, seed: config.seed &+ UInt64(rank)),
             hooks: hooks, makeBatch: makeBatch)
+        // The work runs in its own task so that a stop from the coordinator, or losing the
+        // coordinator, cancels whatever it waits on (a barrier, a pull) at once.
+        let work = LockedBox<Task<Double, Error>?>(nil)
+        let stop: @Sendable (HeedError) -> Void = { error in
+            state.stop(error)
+            work.get()?.cancel()
+        }
         let beats = link.heartbeats(rank: rank, interval: .milliseconds(config.cluster.heartbeatMilliseconds),
                                     clock: { loop.progress.clock },
                                     stats: { let p = loop.progress; return ["samplesPerSecond": p.samplesPerSecond, "loss": p.recentLoss] },
-                                    onStop: { state.stop(HeedError(.peerFailed, "the coordinator stopped the run")) },
-                                    onLost: { state.stop($0) })
+                                    onStop: { stop(HeedError(.peerFailed, "the coordinator stopped the run")) },
+                                    onLost: { stop($0) })
         defer { beats.cancel() }
 
         log("worker \(rank): \(mine.count) shards, \(loop.plan.recordCount) samples, \(loop.stepsPerEpoch) steps per epoch, \(mode) mode")
-        let trainLoss = try await loop.run()
+        let task = Task {
+            let loss = try await loop.run()
+            try await link.barrier("train-end", rank: rank, generation: 0, timeout: waitTimeout)
+            return loss
+        }
+        work.set(task)
+        if state.isStopped { task.cancel() }
+        let trainLoss: Double
+        do {
+            trainLoss = try await task.value
+        } catch {
+            throw state.error ?? error
+        }
         if let error = state.error { throw error }
         if interrupted() { throw HeedError(.cancelled, "worker \(rank) interrupted") }
-        try await link.barrier("train-end", rank: rank, generation: 0, timeout: waitTimeout)
 
         var report: TrainingReport?
         if rank == 0 {

@@ -154,7 +154,3 @@ enum ServerGoodput {
         return Result(rowsPerSecond: rows, valueBytesPerSecond: rows * Double(dim * 4), rawBytesPerSecond: rawBytes)
     }
 }
-
-extension LockedBox where T == Int {
-    func update(_ body: (inout Int) -> Void) { var v = get(); body(&v); set(v) }
-}

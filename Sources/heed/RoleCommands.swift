@@ -31,15 +31,6 @@ func runRole(_ name: String, _ body: @escaping @Sendable () async throws -> Void
     }
 }
 
-/// A value behind a lock, for handing results out of tasks.
-final class LockedBox<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: T
-    init(_ value: T) { self.value = value }
-    func set(_ v: T) { lock.withLock { value = v } }
-    func get() -> T { lock.withLock { value } }
-}
-
 /// Logs a line to standard error with a timestamp.
 @Sendable func logLine(_ line: String) {
     let t = Date()

@@ -107,7 +107,3 @@ enum ClusterHarness {
         return c
     }
 }
-
-extension LockedBox {
-    func update(_ body: (inout T) -> Void) { var v = get(); body(&v); set(v) }
-}
