@@ -40,7 +40,7 @@ let package = Package(
 
         // Roles.
         .target(name: "HeedServer", dependencies: ["HeedCore", "HeedOptim", "HeedTransport", "HeedCheckpoint", "CKernels"]),
-        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers"]),
+        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers", "HeedCheckpoint"]),
         .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint"]),
 
         // The one binary.
@@ -61,7 +61,8 @@ let package = Package(
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
         .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore", "HeedData", "HeedServer", "HeedOptim"]),
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
-        .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCore"]),
+        .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
+        .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]

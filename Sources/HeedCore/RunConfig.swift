@@ -14,6 +14,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var denseOptimizer = OptimizerConfig(kind: .adam, learningRate: 0.001)
     /// Seed for initialisers, shuffles and dropout.
     public var seed: UInt64 = 1
+    /// Where the trained model goes.
+    public var output = OutputConfig()
     /// Derived by the coordinator from the model and the prepared data (never read from
     /// TOML), so every role builds the same tables and model without reading the data.
     public var layout = Layout()
@@ -48,6 +50,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var activation = "dice"
     /// Standard deviation of the key-seeded row initialiser.
     public var initScale = 0.01
+    public init() {}
+}
+
+/// What a run writes besides its metrics.
+public struct OutputConfig: Codable, Equatable, Sendable {
+    /// Directory for the trained model (`SavedModel`: one parameter file per server and
+    /// a manifest), written at the end of training; empty = do not save. In a multi-host
+    /// run every server writes its own file here, so it must be a shared path.
+    public var modelDirectory = ""
     public init() {}
 }
 
@@ -145,6 +156,7 @@ extension RunConfig {
         sparseOptimizer = try reader.optimizer("optimizer.sparse", default: sparseOptimizer)
         denseOptimizer = try reader.optimizer("optimizer.dense", default: denseOptimizer)
         if let s = try reader.int("seed") { seed = UInt64(s) }
+        output.modelDirectory = try reader.string("output.model") ?? output.modelDirectory
         try reader.rejectUnread()
         try validate()
     }

@@ -1,3 +1,4 @@
+import HeedCore
 /// Everything a loader reads from the source files, before samples are built.
 ///
 /// Events are columnar (one entry per interaction, in file order). Users and items get

@@ -17,6 +17,7 @@ public final class ParameterServer: @unchecked Sendable {
     public var dedupStatistics: DedupCache.Statistics { dedup.statistics }
 
     private var _shard: ParameterShard?
+    private var saveTarget: SaveTarget?
     private let lock = NSLock()
     private let dedup = DedupCache()
     private var shutdownRequested = false
@@ -31,8 +32,21 @@ public final class ParameterServer: @unchecked Sendable {
         }
     }
 
-    /// Makes `shard` the parameters served.
-    public func attach(_ shard: ParameterShard) { lock.withLock { _shard = shard } }
+    /// Where `save-model` requests write: fixed by the run config, so a peer can ask a
+    /// server to save but never choose the path.
+    public struct SaveTarget: Sendable {
+        public var directory: String
+        public var slotCount: Int
+        public init(directory: String, slotCount: Int) {
+            self.directory = directory
+            self.slotCount = slotCount
+        }
+    }
+
+    /// Makes `shard` the parameters served; `saveTo` enables `save-model` requests.
+    public func attach(_ shard: ParameterShard, saveTo: SaveTarget? = nil) {
+        lock.withLock { _shard = shard; saveTarget = saveTo }
+    }
 
     /// True once a peer sent `shutdown`.
     public var isShutdownRequested: Bool { lock.withLock { shutdownRequested } }
@@ -69,6 +83,12 @@ public final class ParameterServer: @unchecked Sendable {
                 try shard.pushDense(push.tensors[0].values)
                 return .ack(Ack(value: UInt64(push.tensors[0].values.count)))
             }
+        case .control(let c) where c.name == "save-model":
+            guard let target = lock.withLock({ saveTarget }) else {
+                throw HeedError(.unsupported, "this run saves no model (output.model / --save-model is not set)")
+            }
+            let written = try shard.save(directory: target.directory, slotCount: target.slotCount)
+            return .controlReply(Control(name: "saved", body: Array(try JSONEncoder().encode(written))))
         case .control(let c) where c.name == "stats":
             let stats = shard.tableStats().map { "\"\($0.key)\":{\"rows\":\($0.value.rows),\"residentBytes\":\($0.value.residentBytes)}" }
             return .controlReply(Control(name: "stats", body: Array("{\(stats.joined(separator: ","))}".utf8)))

@@ -20,6 +20,8 @@ public final class ParameterShard: @unchecked Sendable {
     public let tables: [UInt8: EmbeddingTable]
     /// The part of the flat dense vector this server owns.
     public let denseRange: Range<Int>
+    /// Length of the model's whole flat dense vector (all servers' chunks).
+    public let denseTotal: Int
     /// Pushes per step to wait for in synchronous mode (≤ 1: apply on arrival).
     public let syncWorkers: Int
 
@@ -51,6 +53,7 @@ public final class ParameterShard: @unchecked Sendable {
         self.tables = tables
         let range = ShardingPlan.denseRange(rank: rank, serverCount: serverCount, count: initialDense.count)
         self.denseRange = range
+        self.denseTotal = initialDense.count
         self.dense = Array(initialDense[range])
         try denseOptimizer.validate()
         self.denseOptimizer = DenseOptimizer(config: denseOptimizer, count: range.count)

@@ -39,7 +39,8 @@ public enum ServerRole {
         let rank = Int(reply.rank)
         let config = try JSONDecoder().decode(RunConfig.self, from: Data(reply.config))
         let shard = try makeShard(rank: rank, config: config, initialDense: try initialDense(config))
-        server.attach(shard)
+        server.attach(shard, saveTo: config.output.modelDirectory.isEmpty ? nil
+                      : .init(directory: config.output.modelDirectory, slotCount: config.cluster.slots))
         log("server \(rank): serving \(shard.tables.count) tables and \(shard.denseRange.count) dense values at \(advertised)")
         try await link.serverReady(rank: rank)
         onReady(shard)

@@ -64,6 +64,22 @@ public final class Trainer: @unchecked Sendable {
         return out
     }
 
+    /// The model's non-learned state (Dice moving averages), empty for models without any.
+    public var modelStatistics: [Float] { (model as? any StatefulRecommender)?.statistics() ?? [] }
+
+    /// Restores `modelStatistics` (from a saved model, before evaluation).
+    public func loadModelStatistics(_ flat: [Float]) throws {
+        guard var stateful = model as? any StatefulRecommender else {
+            guard flat.isEmpty else { throw HeedError(.corrupt, "\(flat.count) model statistics for a model that keeps none") }
+            return
+        }
+        guard flat.count == stateful.statistics().count else {
+            throw HeedError(.corrupt, "\(flat.count) model statistics; the \(model.name) model keeps \(stateful.statistics().count)")
+        }
+        stateful.loadStatistics(flat)
+        model = stateful
+    }
+
     /// Predictions for a batch with the current parameters (no pushes).
     public func predict(_ batch: ModelBatch) async throws -> [Float] {
         let fetched = try await fetch(batch)

@@ -89,6 +89,10 @@ public enum WorkerRole {
         let task = Task {
             let loss = try await loop.run()
             try await link.barrier("train-end", rank: rank, generation: 0, timeout: waitTimeout)
+            if rank == 0 && !config.output.modelDirectory.isEmpty {
+                let saved = try await ModelSave.viaServers(clients, config: config, step: loop.progress.clock, statistics: trainer.modelStatistics)
+                log("worker 0: saved the model (\(saved.files.reduce(0) { $0 + $1.rows }) rows in \(saved.files.count) files) to \(config.output.modelDirectory)")
+            }
             return loss
         }
         work.set(task)

@@ -53,7 +53,7 @@ struct BenchClusterCommand: ParsableCommand {
         try compareTraining()
         if storageRows > 0 {
             print("\n== storage (heed bench storage --rows \(storageRows))")
-            var storage = try BenchStorageCommand.parse(["--rows", "\(storageRows)", "--updates", "\(min(storageRows, 10_000_000))"])
+            let storage = try BenchStorageCommand.parse(["--rows", "\(storageRows)", "--updates", "\(min(storageRows, 10_000_000))"])
             try storage.run()
         }
     }

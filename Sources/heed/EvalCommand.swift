@@ -1,10 +1,76 @@
 import ArgumentParser
+import Foundation
+import HeedCheckpoint
+import HeedCore
+import HeedData
+import HeedModels
+import HeedServer
+import HeedWorker
 
-/// `heed eval`: Evaluate a checkpoint on a prepared dataset (AUC, GAUC, log loss, HR@K, NDCG@K).
+/// `heed eval`: metrics of a saved model on a split of a prepared dataset.
 struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluate a checkpoint on a prepared dataset (AUC, GAUC, log loss, HR@K, NDCG@K). (not implemented yet)")
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a saved model (heed train --save-model) on a prepared dataset: AUC, GAUC, log loss.",
+        discussion: "The model's files are checked against its manifest's checksums and loaded into one in-process shard, whatever number of servers wrote them.")
+
+    @Option(help: "Saved model directory (holds manifest.json and shard-<rank>.bin files).") var model: String
+    @Option(help: "Prepared dataset (default: the one the model was trained on).") var data: String?
+    @Option(help: "Split to evaluate: test or valid.") var split: String = "test"
+    @Option(help: "Samples per evaluation batch.") var batchSize: Int = 1024
+    @Option(help: "Write the metrics (JSON) here.") var metricsOut: String?
 
     func run() throws {
-        try NotImplemented(command: "eval", issue: "issue 4").exit()
+        guard let split = Split(rawValue: split), split != .train else {
+            throw ValidationError("--split must be test or valid, not \(self.split)")
+        }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be >= 1") }
+        let result = LockedBox<(SavedModel, Evaluation)?>(nil)
+        let (model, data, batchSize) = (self.model, self.data, self.batchSize)
+        try runRole("eval") {
+            result.set(try await SavedModelEvaluation.evaluate(modelDirectory: model, data: data, split: split, batchSize: batchSize))
+        }
+        guard let (saved, evaluation) = result.get() else { throw ExitCode(1) }
+        print("\(model): \(saved.config.model.name) after \(saved.step) steps (\(saved.servers) servers) on \(data ?? saved.config.data.path) \(split.rawValue)\n\(evaluation.summary)")
+        if let path = metricsOut { try writeJSONAtomically(evaluation, to: path) }
+    }
+}
+
+/// Loads a saved model into one local shard and evaluates it the way training does.
+enum SavedModelEvaluation {
+    static func evaluate(modelDirectory: String, data: String?, split: Split, batchSize: Int) async throws -> (SavedModel, Evaluation) {
+        let saved = try SavedModel.load(directory: modelDirectory)
+        let files = try saved.readFiles(directory: modelDirectory)
+        var config = saved.config
+        if let data { config.data.path = data }
+        config.cluster.servers = 1
+        config.cluster.workers = 1
+        let manifest = try DatasetManifest.load(directory: config.data.path)
+        let (model, makeBatch) = try ModelCatalog.make(config, schema: manifest.schema)
+        guard model.tableDims == saved.config.layout.tableDims, model.denseParameterCount == saved.config.layout.denseCount else {
+            throw HeedError(.config, "\(config.data.path) does not fit the model in \(modelDirectory): its tables \(model.tableDims.sorted { $0.key < $1.key }) and \(model.denseParameterCount) dense values differ from the model's \(saved.config.layout.tableDims.sorted { $0.key < $1.key }) and \(saved.config.layout.denseCount)")
+        }
+        let shard = try ServerRole.makeShard(rank: 0, config: config, initialDense: SavedModel.denseVector(of: files))
+        try shard.restoreRows(from: files, slotCount: saved.slots)
+        let trainer = Trainer(model: model, params: LocalParameterAccess(shard: shard), pushEveryTable: false)
+        try trainer.loadModelStatistics(saved.statistics)
+        let plan = BatchPlan(shards: try manifest.open(split, directory: config.data.path), batchSize: batchSize)
+        let loop = TrainingLoop(trainer: trainer, plan: plan, settings: .init(epochs: 1, maxSteps: 0, pipelined: false, seed: config.seed),
+                                hooks: TrainingLoop.Hooks(), makeBatch: makeBatch)
+        return (saved, try await loop.evaluate(plan))
+    }
+}
+
+/// Writes `value` as JSON to `path` through a temporary name, so a reader never sees a partial file.
+func writeJSONAtomically<T: Encodable>(_ value: T, to path: String) throws {
+    let temporary = path + ".tmp-\(getpid())"
+    do {
+        try JSONEncoder().encode(value).write(to: URL(fileURLWithPath: temporary))
+    } catch {
+        throw HeedError(.io, "cannot write \(path)", cause: error)
+    }
+    guard rename(temporary, path) == 0 else {
+        unlink(temporary)
+        throw HeedError(.io, "cannot write \(path) (\(String(cString: strerror(errno))))")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HeedCheckpoint
 import HeedCore
 import HeedData
 import HeedModels
@@ -21,10 +22,7 @@ struct TrainCommand: ParsableCommand {
         let config = try runOptions.resolve()
         let report = inProcess ? try trainInProcess(config) : try trainLocalCluster(config)
         print("\(config.data.path): \(report.summary)")
-        if let path = metricsOut {
-            try JSONEncoder().encode(report).write(to: URL(fileURLWithPath: path + ".tmp"))
-            guard rename(path + ".tmp", path) == 0 else { throw HeedError(.io, "cannot write \(path)") }
-        }
+        if let path = metricsOut { try writeJSONAtomically(report, to: path) }
     }
 
     func trainLocalCluster(_ config: RunConfig) throws -> TrainingReport {
@@ -80,6 +78,14 @@ enum InProcessRun {
                                 hooks: hooks, makeBatch: makeBatch)
         let trainLoss = try await loop.run()
         if interrupted() { throw HeedError(.cancelled, "interrupted") }
+        let directory = config.output.modelDirectory
+        if !directory.isEmpty {
+            try SavedModel.prepareDirectory(directory)
+            let written = try shard.save(directory: directory, slotCount: config.cluster.slots)
+            try SavedModel(step: loop.progress.clock, config: config, servers: 1, slots: config.cluster.slots, files: [written],
+                       statistics: trainer.modelStatistics).write(to: directory)
+            log("train: saved the model (\(written.rows) rows) to \(directory)")
+        }
         return TrainingReport(model: config.model.name, progress: loop.progress, trainLoss: trainLoss,
                               test: try await loop.evaluate(BatchPlan(shards: try manifest.open(.test, directory: config.data.path), batchSize: 1024)))
     }

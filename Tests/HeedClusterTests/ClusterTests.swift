@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import HeedCore
+import HeedCheckpoint
 import HeedServer
 @testable import heed
 
@@ -99,5 +100,64 @@ func snapshot(_ shards: [ParameterShard], plan: ShardingPlan) throws -> [UInt8: 
         let a = try #require(async.evaluation?.auc), s = try #require(sync.evaluation?.auc)
         #expect(s > 0.64 && a > 0.64, "DIN did not learn: sync AUC \(s), async \(a)")
         #expect(abs(a - s) < 0.025, "async AUC \(a) vs sync \(s)")
+    }
+
+    /// A model saved at the end of a 2-server, 2-worker async run evaluates to exactly the
+    /// metrics the run itself reported (same rows, same dense weights, same lazily created
+    /// rows for keys training never saw), and its files restore onto 3 servers with every
+    /// row on the server the 3-server plan names.
+    @Test func aSavedModelEvaluatesExactlyAsTheRunThatTrainedIt() async throws {
+        let dir = NSTemporaryDirectory() + "heed-model-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = ClusterHarness.config(data: beauty, model: "din", servers: 2, workers: 2, mode: .async, steps: 60)
+        config.output.modelDirectory = dir
+        let cluster = try await ClusterHarness.runCluster(config)
+        let trained = try #require(cluster.evaluation)
+
+        let (saved, evaluation) = try await SavedModelEvaluation.evaluate(modelDirectory: dir, data: nil, split: .test, batchSize: 1024)
+        #expect(saved.servers == 2 && saved.step == 60)
+        #expect(evaluation.samples == trained.samples && evaluation.auc == trained.auc)
+        #expect(evaluation.gauc == trained.gauc && evaluation.logLoss == trained.logLoss)
+
+        // Every saved row is the row the servers still hold (evaluation only adds rows).
+        let files = try saved.readFiles(directory: dir)
+        let plan2 = ShardingPlan(serverCount: 2, slotCount: config.cluster.slots)
+        let final = try snapshot(cluster.shards, plan: plan2)
+        var savedRows: [UInt8: [UInt64: (UInt32, [Float])]] = [:]
+        for f in files {
+            for t in f.tables {
+                for (i, key) in t.keys.enumerated() {
+                    savedRows[t.id, default: [:]][key] = (t.steps[i], Array(t.values[i * t.width ..< (i + 1) * t.width]))
+                }
+            }
+        }
+        #expect(savedRows.values.reduce(0) { $0 + $1.count } == saved.files.reduce(0) { $0 + $1.rows })
+        #expect(savedRows.values.reduce(0) { $0 + $1.count } > 1000)
+        for (id, rows) in savedRows {
+            for (key, (step, values)) in rows {
+                let held = final[id]?[key]
+                #expect(held?.0 == step && held?.1 == values, "saved row \(key) of table \(id) differs from the server's")
+            }
+        }
+        #expect(SavedModel.denseVector(of: files) == cluster.shards.flatMap { $0.pullDense() })
+
+        // Restore onto 3 servers: the union is the saved model, each key where the plan says.
+        var restored = saved.config
+        restored.cluster.servers = 3
+        let dense = SavedModel.denseVector(of: files)
+        let shards = try (0..<3).map { k in
+            let shard = try ServerRole.makeShard(rank: k, config: restored, initialDense: dense)
+            try shard.restoreRows(from: files, slotCount: saved.slots)
+            return shard
+        }
+        let plan3 = ShardingPlan(serverCount: 3, slotCount: saved.slots)
+        let union = try snapshot(shards, plan: plan3)
+        #expect(union.mapValues { Set($0.keys) } == savedRows.mapValues { Set($0.keys) })
+        for shard in shards {
+            for (_, table) in shard.tables {
+                try table.forEachRow(plan: plan3) { row in #expect(plan3.server(of: row.key) == shard.rank) }
+            }
+        }
+        #expect(shards.flatMap { $0.pullDense() } == dense)
     }
 }

@@ -105,4 +105,32 @@ import Glibc
         #expect(roles[2].wait(seconds: 20).map { $0 != 0 } == true, "\(roles[2].output)")
         kill(roles[3].process.processIdentifier, SIGKILL)
     }
+
+    /// `heed train --save-model` then `heed eval --model`: the same test metrics, printed
+    /// and written; a damaged file makes eval fail naming it, and writes no metrics.
+    @Test func evalOfASavedModelReproducesTheTrainingRunsMetrics() throws {
+        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let model = NSTemporaryDirectory() + "heed-saved-\(tag)", trainMetrics = model + "-train.json", evalMetrics = model + "-eval.json"
+        let train = try Run(["train", "--in-process", "--model", "din", "--data", data, "--max-steps", "50", "--save-model", model, "--metrics-out", trainMetrics])
+        #expect(train.wait(seconds: 120) == 0, "\(train.output)")
+        let eval = try Run(["eval", "--model", model, "--metrics-out", evalMetrics])
+        #expect(eval.wait(seconds: 120) == 0, "\(eval.output)")
+        let trained = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trainMetrics))) as? [String: Any]
+        let evaluated = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evalMetrics))) as? [String: Any]
+        let test = try #require(trained?["test"] as? [String: Any])
+        #expect((evaluated?["auc"] as? Double) == (test["auc"] as? Double))
+        #expect((evaluated?["logLoss"] as? Double) == (test["logLoss"] as? Double))
+        #expect(eval.output.contains("din after 50 steps"))
+
+        // Flip one byte in the middle of the parameter file.
+        let path = model + "/shard-0.bin"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count / 2] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: path))
+        unlink(evalMetrics)
+        let broken = try Run(["eval", "--model", model, "--metrics-out", evalMetrics])
+        #expect(broken.wait(seconds: 60) == 1)
+        #expect(broken.output.contains("shard-0.bin") && broken.output.contains("checksum"), "\(broken.output)")
+        #expect(!FileManager.default.fileExists(atPath: evalMetrics))
+    }
 }

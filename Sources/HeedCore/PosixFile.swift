@@ -1,4 +1,3 @@
-import HeedCore
 #if canImport(Glibc)
 import Glibc
 #else
@@ -6,13 +5,13 @@ import Darwin
 #endif
 
 /// A file descriptor opened for writing; every call retries EINTR and throws `HeedError(.io)` naming the path.
-final class PosixFile {
+package final class PosixFile {
     /// Path used in error messages.
-    let path: String
+    package let path: String
     private var fd: Int32
 
     /// Creates (or truncates) `path` for writing.
-    init(creating path: String) throws {
+    package init(creating path: String) throws {
         self.path = path
         fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
         if fd < 0 { throw HeedError(.io, "\(path): cannot create file (\(String(cString: strerror(errno))))") }
@@ -21,7 +20,7 @@ final class PosixFile {
     deinit { if fd >= 0 { close(fd) } }
 
     /// Writes all of `bytes` at absolute `offset`.
-    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
         var done = 0
         while done < bytes.count {
             // Safe: the range [done, count) lies inside `bytes`.
@@ -35,12 +34,12 @@ final class PosixFile {
     }
 
     /// Writes an array's bytes at `offset`.
-    func write(_ bytes: [UInt8], at offset: Int) throws {
+    package func write(_ bytes: [UInt8], at offset: Int) throws {
         try bytes.withUnsafeBytes { try write($0, at: offset) }
     }
 
     /// Flushes the file to stable storage and closes it.
-    func syncAndClose() throws {
+    package func syncAndClose() throws {
         while fsync(fd) != 0 {
             if errno == EINTR { continue }
             throw HeedError(.io, "\(path): fsync failed (\(String(cString: strerror(errno))))")
@@ -50,36 +49,36 @@ final class PosixFile {
     }
 }
 
-/// File-system helpers for atomic output directories.
-enum FileOps {
+/// File-system helpers for atomic output files and directories (prepared data, saved models).
+package enum FileOps {
     /// Whether `path` exists (any type).
-    static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0
     }
 
     /// Whether `path` is a directory.
-    static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Size of a regular file in bytes.
-    static func size(_ path: String) throws -> Int {
+    package static func size(_ path: String) throws -> Int {
         var st = stat()
         guard stat(path, &st) == 0 else { throw HeedError(.notFound, "\(path): cannot stat (\(String(cString: strerror(errno))))") }
         return Int(st.st_size)
     }
 
     /// Creates one directory.
-    static func makeDirectory(_ path: String) throws {
+    package static func makeDirectory(_ path: String) throws {
         if mkdir(path, 0o755) != 0 {
             throw HeedError(.io, "\(path): cannot create directory (\(String(cString: strerror(errno))))")
         }
     }
 
     /// Creates a directory and its missing parents.
-    static func makeDirectories(_ path: String) throws {
+    package static func makeDirectories(_ path: String) throws {
         if isDirectory(path) || path.isEmpty { return }
         let parent = dirname(of: path)
         if parent != path { try makeDirectories(parent) }
@@ -87,14 +86,25 @@ enum FileOps {
     }
 
     /// Renames atomically within one file system.
-    static func rename(_ from: String, _ to: String) throws {
+    package static func rename(_ from: String, _ to: String) throws {
         if Glibc.rename(from, to) != 0 {
             throw HeedError(.io, "cannot rename \(from) to \(to) (\(String(cString: strerror(errno))))")
         }
     }
 
+    /// Flushes a directory's entries (a rename into it) to stable storage.
+    package static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw HeedError(.io, "\(path): cannot open directory (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        while fsync(fd) != 0 {
+            if errno == EINTR { continue }
+            throw HeedError(.io, "\(path): fsync of the directory failed (\(String(cString: strerror(errno))))")
+        }
+    }
+
     /// Removes a file or a directory tree; errors are ignored (used for clean-up).
-    static func removeTree(_ path: String) {
+    package static func removeTree(_ path: String) {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         if (st.st_mode & S_IFMT) == S_IFDIR {
@@ -116,7 +126,7 @@ enum FileOps {
     }
 
     /// Names in a directory (not recursive), sorted.
-    static func list(_ path: String) -> [String] {
+    package static func list(_ path: String) -> [String] {
         guard let d = opendir(path) else { return [] }
         var names: [String] = []
         while let e = readdir(d) {
@@ -130,7 +140,7 @@ enum FileOps {
     }
 
     /// The parent directory of `path` ("." for a bare name).
-    static func dirname(of path: String) -> String {
+    package static func dirname(of path: String) -> String {
         var p = path
         while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
         guard let slash = p.lastIndex(of: "/") else { return "." }
@@ -139,7 +149,7 @@ enum FileOps {
     }
 
     /// The last path component.
-    static func basename(of path: String) -> String {
+    package static func basename(of path: String) -> String {
         var p = path
         while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
         guard let slash = p.lastIndex(of: "/") else { return p }

@@ -1,2 +1,0 @@
-/// The HeedCheckpoint module; see README.md for its role.
-enum HeedCheckpointModule {}
