@@ -160,4 +160,16 @@ func snapshot(_ shards: [ParameterShard], plan: ShardingPlan) throws -> [UInt8: 
         }
         #expect(shards.flatMap { $0.pullDense() } == dense)
     }
+
+    /// Bounded staleness (K = 2) with 2 servers and 2 workers completes both epochs and
+    /// learns as well as sync, up to the seed spread.
+    @Test func boundedStalenessTwoByTwoLearnsLikeSync() async throws {
+        var bounded = ClusterHarness.config(data: beauty, model: "lr", servers: 2, workers: 2, mode: .bounded, epochs: 2)
+        bounded.cluster.staleness = 2
+        let run = try await ClusterHarness.runCluster(bounded)
+        let sync = try await ClusterHarness.runCluster(ClusterHarness.config(data: beauty, model: "lr", servers: 2, workers: 2, mode: .sync, epochs: 2))
+        #expect(run.outcome == .completed)
+        let b = try #require(run.evaluation?.auc), s = try #require(sync.evaluation?.auc)
+        #expect(abs(b - s) < 0.003, "bounded AUC \(b) vs sync \(s)")
+    }
 }

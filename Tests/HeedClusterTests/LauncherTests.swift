@@ -133,4 +133,23 @@ import Glibc
         #expect(broken.output.contains("shard-0.bin") && broken.output.contains("checksum"), "\(broken.output)")
         #expect(!FileManager.default.fileExists(atPath: evalMetrics))
     }
+
+    /// Ctrl-C at the launcher (SIGINT to it alone, as a terminal sends to the foreground
+    /// job's leader) stops the whole local cluster gracefully: exit status 130, every child
+    /// gone, and the run's metrics file not written.
+    @Test func ctrlCAtTheLauncherShutsTheClusterDown() throws {
+        let metrics = NSTemporaryDirectory() + "heed-ctrlc-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
+        let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "2", "--workers", "2", "--epochs", "200", "--batch-size", "32", "--metrics-out", metrics])
+        var started = false
+        for _ in 0..<400 where !started { usleep(50_000); started = run.output.contains("steps per epoch") }
+        #expect(started, "the workers never started: \(run.output)")
+        let children = ["coordinator", "server", "worker"].compactMap { run.child(containing: ["heed", $0]) }
+        #expect(children.count == 3)
+        usleep(300_000)
+        kill(run.process.processIdentifier, SIGINT)
+        #expect(run.wait(seconds: 60) == 130, "\(run.output)")
+        #expect(run.child(containing: ["heed"]) == nil)
+        for pid in children { #expect(kill(pid, 0) != 0, "child \(pid) outlived the launcher") }
+        #expect(!FileManager.default.fileExists(atPath: metrics))
+    }
 }
