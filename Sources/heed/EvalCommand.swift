@@ -31,7 +31,7 @@ struct EvalCommand: ParsableCommand {
             result.set(try await SavedModelEvaluation.evaluate(modelDirectory: model, data: data, split: split, batchSize: batchSize))
         }
         guard let (saved, evaluation) = result.get() else { throw ExitCode(1) }
-        print("\(model): \(saved.config.model.name) after \(saved.step) steps (\(saved.servers) servers) on \(data ?? saved.config.data.path) \(split.rawValue)\n\(evaluation.summary)")
+        print("\(model): \(saved.config.model.name) after \(saved.step) steps (\(saved.servers) servers) on \(data ?? saved.config.data.path)\n\(split.rawValue) \(evaluation.summary)")
         if let path = metricsOut { try writeJSONAtomically(evaluation, to: path) }
     }
 }
