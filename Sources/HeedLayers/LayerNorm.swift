@@ -20,6 +20,7 @@ public func layerNormForward<T: Real>(_ out: inout Tensor<T>, _ normalized: inou
     prepareOutput(&out, like: x.shape)
     prepareOutput(&normalized, like: x.shape)
     prepareOutput(&invStd, like: [rows])
+    guard rows > 0 && d > 0 else { return }
     let invD = 1 / T(d)
     x.data.withUnsafeBufferPointer { px in
         gain.data.withUnsafeBufferPointer { pg in
@@ -28,19 +29,21 @@ public func layerNormForward<T: Real>(_ out: inout Tensor<T>, _ normalized: inou
                     invStd.data.withUnsafeMutableBufferPointer { pr in
                         out.data.withUnsafeMutableBufferPointer { po in
                             // Safe: (N × D) buffers hold rows·d, gain/bias d, invStd rows.
+                            let g = pg.baseAddress!, b = pb.baseAddress!
                             for r in 0..<rows {
-                                let base = r * d
-                                var mean: T = 0
-                                for j in 0..<d { mean += px[base + j] }
-                                mean *= invD
-                                var variance: T = 0
-                                for j in 0..<d { let c = px[base + j] - mean; variance += c * c }
-                                let rstd = 1 / T.sqrt(variance * invD + epsilon)
+                                let xr = px.baseAddress! + r * d
+                                let nr = pn.baseAddress! + r * d, or = po.baseAddress! + r * d
+                                // Two passes over a row that sits in L1 (mean, then centred variance)
+                                // keep the numerics of the textbook form; the split accumulators make
+                                // each reduction vectorise instead of waiting on one add chain.
+                                let mean = rowSum(d) { xr[$0] } * invD
+                                let variance = rowSum(d) { let c = xr[$0] - mean; return c * c } * invD
+                                let rstd = 1 / T.sqrt(variance + epsilon)
                                 pr[r] = rstd
                                 for j in 0..<d {
-                                    let n = (px[base + j] - mean) * rstd
-                                    pn[base + j] = n
-                                    po[base + j] = n * pg[j] + pb[j]
+                                    let n = (xr[j] - mean) * rstd
+                                    nr[j] = n
+                                    or[j] = n * g[j] + b[j]
                                 }
                             }
                         }
@@ -71,39 +74,35 @@ public func layerNormBackward<T: Real>(_ dx: inout Tensor<T>, _ dGain: inout Ten
                  "layerNorm: dout \(dout.shape) / invStd \(invStd.shape) / gain \(gain.shape) do not fit \(normalized.shape)")
     precondition(dx.count == 0 || dx.count == n, "layerNorm: dx \(dx.shape) does not fit \(normalized.shape)")
     precondition(dGain.count == d && dBias.count == d, "layerNorm: dGain \(dGain.shape) / dBias \(dBias.shape) do not fit \(gain.shape)")
+    guard rows > 0 && d > 0 else { return }
     let invD = 1 / T(d)
+    let wantsDx = dx.count > 0
+    // One sweep over the rows: each row of dout and x̂ is read from memory once and serves the
+    // parameter gradients, the two row means and dx while it is in L1.
     dout.data.withUnsafeBufferPointer { pd in
         normalized.data.withUnsafeBufferPointer { pn in
-            dGain.data.withUnsafeMutableBufferPointer { pdg in
-                dBias.data.withUnsafeMutableBufferPointer { pdb in
-                    // Safe: counts checked above.
-                    for r in 0..<rows {
-                        let base = r * d
-                        for j in 0..<d {
-                            pdg[j] += pd[base + j] * pn[base + j]
-                            pdb[j] += pd[base + j]
-                        }
-                    }
-                }
-            }
-            guard dx.count > 0 else { return }
             gain.data.withUnsafeBufferPointer { pg in
                 invStd.data.withUnsafeBufferPointer { pr in
-                    dx.data.withUnsafeMutableBufferPointer { pdx in
-                        // Safe: counts checked above.
-                        for r in 0..<rows {
-                            let base = r * d
-                            var meanG: T = 0, meanGN: T = 0
-                            for j in 0..<d {
-                                let g = pd[base + j] * pg[j]
-                                meanG += g
-                                meanGN += g * pn[base + j]
-                            }
-                            meanG *= invD
-                            meanGN *= invD
-                            let rstd = pr[r]
-                            for j in 0..<d {
-                                pdx[base + j] += rstd * (pd[base + j] * pg[j] - meanG - pn[base + j] * meanGN)
+                    dGain.data.withUnsafeMutableBufferPointer { pdg in
+                        dBias.data.withUnsafeMutableBufferPointer { pdb in
+                            dx.data.withUnsafeMutableBufferPointer { pdx in
+                                // Safe: counts checked above; dx is only touched when it holds n.
+                                let g = pg.baseAddress!, dg = pdg.baseAddress!, db = pdb.baseAddress!
+                                for r in 0..<rows {
+                                    let dr = pd.baseAddress! + r * d, nr = pn.baseAddress! + r * d
+                                    for j in 0..<d {
+                                        dg[j] += dr[j] * nr[j]
+                                        db[j] += dr[j]
+                                    }
+                                    guard wantsDx else { continue }
+                                    let meanG = rowSum(d) { dr[$0] * g[$0] } * invD
+                                    let meanGN = rowSum(d) { dr[$0] * g[$0] * nr[$0] } * invD
+                                    let rstd = pr[r]
+                                    let xr = pdx.baseAddress! + r * d
+                                    for j in 0..<d {
+                                        xr[j] += rstd * (dr[j] * g[j] - meanG - nr[j] * meanGN)
+                                    }
+                                }
                             }
                         }
                     }
@@ -111,6 +110,25 @@ public func layerNormBackward<T: Real>(_ dx: inout Tensor<T>, _ dGain: inout Ten
             }
         }
     }
+}
+
+/// `Σ_{j < n} term(j)` with eight interleaved partial sums.
+///
+/// A single running sum is one chain of dependent adds (a strict order the compiler may not
+/// reorder for floats); eight independent partials let it use vector adds. The result differs
+/// from the sequential sum only by rounding.
+@inlinable @inline(__always)
+func rowSum<T: Real>(_ n: Int, _ term: (Int) -> T) -> T {
+    var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
+    var j = 0
+    while j + 8 <= n {
+        s0 += term(j); s1 += term(j + 1); s2 += term(j + 2); s3 += term(j + 3)
+        s4 += term(j + 4); s5 += term(j + 5); s6 += term(j + 6); s7 += term(j + 7)
+        j += 8
+    }
+    var s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while j < n { s += term(j); j += 1 }
+    return s
 }
 
 /// Layer normalisation over the last dimension with learnable gain (init 1) and bias (init 0).

@@ -181,30 +181,71 @@ public func selfAttentionBackward<T: Real>(_ dx: inout Tensor<T>, _ grads: inout
 @inlinable
 func maskedSoftmaxRows<T: Real>(_ scores: UnsafeMutablePointer<T>, length l: Int,
                                 mask: UnsafePointer<T>?, causal: Bool) {
+    // Disallowed keys are first set to −∞ (exp gives exactly 0), so the max, exp and sum loops
+    // below run without a per-element mask test and vectorise (apart from the exp calls).
     for i in 0..<l {
         let row = scores + i * l
         if let mask, mask[i] == 0 { row.update(repeating: 0, count: l); continue }
         let limit = causal ? i + 1 : l
-        var maxScore = -T.infinity
-        var anyAllowed = false
-        for j in 0..<limit where mask == nil || mask![j] != 0 {
-            anyAllowed = true
-            if row[j] > maxScore { maxScore = row[j] }
+        if let mask {
+            for j in 0..<limit { let s = row[j]; row[j] = mask[j] != 0 ? s : -T.infinity }
         }
-        if !anyAllowed { row.update(repeating: 0, count: l); continue }
-        var sum: T = 0
-        for j in 0..<l {
-            if j < limit && (mask == nil || mask![j] != 0) {
-                let e = T.exp(row[j] - maxScore)
-                row[j] = e
-                sum += e
-            } else {
-                row[j] = 0
-            }
+        let maxScore = rowMax(limit) { row[$0] }
+        // No allowed key in the row (all −∞): defined as all-zero weights.
+        if maxScore == -T.infinity { row.update(repeating: 0, count: l); continue }
+        if T.self == Float.self {
+            // Safe: T is Float here, so the row is Float storage and the bit cast is the identity.
+            let rowF = UnsafeMutableRawPointer(row).assumingMemoryBound(to: Float.self)
+            let maxF = unsafeBitCast(maxScore, to: Float.self)
+            for j in 0..<limit { rowF[j] = softmaxExp(rowF[j] - maxF) }
+        } else {
+            for j in 0..<limit { row[j] = T.exp(row[j] - maxScore) }
         }
-        let inverse = 1 / sum
+        if limit < l { (row + limit).update(repeating: 0, count: l - limit) }
+        let inverse = 1 / rowSum(limit) { row[$0] }
         for j in 0..<limit { row[j] *= inverse }
     }
+}
+
+/// `e^x` in Float for the softmax (x ≤ 0 there), within about one ulp of `expf`, as a formula
+/// the compiler vectorises (a call to `expf` per weight is scalar and was the softmax's main
+/// cost). Cephes `expf`: x = n·ln2 + r with |r| ≤ ln2/2 (Cody–Waite split of ln2), a degree-6
+/// polynomial for e^r, and 2^n assembled in the exponent bits. Inputs below −87 (including
+/// −∞ for masked keys) give 0; NaN stays NaN.
+@inlinable @inline(__always)
+func softmaxExp(_ x: Float) -> Float {
+    let xc: Float = x < -87 ? -87 : (x > 88 ? 88 : x)
+    // Adding 1.5·2²³ rounds x·log2(e) to an integer n held in the low mantissa bits of t.
+    let t = xc * 1.442_695_04 + 12_582_912
+    let n = t - 12_582_912
+    let r = (xc - n * 0.693_359_375) - n * -2.121_944_4e-4
+    var p: Float = 1.987_569_15e-4
+    p = p * r + 1.398_199_95e-3
+    p = p * r + 8.333_451_9e-3
+    p = p * r + 4.166_579_59e-2
+    p = p * r + 1.666_666_55e-1
+    p = p * r + 5.000_000_12e-1
+    p = p * r * r + r + 1
+    // n = bits(t) − bits(1.5·2²³) ∈ [−126, 127], so n + 127 is a valid biased exponent.
+    let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) << 23)
+    return x < -87 ? 0 : p * scale
+}
+
+/// `max_{j < n} term(j)` (−∞ for n = 0) with eight interleaved partial maxima, which
+/// vectorise where one running maximum would not (see `rowSum`).
+@inlinable @inline(__always)
+func rowMax<T: Real>(_ n: Int, _ term: (Int) -> T) -> T {
+    var m0 = -T.infinity, m1 = -T.infinity, m2 = -T.infinity, m3 = -T.infinity
+    var m4 = -T.infinity, m5 = -T.infinity, m6 = -T.infinity, m7 = -T.infinity
+    var j = 0
+    while j + 8 <= n {
+        m0 = max(m0, term(j)); m1 = max(m1, term(j + 1)); m2 = max(m2, term(j + 2)); m3 = max(m3, term(j + 3))
+        m4 = max(m4, term(j + 4)); m5 = max(m5, term(j + 5)); m6 = max(m6, term(j + 6)); m7 = max(m7, term(j + 7))
+        j += 8
+    }
+    var m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    while j < n { m = max(m, term(j)); j += 1 }
+    return m
 }
 
 /// Turns `dP` into `dS = P ⊙ (dP − rowsum(dP ⊙ P))` in place for an (L × L) block.
@@ -214,8 +255,7 @@ func maskedSoftmaxRows<T: Real>(_ scores: UnsafeMutablePointer<T>, length l: Int
 func softmaxBackwardRows<T: Real>(_ grad: UnsafeMutablePointer<T>, _ probs: UnsafePointer<T>, length l: Int) {
     for i in 0..<l {
         let g = grad + i * l, p = probs + i * l
-        var dot: T = 0
-        for j in 0..<l { dot += g[j] * p[j] }
+        let dot = rowSum(l) { g[$0] * p[$0] }
         for j in 0..<l { g[j] = p[j] * (g[j] - dot) }
     }
 }

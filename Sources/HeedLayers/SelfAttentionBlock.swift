@@ -28,9 +28,10 @@ public struct SelfAttentionBlock<T: Real>: Sendable {
     /// (B × L) the last forward mask (or empty).
     @usableFromInline var mask = Tensor<T>.empty
     /// (B × L × D) forward intermediates, reused as output buffers across steps (the sub-layers
-    /// release their references in backward, so the next forward writes them in place).
-    @usableFromInline var normed1 = Tensor<T>.empty, attended = Tensor<T>.empty, dropped1 = Tensor<T>.empty
-    @usableFromInline var mid = Tensor<T>.empty, normed2 = Tensor<T>.empty, fed = Tensor<T>.empty, dropped2 = Tensor<T>.empty
+    /// release their references in backward, so the next forward writes them in place). Each
+    /// dropout is fused with the residual add after it, so there is no separate dropped tensor.
+    @usableFromInline var normed1 = Tensor<T>.empty, attended = Tensor<T>.empty
+    @usableFromInline var mid = Tensor<T>.empty, normed2 = Tensor<T>.empty, fed = Tensor<T>.empty
     /// (B × L × D) backward scratch, reused across steps: gradients of `mid`, `fed`, `normed2`,
     /// `attended` and `normed1`.
     @usableFromInline var dMid = Tensor<T>.empty, dFed = Tensor<T>.empty, dNormed2 = Tensor<T>.empty
@@ -58,12 +59,10 @@ public struct SelfAttentionBlock<T: Real>: Sendable {
         self.mask = mask
         attentionNorm.forward(&normed1, x)
         attention.forward(&attended, normed1, mask: mask)
-        attentionDropout.forward(&dropped1, attended, training: training)
-        residualForward(&mid, x, dropped1)
+        attentionDropout.forward(&mid, attended, addingTo: x, training: training)
         feedForwardNorm.forward(&normed2, mid)
         feedForward.forward(&fed, normed2)
-        feedForwardDropout.forward(&dropped2, fed, training: training)
-        residualForward(&out, mid, dropped2)
+        feedForwardDropout.forward(&out, fed, addingTo: mid, training: training)
         if mask.count > 0 { zeroPaddedRows(&out, mask, width: x.lastDim) }
     }
 
@@ -80,15 +79,15 @@ public struct SelfAttentionBlock<T: Real>: Sendable {
         }
         if mask.count > 0 { zeroPaddedRows(&dMid, mask, width: d) }
         // Second sub-layer: the skip path already holds dMid; add the FFN branch's gradient.
-        zeroScratch(&dFed, like: fed)
-        feedForwardDropout.backward(&dFed, dMid)
+        // The dropout backwards overwrite their scratch, so only the buffers the sub-layers
+        // accumulate into need zeroing.
+        feedForwardDropout.backward(overwriting: &dFed, dMid)
         zeroScratch(&dNormed2, like: normed2)
         feedForward.backward(&dNormed2, dFed)
         feedForwardNorm.backward(&dMid, dNormed2)
         // First sub-layer.
         addInPlace(&dx, dMid)
-        zeroScratch(&dAttended, like: attended)
-        attentionDropout.backward(&dAttended, dMid)
+        attentionDropout.backward(overwriting: &dAttended, dMid)
         zeroScratch(&dNormed1, like: normed1)
         attention.backward(&dNormed1, dAttended)
         attentionNorm.backward(&dx, dNormed1)

@@ -57,4 +57,32 @@ import HeedCore
         layer.backward(&dx, dout)
         #expect(dx == dout)
     }
+
+    @Test func residualFormAddsTheSkipPathToTheSameMask() {
+        let x = GradientCheck.random([7, 5], seed: 6), skip = GradientCheck.random([7, 5], seed: 7)
+        var plain = D.empty, plainMask = D.empty, fused = D.empty, fusedMask = D.empty
+        var r1 = SeededGenerator(seed: 11), r2 = SeededGenerator(seed: 11)
+        dropoutForward(&plain, &plainMask, x, rate: 0.3, generator: &r1)
+        dropoutResidualForward(&fused, &fusedMask, x, residual: skip, rate: 0.3, generator: &r2)
+        #expect(fusedMask == plainMask)
+        for i in 0..<x.count { #expect(fused.data[i] == skip.data[i] + plain.data[i]) }
+        // Both forms consume the generator alike, so later masks stay in step too.
+        #expect(r1.next() == r2.next())
+    }
+
+    @Test(arguments: [true, false])
+    func layerResidualForwardAndOverwritingBackwardMatchTheAccumulatingForms(training: Bool) {
+        let x = GradientCheck.random([4, 9], seed: 8), skip = GradientCheck.random([4, 9], seed: 9)
+        let dout = GradientCheck.random([4, 9], seed: 10)
+        var a = DropoutLayer<Double>(rate: 0.25, seed: 5), b = DropoutLayer<Double>(rate: 0.25, seed: 5)
+        var dropped = D.empty, sum = D.empty, fused = D.empty
+        a.forward(&dropped, x, training: training)
+        residualForward(&sum, skip, dropped)
+        b.forward(&fused, x, addingTo: skip, training: training)
+        #expect(fused == sum)
+        var accumulated = D(zeros: x.shape), overwritten = GradientCheck.random([4, 9], seed: 11)
+        a.backward(&accumulated, dout)
+        b.backward(overwriting: &overwritten, dout)
+        #expect(overwritten == accumulated)
+    }
 }
