@@ -117,9 +117,12 @@ public final class EmbeddingTable: @unchecked Sendable {
 
     /// Array form of `pull(keys:into:step:)`; returns (keys.count × dim) floats.
     public func pull(_ keys: [UInt64], step: UInt32) -> [Float] {
-        var out = [Float](repeating: 0, count: keys.count * dim)
-        keys.withUnsafeBufferPointer { k in out.withUnsafeMutableBufferPointer { pull(keys: k, into: $0, step: step) } }
-        return out
+        let n = keys.count * dim
+        // Not zero-filled first: pull writes every element (zeros for keys without a row).
+        return [Float](unsafeUninitializedCapacity: n) { storage, initialized in
+            keys.withUnsafeBufferPointer { k in pull(keys: k, into: UnsafeMutableBufferPointer(rebasing: storage[0..<n]), step: step) }
+            initialized = n
+        }
     }
 
     /// Array form of `push(keys:grads:step:)`; `grads` is (keys.count × dim).

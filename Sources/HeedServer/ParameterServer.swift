@@ -26,9 +26,38 @@ public final class ParameterServer: @unchecked Sendable {
     /// has told this server its rank).
     public init(transport: any Transport, address: String, options: ServerOptions, shard: ParameterShard? = nil) throws {
         _shard = shard
+        var options = options
+        // Pulls and pushes are served from and into the transport's buffers; the Message
+        // path below handles everything else (and the same requests in tests that call it).
+        options.rowHandlers = RowRequestHandlers(
+            pull: { [weak self] tableID in
+                guard let self else { throw HeedError(.cancelled, "server is shutting down") }
+                return try self.rowReader(tableID)
+            },
+            push: { [weak self] push, senderID, requestID, responder in
+                guard let self else { throw HeedError(.cancelled, "server is shutting down") }
+                return try self.push(push, senderID: senderID, requestID: requestID, responder: responder)
+            })
         listener = try transport.listen(on: address, options: options) { [weak self] request in
             guard let self else { throw HeedError(.cancelled, "server is shutting down") }
             return try self.handle(request)
+        }
+    }
+
+    /// The row width of table `tableID` and a function reading its rows into a reply buffer.
+    private func rowReader(_ tableID: UInt32) throws
+        -> (dim: Int, read: (UnsafeBufferPointer<UInt64>, UnsafeMutableBufferPointer<Float>) -> Void) {
+        guard let shard else { throw HeedError(.unsupported, "server is starting: parameters not loaded yet") }
+        let table = try shard.table(try Self.tableID(tableID))
+        return (table.dim, { keys, values in table.pull(keys: keys, into: values, step: shard.pullStep) })
+    }
+
+    /// Applies a push read in place from the request, once per (sender, request id).
+    private func push(_ push: PushRowsView, senderID: UInt64, requestID: UInt64, responder: Responder) throws -> Message? {
+        guard let shard else { throw HeedError(.unsupported, "server is starting: parameters not loaded yet") }
+        return dedup.handle(sender: senderID, requestID: requestID, responder: responder) {
+            try shard.pushRows(table: try Self.tableID(push.tableID), keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
+            return .ack(Ack(value: UInt64(push.keys.count)))
         }
     }
 

@@ -60,7 +60,8 @@ public final class ParameterShard: @unchecked Sendable {
         self.pendingDense = PendingDense(sums: [Float](repeating: 0, count: range.count))
     }
 
-    private func table(_ id: UInt8) throws -> EmbeddingTable {
+    /// Table `id`; throws `.invalidInput` if this server holds no such table.
+    func table(_ id: UInt8) throws -> EmbeddingTable {
         guard let t = tables[id] else {
             throw HeedError(.invalidInput, "server \(rank) has no table \(id) (tables: \(tables.keys.sorted().map(String.init).joined(separator: ", ")))")
         }
@@ -72,14 +73,39 @@ public final class ParameterShard: @unchecked Sendable {
     /// Rows for `keys` of table `id`, (keys.count × dim), created lazily. Pulls carry no
     /// clock; rows read are marked touched at the latest clock any push carried.
     public func pullRows(table id: UInt8, keys: [UInt64]) throws -> [Float] {
-        try table(id).pull(keys, step: UInt32(clamping: clockLock.withLock { latestClock }))
+        try table(id).pull(keys, step: pullStep)
     }
+
+    /// Pointer form of `pullRows(table:keys:)`, writing into the caller's buffer.
+    /// - Parameter values: (keys.count × dim), row-major; every element is written.
+    public func pullRows(table id: UInt8, keys: UnsafeBufferPointer<UInt64>, into values: UnsafeMutableBufferPointer<Float>) throws {
+        let t = try table(id)
+        guard values.count == keys.count * t.dim else {
+            throw HeedError(.invalidInput, "pull from table \(id): room for \(values.count) values for \(keys.count) keys × dim \(t.dim)")
+        }
+        t.pull(keys: keys, into: values, step: pullStep)
+    }
+
+    /// The step pulled rows are marked touched at: the latest clock any push carried.
+    var pullStep: UInt32 { UInt32(clamping: clockLock.withLock { latestClock }) }
 
     /// Applies (keys.count × dim) gradients, or accumulates them in synchronous mode.
     /// - Returns: true if the gradients were applied by this call (false while a
     ///   synchronous step still waits for other workers).
     @discardableResult
     public func pushRows(table id: UInt8, keys: [UInt64], grads: [Float], clock: UInt64) throws -> Bool {
+        try keys.withUnsafeBufferPointer { k in
+            try grads.withUnsafeBufferPointer { try pushRows(table: id, keys: k, grads: $0, clock: clock) }
+        }
+    }
+
+    /// Pointer form of `pushRows(table:keys:grads:clock:)`, reading the caller's buffers
+    /// (e.g. a received message) in place.
+    /// - Parameters:
+    ///   - keys: (n) keys.
+    ///   - grads: (n × dim), row-major; `grads[i*dim ..< (i+1)*dim]` belongs to `keys[i]`.
+    @discardableResult
+    public func pushRows(table id: UInt8, keys: UnsafeBufferPointer<UInt64>, grads: UnsafeBufferPointer<Float>, clock: UInt64) throws -> Bool {
         let t = try table(id)
         guard grads.count == keys.count * t.dim else {
             throw HeedError(.invalidInput, "push to table \(id): \(grads.count) gradient values for \(keys.count) keys × dim \(t.dim)")
@@ -87,17 +113,17 @@ public final class ParameterShard: @unchecked Sendable {
         let step = UInt32(clamping: clock)
         clockLock.withLock { latestClock = max(latestClock, clock) }
         guard syncWorkers > 1 else {
-            t.push(keys, grads: grads, step: step)
+            t.push(keys: keys, grads: grads, step: step)
             return true
         }
         let ready: (keys: [UInt64], grads: [Float])? = syncLock.withLock {
             var pending = pendingRows[id] ?? PendingRows(dim: t.dim)
+            pendingRows[id] = nil  // so `pending` is uniquely referenced and grows in place
             pending.add(keys: keys, grads: grads)
             guard pending.arrivals == syncWorkers else {
                 pendingRows[id] = pending
                 return nil
             }
-            pendingRows[id] = nil
             return pending.averaged(over: syncWorkers)
         }
         guard let ready else { return false }
@@ -149,7 +175,8 @@ private struct PendingRows {
 
     init(dim: Int) { self.dim = dim }
 
-    mutating func add(keys newKeys: [UInt64], grads: [Float]) {
+    /// Adds (newKeys.count × dim) gradients.
+    mutating func add(keys newKeys: UnsafeBufferPointer<UInt64>, grads: UnsafeBufferPointer<Float>) {
         arrivals += 1
         for (i, k) in newKeys.enumerated() {
             let row: Int

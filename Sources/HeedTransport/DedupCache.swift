@@ -25,6 +25,8 @@ public final class DedupCache: Sendable {
         public var senders = 0
     }
 
+    private enum Decision { case apply, answer(Message), park }
+
     private enum Entry {
         case inProgress([Responder])
         case done(Message)
@@ -72,29 +74,15 @@ public final class DedupCache: Sendable {
 
     /// `handle(_:apply:)` with the ids and responder given separately.
     public func handle(sender: UInt64, requestID: UInt64, responder: Responder, apply: () throws -> Message) -> Message? {
-        enum Decision { case apply, answer(Message), park }
         let decision = state.withLock { s -> Decision in
             s.tick &+= 1
             if s.windows[sender] == nil { makeRoom(&s) }
-            var w = s.windows[sender] ?? Window()
-            defer { s.windows[sender] = w }
-            w.lastUse = s.tick
-            switch w.entries[requestID] {
-            case .done(let reply):
-                s.stats.duplicates += 1
-                return .answer(reply)
-            case .inProgress(var parked):
-                parked.append(responder)
-                w.entries[requestID] = .inProgress(parked)
-                s.stats.parked += 1
-                return .park
-            case nil:
-                if w.hasWatermark && requestID <= w.watermark {
-                    s.stats.stale += 1
-                    return .answer(.error(ErrorReply(code: .protocolViolation, message: "request \(requestID) from sender \(sender) is older than the deduplication window (\(capacityPerSender) requests); not applied")))
-                }
-                w.entries[requestID] = .inProgress([])
-                return .apply
+            // Mutated in place through the dictionary's `default:` accessor: copying the
+            // window out and back would copy its entry table (thousands of entries) twice
+            // per push, which used to cost more than applying the push itself.
+            return Self.decide(&s.windows[sender, default: Window()], stats: &s.stats, tick: s.tick,
+                               requestID: requestID, responder: responder) { [capacityPerSender] in
+                .error(ErrorReply(code: .protocolViolation, message: "request \(requestID) from sender \(sender) is older than the deduplication window (\(capacityPerSender) requests); not applied"))
             }
         }
         switch decision {
@@ -106,17 +94,47 @@ public final class DedupCache: Sendable {
         do { reply = try apply() } catch { reply = .error(ErrorReply(error)) }
         let parked = state.withLock { s -> [Responder] in
             s.stats.applied += 1
-            guard var w = s.windows[sender] else { return [] }  // sender evicted meanwhile
-            defer { s.windows[sender] = w }
-            var waiting: [Responder] = []
-            if case .inProgress(let p) = w.entries[requestID] { waiting = p }
-            w.entries[requestID] = .done(reply)
-            w.order.append(requestID)
-            evict(&w)
-            return waiting
+            guard s.windows[sender] != nil else { return [] }  // sender evicted meanwhile
+            return complete(&s.windows[sender, default: Window()], requestID: requestID, reply: reply)
         }
         for r in parked { r.reply(reply) }
         return reply
+    }
+
+    /// What to do with `requestID` given the sender's window `w` (mutated in place).
+    private static func decide(_ w: inout Window, stats: inout Statistics, tick: UInt64, requestID: UInt64,
+                               responder: Responder, stale: () -> Message) -> Decision {
+        w.lastUse = tick
+        switch w.entries[requestID] {
+        case .done(let reply):
+            stats.duplicates += 1
+            return .answer(reply)
+        case .inProgress(var parked):
+            // Drop the entry's reference first so appending does not copy the array.
+            w.entries[requestID] = .inProgress([])
+            parked.append(responder)
+            w.entries[requestID] = .inProgress(parked)
+            stats.parked += 1
+            return .park
+        case nil:
+            if w.hasWatermark && requestID <= w.watermark {
+                stats.stale += 1
+                return .answer(stale())
+            }
+            w.entries[requestID] = .inProgress([])
+            return .apply
+        }
+    }
+
+    /// Records `reply` for `requestID` in `w`, evicts beyond capacity, and returns the
+    /// duplicates parked meanwhile.
+    private func complete(_ w: inout Window, requestID: UInt64, reply: Message) -> [Responder] {
+        var waiting: [Responder] = []
+        if case .inProgress(let p) = w.entries[requestID] { waiting = p }
+        w.entries[requestID] = .done(reply)
+        w.order.append(requestID)
+        evict(&w)
+        return waiting
     }
 
     /// Drops the oldest completed entries beyond capacity, raising the watermark.

@@ -78,7 +78,8 @@ public final class InMemoryNetwork: Transport, Sendable {
 
     public func listen(on address: String, options: ServerOptions, handler: @escaping RequestHandler) throws -> any RequestServer {
         let server = InMemoryServer(network: self, address: address,
-                                    core: ServerCore(codec: try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize), handler: handler))
+                                    core: ServerCore(codec: try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize),
+                                                     rowHandlers: options.rowHandlers, handler: handler))
         try state.withLock { s in
             guard s.servers[address] == nil else {
                 throw HeedError(.config, "in-memory address \(address) is already in use")
@@ -166,10 +167,16 @@ final class InMemoryServer: RequestServer, Sendable {
         guard !closed.withLock({ $0 }) else { return }
         let core = self.core, tally = self.tally
         bytes.withUnsafeBytes { raw in
-            core.handle(raw, peerAddress: peer, tally: tally) { [weak self] envelope in
+            core.handle(raw, peerAddress: peer, tally: tally) { [weak self] head, payloadSize, write in
                 guard let self, !self.closed.withLock({ $0 }) else { return }
-                let (prepared, size) = core.prepareReply(envelope)
-                guard let out = try? core.codec.encode(prepared) else {
+                let size = core.codec.encodedSize(payloadSize: payloadSize)
+                var out = [UInt8](repeating: 0, count: size)
+                do {
+                    try out.withUnsafeMutableBytes {
+                        try core.codec.encode(kind: head.kind, senderID: head.senderID, requestID: head.requestID,
+                                              payloadSize: payloadSize, into: $0, writePayload: write)
+                    }
+                } catch {
                     tally.withLock { $0.sendFailures += 1 }
                     return
                 }

@@ -17,7 +17,8 @@ public final class NNGServer: RequestServer, @unchecked Sendable {
     public init(address: String, options: ServerOptions = ServerOptions(), handler: @escaping RequestHandler) throws {
         try NNG.validate(address)
         precondition(options.concurrency >= 1, "a server needs at least one context")
-        core = ServerCore(codec: try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize), handler: handler)
+        core = ServerCore(codec: try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize),
+                          rowHandlers: options.rowHandlers, handler: handler)
         var sock = nng_socket()
         try NNG.check(nng_rep0_open(&sock), "nng_rep0_open for \(address)")
         socket = sock
@@ -130,7 +131,9 @@ final class NNGServerContext: @unchecked Sendable {
             }
             let peer = cached ?? NNG.remoteAddress(of: msg.pointer)
             if cached == nil { state.withLock { $0.pipeID = pipe; $0.pipeAddress = peer } }
-            core.handle(msg.body, peerAddress: peer, tally: tally) { [self] envelope in self.reply(envelope) }
+            core.handle(msg.body, peerAddress: peer, tally: tally) { [self] head, payloadSize, write in
+                self.reply(head, payloadSize: payloadSize, write: write)
+            }
             msg.free()
         case .sending:
             if rc != 0 {
@@ -149,14 +152,24 @@ final class NNGServerContext: @unchecked Sendable {
         }
     }
 
-    /// Sends the reply to the request this context holds (from any thread, once).
-    private func reply(_ envelope: Envelope) {
-        let (prepared, size) = core.prepareReply(envelope)
+    /// Sends the reply to the request this context holds (from any thread, once), encoded
+    /// by `write` straight into a message of exactly the right size.
+    private func reply(_ head: ReplyHead, payloadSize: Int, write: (inout WireWriter) -> Void) {
+        let codec = core.codec
+        let size = codec.encodedSize(payloadSize: payloadSize)
         let msg: NNGMessage
         do {
-            msg = try NNGMessage.encoding(prepared, with: core.codec, size: size, for: "\(prepared.message.kind) reply on \(address)")
+            msg = try NNGMessage.allocate(size, for: "\(head.kind) reply on \(address)")
+            do {
+                // Safe: the body is exactly `size` bytes, which is codec.encodedSize(payloadSize:).
+                try codec.encode(kind: head.kind, senderID: head.senderID, requestID: head.requestID, payloadSize: payloadSize,
+                                 into: UnsafeMutableRawBufferPointer(start: nng_msg_body(msg.pointer), count: size), writePayload: write)
+            } catch {
+                msg.free()
+                throw error
+            }
         } catch {
-            // Only allocation can fail here (prepareReply checked the size); drop the
+            // Only allocation can fail here (ServerCore checked the size); drop the
             // request so the client times out and retries, and serve the next one.
             tally.withLock { $0.sendFailures += 1 }
             receive()

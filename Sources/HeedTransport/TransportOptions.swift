@@ -48,6 +48,9 @@ public struct ServerOptions: Sendable {
     public var maxMessageSize: Int
     /// Cluster secret; when set, untagged or wrongly tagged messages are rejected.
     public var secret: [UInt8]?
+    /// In-place handlers for pullRows/pushRows (the parameter server sets them); nil
+    /// sends those requests to the `RequestHandler` like any other.
+    package var rowHandlers: RowRequestHandlers?
 
     /// Creates server options.
     public init(concurrency: Int = 16, maxMessageSize: Int = WireCodec.defaultMaxMessageSize, secret: [UInt8]? = nil) {

@@ -293,6 +293,32 @@ public struct PushRows: Equatable, Sendable {
     }
 }
 
+/// A pullRows request read in place from the received message (no key array is built).
+///
+/// Valid only inside the closure it is passed to: `keys` points into the transport's
+/// buffer (or a scratch copy) that is released when the closure returns.
+package struct PullRowsView {
+    /// Table id.
+    package var tableID: UInt32
+    /// (n) strictly ascending keys.
+    package var keys: UnsafeBufferPointer<UInt64>
+}
+
+/// A pushRows request read in place from the received message (no key or gradient arrays
+/// are built). Valid only inside the closure it is passed to, like `PullRowsView`.
+package struct PushRowsView {
+    /// Table id.
+    package var tableID: UInt32
+    /// Row width (> 0).
+    package var dim: UInt32
+    /// (n) strictly ascending keys.
+    package var keys: UnsafeBufferPointer<UInt64>
+    /// (n × dim), row-major: `keys[i]`'s gradient is `grads[i*dim ..< (i+1)*dim]`.
+    package var grads: UnsafeBufferPointer<Float>
+    /// The worker's step, if the push carried one.
+    package var workerClock: UInt64?
+}
+
 /// A dense tensor (weights or gradients) by id.
 public struct DenseTensor: Equatable, Sendable {
     /// Tensor id (the model assigns them).
@@ -479,28 +505,41 @@ public struct WireCodec: Sendable {
 
     /// Exact encoded size of `envelope` in bytes.
     public func encodedSize(_ envelope: Envelope) -> Int {
-        Self.headerSize + envelope.message.payloadSize + (secret == nil ? 0 : Self.tagSize)
+        encodedSize(payloadSize: envelope.message.payloadSize)
+    }
+
+    /// Exact encoded size of a message with a `payloadSize`-byte payload.
+    func encodedSize(payloadSize: Int) -> Int {
+        Self.headerSize + payloadSize + (secret == nil ? 0 : Self.tagSize)
     }
 
     /// Encodes `envelope` into `buffer`, which must be exactly `encodedSize(envelope)` bytes.
     public func encode(_ envelope: Envelope, into buffer: UnsafeMutableRawBufferPointer) throws {
-        let payloadSize = envelope.message.payloadSize
-        let total = Self.headerSize + payloadSize + (secret == nil ? 0 : Self.tagSize)
-        precondition(buffer.count == total, "encode buffer must be encodedSize(envelope) bytes")
+        try encode(kind: envelope.message.kind, senderID: envelope.senderID, requestID: envelope.requestID,
+                   payloadSize: envelope.message.payloadSize, into: buffer) { envelope.message.writePayload(to: &$0) }
+    }
+
+    /// Encodes one message whose payload `writePayload` writes in place (exactly
+    /// `payloadSize` bytes), so large row blocks go straight into the transport's buffer.
+    /// `buffer` must be exactly `encodedSize(payloadSize:)` bytes.
+    func encode(kind: MessageKind, senderID: UInt64, requestID: UInt64, payloadSize: Int,
+                into buffer: UnsafeMutableRawBufferPointer, writePayload: (inout WireWriter) -> Void) throws {
+        let total = encodedSize(payloadSize: payloadSize)
+        precondition(buffer.count == total, "encode buffer must be encodedSize(payloadSize:) bytes")
         guard total <= maxMessageSize, payloadSize <= Int(UInt32.max) else {
-            throw HeedError(.invalidInput, "\(envelope.message.kind) message of \(total) bytes exceeds the \(maxMessageSize)-byte limit; split the batch")
+            throw HeedError(.invalidInput, "\(kind) message of \(total) bytes exceeds the \(maxMessageSize)-byte limit; split the batch")
         }
         guard let base = buffer.baseAddress else { return }
         var w = WireWriter(base: base, count: total)
         w.u32(Self.magic)
         w.u16(Self.version)
-        w.u16(envelope.message.kind.rawValue)
+        w.u16(kind.rawValue)
         w.u32(secret == nil ? 0 : Self.authenticatedFlag)
         w.u32(UInt32(payloadSize))
-        w.u64(envelope.senderID)
-        w.u64(envelope.requestID)
-        envelope.message.writePayload(to: &w)
-        precondition(w.offset == Self.headerSize + payloadSize, "payloadSize disagrees with writePayload for \(envelope.message.kind)")
+        w.u64(senderID)
+        w.u64(requestID)
+        writePayload(&w)
+        precondition(w.offset == Self.headerSize + payloadSize, "payloadSize disagrees with the payload written for \(kind)")
         if let key {
             var mac = HMAC<SHA256>(key: key)
             mac.update(data: UnsafeRawBufferPointer(start: base, count: w.offset))
@@ -555,6 +594,21 @@ public struct WireCodec: Sendable {
     /// Decodes and authenticates one message; throws `.protocolViolation`, `.unsupported`
     /// or `.unauthenticated` for bad input and never traps.
     public func decode(_ bytes: UnsafeRawBufferPointer) throws -> Envelope {
+        let (header, payload) = try open(bytes)
+        return try Self.decodePayload(header, payload)
+    }
+
+    /// Parses the payload `open` returned into an envelope.
+    static func decodePayload(_ header: WireHeader, _ payload: UnsafeRawBufferPointer) throws -> Envelope {
+        var r = WireReader(payload, what: header.kind.description)
+        let message = try Message.readPayload(kind: header.kind, from: &r)
+        try r.expectEnd()
+        return Envelope(senderID: header.senderID, requestID: header.requestID, message: message)
+    }
+
+    /// Validates the header and authenticates `bytes`; returns the header and the payload
+    /// bytes (a slice of `bytes`, unparsed).
+    func open(_ bytes: UnsafeRawBufferPointer) throws -> (WireHeader, payload: UnsafeRawBufferPointer) {
         let header = try decodeHeader(bytes)
         let signedLength = Self.headerSize + header.payloadLength
         let tagged = header.flags & Self.authenticatedFlag != 0
@@ -572,10 +626,30 @@ public struct WireCodec: Sendable {
             throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) is authenticated but no cluster secret is configured here")
         }
         // Safe: decodeHeader checked the payload lies inside the buffer.
-        var r = WireReader(UnsafeRawBufferPointer(rebasing: bytes[Self.headerSize ..< signedLength]), what: header.kind.description)
-        let message = try Message.readPayload(kind: header.kind, from: &r)
+        return (header, UnsafeRawBufferPointer(rebasing: bytes[Self.headerSize ..< signedLength]))
+    }
+
+    /// Reads a pullRows payload in place and calls `body` with it; throws (without calling
+    /// `body`) if the payload is malformed, with the same checks as `decode`.
+    /// - Parameter payload: the payload bytes `open` returned for a pullRows message.
+    static func withPullRows<R>(_ payload: UnsafeRawBufferPointer, _ body: (PullRowsView) -> R) throws -> R {
+        var r = WireReader(payload, what: MessageKind.pullRows.description)
+        let f = try Message.readPullRowsFields(&r)
         try r.expectEnd()
-        return Envelope(senderID: header.senderID, requestID: header.requestID, message: message)
+        return WireReader.withKeys(f.keys) { keys in body(PullRowsView(tableID: f.tableID, keys: keys)) }
+    }
+
+    /// Reads a pushRows payload in place and calls `body` with it; throws (without calling
+    /// `body`) if the payload is malformed, with the same checks as `decode`.
+    static func withPushRows<R>(_ payload: UnsafeRawBufferPointer, _ body: (PushRowsView) -> R) throws -> R {
+        var r = WireReader(payload, what: MessageKind.pushRows.description)
+        let f = try Message.readPushRowsFields(&r)
+        try r.expectEnd()
+        return WireReader.withKeys(f.keys) { keys in
+            WireReader.withFloats(f.grads) { grads in
+                body(PushRowsView(tableID: f.tableID, dim: f.dim, keys: keys, grads: grads, workerClock: f.workerClock))
+            }
+        }
     }
 
     /// Decodes a message held in an array.
@@ -698,11 +772,12 @@ extension Message {
             w.u32(UInt32(m.keys.count))
             m.keys.withUnsafeBytes { w.bytes($0) }
         case .rowsReply(let m):
-            w.u32(m.tableID)
-            w.u32(m.dim)
-            w.u32(UInt32(m.rowCount))
-            w.u32(0)
-            m.values.withUnsafeBytes { w.bytes($0) }
+            m.values.withUnsafeBufferPointer { src in
+                Self.writeRowsReply(tableID: m.tableID, dim: m.dim, rows: m.rowCount, to: &w) { dst in
+                    // Safe: writeRowsReply hands out exactly rows × dim = values.count floats.
+                    if let from = src.baseAddress, let to = dst.baseAddress { to.update(from: from, count: src.count) }
+                }
+            }
         case .pushRows(let m):
             w.u32(m.tableID)
             w.u32(m.dim)
@@ -805,10 +880,8 @@ extension Message {
             let command = hasCommand ? try readControl(&r) : nil
             return .heartbeatAck(HeartbeatAck(slowestClock: slowest, stopRequested: stop, command: command))
         case .pullRows:
-            let table = try r.u32()
-            let count = try r.count(minimumElementSize: 8, "keys")
-            let keys = try r.keys(count: count)
-            return .pullRows(PullRows(tableID: table, keys: keys))
+            let f = try readPullRowsFields(&r)
+            return .pullRows(PullRows(tableID: f.tableID, keys: WireReader.array(of: UInt64.self, f.keys)))
         case .rowsReply:
             let table = try r.u32()
             let dim = try readDim(&r)
@@ -817,15 +890,9 @@ extension Message {
             let values = try r.floats(rows: rows, dim: dim, "row values")
             return .rowsReply(RowsReply(tableID: table, dim: dim, values: values))
         case .pushRows:
-            let table = try r.u32()
-            let dim = try readDim(&r)
-            let rows = Int(try r.u32())
-            let options = try r.u32()
-            guard options & ~1 == 0 else { throw r.malformed("unknown push options 0x\(String(options, radix: 16))") }
-            let clock = try r.u64()
-            let keys = try r.keys(count: rows)
-            let grads = try r.floats(rows: rows, dim: dim, "row gradients")
-            return .pushRows(PushRows(tableID: table, dim: dim, keys: keys, grads: grads, workerClock: options & 1 != 0 ? clock : nil))
+            let f = try readPushRowsFields(&r)
+            return .pushRows(PushRows(tableID: f.tableID, dim: f.dim, keys: WireReader.array(of: UInt64.self, f.keys),
+                                      grads: WireReader.array(of: Float.self, f.grads), workerClock: f.workerClock))
         case .pullDense:
             let count = try r.count(minimumElementSize: 4, "tensor ids")
             return .pullDense(PullDense(tensorIDs: try r.u32Array(count: count, "tensor ids")))
@@ -855,6 +922,43 @@ extension Message {
             let code = HeedError.Code(wireCode: try r.u16())
             return .error(ErrorReply(code: code, message: try r.string("error message")))
         }
+    }
+
+    /// pullRows fields: `table id u32, key count u32, keys u64 × count`; the key block is
+    /// checked (length, strictly ascending) but left in place.
+    static func readPullRowsFields(_ r: inout WireReader) throws -> (tableID: UInt32, keys: UnsafeRawBufferPointer) {
+        let table = try r.u32()
+        let count = try r.count(minimumElementSize: 8, "keys")
+        return (table, try r.keyBlock(count: count))
+    }
+
+    /// pushRows fields: `table id u32, dim u32, row count u32, options u32, worker clock u64,
+    /// keys u64 × rows, grads f32 × (rows × dim)`; blocks are checked but left in place.
+    static func readPushRowsFields(_ r: inout WireReader) throws
+        -> (tableID: UInt32, dim: UInt32, keys: UnsafeRawBufferPointer, grads: UnsafeRawBufferPointer, workerClock: UInt64?) {
+        let table = try r.u32()
+        let dim = try readDim(&r)
+        let rows = Int(try r.u32())
+        let options = try r.u32()
+        guard options & ~1 == 0 else { throw r.malformed("unknown push options 0x\(String(options, radix: 16))") }
+        let clock = try r.u64()
+        let keys = try r.keyBlock(count: rows)
+        let grads = try r.floatBlock(rows: rows, dim: dim, "row gradients")
+        return (table, dim, keys, grads, options & 1 != 0 ? clock : nil)
+    }
+
+    /// Payload bytes of a rowsReply with (rows × dim) values.
+    static func rowsReplyPayloadSize(rows: Int, dim: Int) -> Int { 16 + 4 * rows * dim }
+
+    /// Writes a rowsReply payload: `table id u32, dim u32, row count u32, reserved u32 (0)`,
+    /// then `fill` writes the (rows × dim) values straight into the buffer.
+    static func writeRowsReply(tableID: UInt32, dim: UInt32, rows: Int, to w: inout WireWriter,
+                               fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        w.u32(tableID)
+        w.u32(dim)
+        w.u32(UInt32(rows))
+        w.u32(0)
+        w.floats(count: rows * Int(dim), fill)
     }
 
     private static func readRole(_ r: inout WireReader) throws -> NodeRole {
@@ -938,6 +1042,27 @@ struct WireWriter {
             (base + offset).copyMemory(from: from, byteCount: src.count)
         }
         offset += src.count
+    }
+
+    /// Hands `fill` the next `n` Float32 slots to write in place (the host is little-endian).
+    /// The slots are bound directly when 4-aligned (always, for nng and array buffers);
+    /// otherwise `fill` writes a scratch buffer that is copied in.
+    mutating func floats(count n: Int, _ fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        let byteCount = n * MemoryLayout<Float>.stride
+        precondition(n >= 0 && offset + byteCount <= count, "WireWriter overflow: payloadSize is wrong")
+        let start = base + offset
+        offset += byteCount
+        guard n > 0 else { return }
+        if Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0 {
+            // Safe: bounds checked above; the bytes are plain memory we own for this encode.
+            fill(UnsafeMutableBufferPointer(start: start.bindMemory(to: Float.self, capacity: n), count: n))
+        } else {
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scratch in
+                fill(scratch)
+                // Safe: scratch holds n floats and the destination byteCount bytes (checked above).
+                start.copyMemory(from: scratch.baseAddress!, byteCount: byteCount)
+            }
+        }
     }
 
     /// u32 length + UTF-8 bytes.
@@ -1026,22 +1151,84 @@ struct WireReader {
         return out
     }
 
-    /// `n` strictly ascending UInt64 keys.
-    mutating func keys(count n: Int) throws -> [UInt64] {
-        let keys = try block(UInt64.self, count: n, "keys")
-        var i = 1
-        while i < keys.count {
-            guard keys[i - 1] < keys[i] else { throw malformed("keys are not strictly ascending at index \(i)") }
-            i += 1
+    /// The next `n` bytes, unparsed.
+    private mutating func raw(_ n: Int, _ field: String) throws -> UnsafeRawBufferPointer {
+        try need(n, field)
+        // Safe: need() checked the range.
+        let slice = UnsafeRawBufferPointer(rebasing: buffer[offset ..< offset + n])
+        offset += n
+        return slice
+    }
+
+    /// A block of `n` strictly ascending UInt64 keys, checked and left in place.
+    mutating func keyBlock(count n: Int) throws -> UnsafeRawBufferPointer {
+        guard n <= remaining / 8 else { throw malformed("keys: \(n) × 8 bytes needed, \(remaining) left") }
+        let start = offset
+        let block = try raw(n * 8, "keys")
+        var previous: UInt64 = 0
+        for i in 0..<n {
+            // Safe: i * 8 + 8 <= block.count; loadUnaligned allows any offset.
+            let k = UInt64(littleEndian: block.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))
+            guard i == 0 || previous < k else {
+                offset = start + i * 8
+                throw malformed("keys are not strictly ascending at index \(i)")
+            }
+            previous = k
         }
-        return keys
+        return block
+    }
+
+    /// A block of `rows × dim` Float32 values, length-checked and left in place.
+    mutating func floatBlock(rows: Int, dim: UInt32, _ field: String) throws -> UnsafeRawBufferPointer {
+        let (n, overflow) = rows.multipliedReportingOverflow(by: Int(dim))
+        guard !overflow, n <= remaining / 4 else {
+            throw malformed("\(field): \(rows) × \(dim) floats needed, \(remaining) bytes left")
+        }
+        return try raw(n * 4, field)
+    }
+
+    /// A key block as `UInt64`s: bound in place when 8-aligned, else copied to scratch.
+    /// nng's REQ/REP header makes received bodies 4 mod 8, so the copy is the usual case;
+    /// keys are 1/(2·dim+1) of a push, so it costs little.
+    static func withKeys<R>(_ block: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt64>) -> R) -> R {
+        withBlock(block, of: UInt64.self, body)
+    }
+
+    /// A float block as `Float`s: bound in place when 4-aligned (the usual case), else copied.
+    static func withFloats<R>(_ block: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        withBlock(block, of: Float.self, body)
+    }
+
+    private static func withBlock<T, R>(_ block: UnsafeRawBufferPointer, of _: T.Type, _ body: (UnsafeBufferPointer<T>) -> R) -> R {
+        let n = block.count / MemoryLayout<T>.stride
+        guard n > 0, let start = block.baseAddress else { return body(UnsafeBufferPointer(start: nil, count: 0)) }
+        if Int(bitPattern: start) % MemoryLayout<T>.alignment == 0 {
+            // Safe: the block holds n elements of plain little-endian numbers (the host is
+            // little-endian) and is only read while the message is alive, inside this call.
+            return body(UnsafeBufferPointer(start: start.bindMemory(to: T.self, capacity: n), count: n))
+        }
+        return withUnsafeTemporaryAllocation(of: T.self, capacity: n) { scratch in
+            // Safe: scratch holds n elements, the block n × stride bytes.
+            UnsafeMutableRawPointer(scratch.baseAddress!).copyMemory(from: start, byteCount: n * MemoryLayout<T>.stride)
+            return body(UnsafeBufferPointer(scratch))
+        }
+    }
+
+    /// A checked block copied into a new array (one memcpy).
+    static func array<T>(of _: T.Type, _ block: UnsafeRawBufferPointer) -> [T] {
+        let n = block.count / MemoryLayout<T>.stride
+        return [T](unsafeUninitializedCapacity: n) { dst, initialized in
+            if n > 0, let from = block.baseAddress {
+                // Safe: dst has capacity n; the block holds n × stride bytes of plain numbers.
+                UnsafeMutableRawPointer(dst.baseAddress!).copyMemory(from: from, byteCount: n * MemoryLayout<T>.stride)
+            }
+            initialized = n
+        }
     }
 
     /// `rows × dim` Float32 values.
     mutating func floats(rows: Int, dim: UInt32, _ field: String) throws -> [Float] {
-        let (n, overflow) = rows.multipliedReportingOverflow(by: Int(dim))
-        guard !overflow else { throw malformed("\(field): \(rows) × \(dim) overflows") }
-        return try block(Float.self, count: n, field)
+        Self.array(of: Float.self, try floatBlock(rows: rows, dim: dim, field))
     }
 
     mutating func u32Array(count n: Int, _ field: String) throws -> [UInt32] {

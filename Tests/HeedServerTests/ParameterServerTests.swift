@@ -80,4 +80,103 @@ import HeedOptim
         }
         #expect(keys.allSatisfy { server.shard!.tables[2]!.row(for: $0)?.step == 32 })
     }
+
+    /// Pulls and pushes served in place from and into nng messages give exactly the rows
+    /// the same shard gives when called directly with arrays.
+    @Test(arguments: [false, true])
+    func inPlaceRowsMatchTheLocalShard(authenticated: Bool) async throws {
+        let config = [UInt8(2): EmbeddingTableConfig(name: "item", dim: dim, optimizer: .adam(AdamConfig(lr: 0.1)))]
+        let local = try ParameterShard(rank: 0, serverCount: 1, tableConfigs: config, initialDense: [], denseOptimizer: .sgd(SGDConfig(lr: 0.5)))
+        let served = try ParameterShard(rank: 0, serverCount: 1, tableConfigs: config, initialDense: [], denseOptimizer: .sgd(SGDConfig(lr: 0.5)))
+        let secret: [UInt8]? = authenticated ? Array("a cluster secret of 32 bytes....".utf8) : nil
+        let address = "ipc://\(NSTemporaryDirectory())heed-ps-inplace-\(authenticated)-\(getpid()).ipc"
+        let server = try ParameterServer(transport: NNGTransport(), address: address, options: ServerOptions(concurrency: 2, secret: secret), shard: served)
+        let client = try NNGTransport().connect(to: server.address, options: ClientOptions(secret: secret, retry: .none))
+        defer { client.close(); server.close() }
+        let keys = (0..<300).map { FeatureKey(group: 2, id: UInt64($0 * 7)).rawValue }.sorted()
+        for step in 0..<3 {
+            let remote = try await client.pullRows(PullRows(tableID: 2, keys: keys), timeout: .seconds(5))
+            #expect(remote.values == (try local.pullRows(table: 2, keys: keys)))
+            #expect(remote.dim == UInt32(dim))
+            let grads = (0..<keys.count * dim).map { Float(($0 * 31 + step) % 17) * 0.01 - 0.08 }
+            let ack = try await client.pushRows(PushRows(tableID: 2, dim: UInt32(dim), keys: keys, grads: grads, workerClock: UInt64(step)), timeout: .seconds(5))
+            #expect(ack.value == UInt64(keys.count))
+            try local.pushRows(table: 2, keys: keys, grads: grads, clock: UInt64(step))
+        }
+        for k in keys { #expect(served.tables[2]!.row(for: k) == local.tables[2]!.row(for: k)) }
+        #expect(server.listener.counters.malformed == 0)
+    }
+
+    /// Broken pulls and pushes that take the in-place path still get error replies, are
+    /// counted, and leave the table untouched.
+    @Test func malformedRowRequestsGetErrorRepliesOnTheInPlacePath() async throws {
+        let (server, client) = try makeServer("badrows")
+        defer { client.close(); server.close() }
+        let raw = try NNGClient(address: server.address, options: ClientOptions())
+        defer { raw.close() }
+        let codec = try WireCodec()
+        func send(_ bytes: [UInt8]) async throws -> Message {
+            try codec.decode(try await raw.exchangeRaw(bytes, timeout: .seconds(5))).message
+        }
+        func patchLength(_ bytes: inout [UInt8]) {
+            withUnsafeBytes(of: UInt32(bytes.count - 32).littleEndian) { for j in 0..<4 { bytes[12 + j] = $0[j] } }
+        }
+        let unsorted = try codec.encode(Envelope(senderID: 5, requestID: 1, message: .pullRows(PullRows(tableID: 2, keys: [key, key - 1]))))
+        var truncatedPush = try codec.encode(Envelope(senderID: 5, requestID: 2, message: .pushRows(PushRows(tableID: 2, dim: UInt32(dim), keys: [key], grads: [1, 1, 1, 1]))))
+        truncatedPush.removeLast(4)
+        patchLength(&truncatedPush)
+        var shortPull = try codec.encode(Envelope(senderID: 5, requestID: 3, message: .pullRows(PullRows(tableID: 2, keys: [key]))))
+        shortPull.removeLast(3)
+        patchLength(&shortPull)
+        for bytes in [unsorted, truncatedPush, shortPull] {
+            guard case .error(let e) = try await send(bytes) else { Issue.record("a malformed row request was accepted"); continue }
+            #expect(e.code == .protocolViolation)
+        }
+        #expect(server.listener.counters.malformed == 3)
+        // Well-formed but wrong for this table: the handler refuses it.
+        let wrongDim = try codec.encode(Envelope(senderID: 5, requestID: 4, message: .pushRows(PushRows(tableID: 2, dim: 2, keys: [key], grads: [1, 1]))))
+        guard case .error(let e) = try await send(wrongDim) else { Issue.record("a push of the wrong width was accepted"); return }
+        #expect(e.code == .invalidInput)
+        #expect(server.listener.counters.handlerErrors == 0)  // dedup turns a failed apply into a cached error reply
+        #expect(server.shard!.tables[2]!.row(for: key) == nil)
+        let rows = try await client.pullRows(PullRows(tableID: 2, keys: [key]), timeout: .seconds(5))
+        #expect(rows.values.count == dim)
+    }
+
+    /// With a secret configured, unauthenticated row requests are refused before the
+    /// in-place path reads them.
+    @Test func unauthenticatedRowRequestsAreRefused() async throws {
+        let shard = try ParameterShard(rank: 0, serverCount: 1,
+                                       tableConfigs: [2: EmbeddingTableConfig(name: "item", dim: dim, optimizer: .adam(AdamConfig(lr: 0.1)))],
+                                       initialDense: [], denseOptimizer: .sgd(SGDConfig(lr: 0.5)))
+        let address = "ipc://\(NSTemporaryDirectory())heed-ps-unauth-\(getpid()).ipc"
+        let server = try ParameterServer(transport: NNGTransport(), address: address,
+                                         options: ServerOptions(concurrency: 2, secret: Array("a cluster secret of 32 bytes....".utf8)), shard: shard)
+        defer { server.close() }
+        let client = try NNGTransport().connect(to: server.address, options: ClientOptions(retry: .none))
+        defer { client.close() }
+        let pushed = await #expect(throws: HeedError.self) {
+            _ = try await client.pushRows(PushRows(tableID: 2, dim: UInt32(dim), keys: [key], grads: [1, 1, 1, 1]), timeout: .seconds(5))
+        }
+        #expect(pushed?.code == .unauthenticated)
+        await #expect(throws: HeedError.self) { _ = try await client.pullRows(PullRows(tableID: 2, keys: [key]), timeout: .seconds(5)) }
+        #expect(server.listener.counters.unauthenticated == 2)
+        #expect(shard.tables[2]!.row(for: key) == nil)
+    }
+
+    /// The in-memory transport takes the same in-place path, so fault-injection tests
+    /// exercise it too.
+    @Test func inPlaceRowsWorkOverTheInMemoryNetwork() async throws {
+        let shard = try ParameterShard(rank: 0, serverCount: 1,
+                                       tableConfigs: [2: EmbeddingTableConfig(name: "item", dim: dim, optimizer: .sgd(SGDConfig(lr: 1)))],
+                                       initialDense: [], denseOptimizer: .sgd(SGDConfig(lr: 0.5)))
+        let network = InMemoryNetwork()
+        let server = try ParameterServer(transport: network, address: "mem://ps-inplace", options: ServerOptions(), shard: shard)
+        defer { server.close() }
+        let client = try network.connect(to: server.address)
+        let before = try await client.pullRows(PullRows(tableID: 2, keys: [key]), timeout: .seconds(5)).values
+        _ = try await client.pushRows(PushRows(tableID: 2, dim: UInt32(dim), keys: [key], grads: [1, 2, 3, 4]), timeout: .seconds(5))
+        let after = try await client.pullRows(PullRows(tableID: 2, keys: [key]), timeout: .seconds(5)).values
+        #expect(zip(before, after).map { $0 - $1 } == [1, 2, 3, 4])  // SGD, lr 1
+    }
 }
