@@ -56,6 +56,15 @@ HEED_KERNEL void heed_stream_triad(float *restrict a, const float *restrict b, c
     for (int64_t i = 0; i < n; i++) a[i] = b[i] + s * c[i];
 }
 
+HEED_KERNEL void heed_random_rows_add(float *restrict base, int64_t row_floats, const uint32_t *restrict rows,
+                                      int64_t n, int64_t ahead) {
+    for (int64_t i = 0; i < n; i++) {
+        if (i + ahead < n) heed_prefetch_range(base + (int64_t)rows[i + ahead] * row_floats, 4 * row_floats);
+        float *r = base + (int64_t)rows[i] * row_floats;
+        for (int64_t j = 0; j < row_floats; j++) r[j] += 1.0f;
+    }
+}
+
 // Row forms, after the multiversioned definitions they call.
 void heed_adam_row(float *row, const float *grad, int64_t dim,
                    float b1, float b2, float step_size, float eps_t, float decay_lr) {

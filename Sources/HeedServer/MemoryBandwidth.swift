@@ -1,4 +1,5 @@
 import CKernels
+import HeedCore
 import Dispatch
 
 /// STREAM-style memory bandwidth (McCalpin 1995), measured in-process so storage
@@ -43,6 +44,47 @@ public struct MemoryBandwidth: Hashable, Sendable {
         }
         return MemoryBandwidth(copyBytesPerSecond: Double(8 * n) / bestCopy, triadBytesPerSecond: Double(12 * n) / bestTriad)
     }
+
+    /// The bandwidth of the access pattern a sparse update has: rows of `rowBytes` read
+    /// and written back at uniformly random positions of a `bytesPerArray` array (huge
+    /// pages, rows prefetched `ahead` updates early), split over `threads` threads, best of
+    /// `repeats`; counts 2 · rowBytes per update. Random rows cannot use the hardware
+    /// streaming prefetchers that triad does, so this, not triad, is what one core can
+    /// reach for row updates; it bounds sparse Adam from above.
+    /// - Returns: bytes read + written per second.
+    public static func randomRows(rowBytes: Int, bytesPerArray: Int = 2 << 30, updates: Int = 2_000_000,
+                                  threads: Int = 1, ahead: Int = 4, repeats: Int = 3, seed: UInt64 = 1) -> Double {
+        precondition(rowBytes >= 4 && rowBytes % 4 == 0 && bytesPerArray >= 16 * rowBytes && threads >= 1 && repeats >= 1,
+                     "MemoryBandwidth.randomRows: rows of whole floats, an array of 16 rows or more, threads and repeats >= 1")
+        let rowFloats = rowBytes / 4
+        let rowCount = min(bytesPerArray / rowBytes, Int(UInt32.max))
+        let bytes = rowCount * rowBytes
+        let raw = PageMemory.map(bytes: bytes, hugePages: true)
+        defer { PageMemory.unmap(raw, bytes: bytes, hugePages: true) }
+        let base = raw.bindMemory(to: Float.self, capacity: rowCount * rowFloats)
+        base.initialize(repeating: 0, count: rowCount * rowFloats)
+        var rng = SeededGenerator(seed: seed)
+        let rows = (0..<updates).map { _ in UInt32(rng.next() % UInt64(rowCount)) }
+        let box = RowPointer(base: base)
+        var best = Double.infinity
+        rows.withUnsafeBufferPointer { r in
+            let indices = IndexPointer(rows: r.baseAddress!)
+            for _ in 0..<repeats {
+                let start = ContinuousClock.now
+                DispatchQueue.concurrentPerform(iterations: threads) { t in
+                    let lo = updates * t / threads, hi = updates * (t + 1) / threads
+                    // Safe: every index is < rowCount and [lo, hi) lies inside `rows`. Threads may
+                    // hit the same row; the lost increments do not matter for a bandwidth figure.
+                    heed_random_rows_add(box.base, Int64(rowFloats), indices.rows + lo, Int64(hi - lo), Int64(ahead))
+                }
+                best = min(best, seconds(ContinuousClock.now - start))
+            }
+        }
+        return Double(2 * rowBytes * updates) / best
+    }
+
+    private struct RowPointer: @unchecked Sendable { var base: UnsafeMutablePointer<Float> }
+    private struct IndexPointer: @unchecked Sendable { var rows: UnsafePointer<UInt32> }
 
     /// The three arrays, shared read-only between the measuring threads.
     private struct Pointers: @unchecked Sendable {

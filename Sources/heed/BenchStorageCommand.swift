@@ -136,6 +136,12 @@ struct BenchStorageCommand: ParsableCommand {
               + "best push round \(fixed(pushBest.cpuShare / Double(threads), 2)), median push round \(fixed(pushMedian.cpuShare / Double(threads), 2))")
         print("ratio push/triad: \(fixed(pushBytes / triad, 2)) (target >= 0.60); with the median round "
               + "\(fixed(pushMedian.rate * 2 * stateBytes / triad, 2))")
+        // Over as many bytes as the table's row state, so TLB reach is the same on both sides.
+        let randomRows = MemoryBandwidth.randomRows(rowBytes: Int(stateBytes), bytesPerArray: rows * Int(stateBytes),
+                                                    threads: threads, ahead: rowPrefetch)
+        print("random-row bound (\(Int(stateBytes)) B rows at random over \(fixed(Double(rows) * stateBytes / 1e9, 1)) GB, read + write, prefetched, \(threads) thread(s)): "
+              + "\(fixed(randomRows / 1e9, 2)) GB/s = \(fixed(randomRows / triad, 2)) of triad; "
+              + "ratio push/random-row bound: \(fixed(pushBytes / randomRows, 2))")
         print("resident bytes per row: \(fixed(measured, 1)) (process RSS growth), \(fixed(accounted, 1)) (table accounting); "
               + "raw \(Int(raw)) (key 8 + w,m,v \(Int(stateBytes)) + step 4)")
         print("ratio resident/raw: \(fixed(measured / raw, 3)) (RSS), \(fixed(accounted / raw, 3)) (accounting) (target <= 1.3)")

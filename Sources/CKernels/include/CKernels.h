@@ -42,6 +42,11 @@ void heed_stream_copy(float *a, const float *b, int64_t n);
 /// STREAM "triad": a[i] = b[i] + s * c[i]; moves 3 * 4 * n bytes.
 void heed_stream_triad(float *a, const float *b, const float *c, float s, int64_t n);
 
+/// The random-row bound of a sparse update: for each `rows[i]`, adds 1 to the
+/// `row_floats` floats of that row of `base`, prefetching whole rows `ahead` updates
+/// early, the way the table's push does; moves 2 * 4 * row_floats bytes per update.
+void heed_random_rows_add(float *base, int64_t row_floats, const uint32_t *rows, int64_t n, int64_t ahead);
+
 /// Prefetch a cache line for writing (hides random-access latency of a row update).
 static inline void heed_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
 
