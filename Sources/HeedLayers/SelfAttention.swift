@@ -207,28 +207,13 @@ func maskedSoftmaxRows<T: Real>(_ scores: UnsafeMutablePointer<T>, length l: Int
     }
 }
 
-/// `e^x` in Float for the softmax (x ≤ 0 there), within about one ulp of `expf`, as a formula
+/// `e^x` in Float for the softmax (x ≤ 0 there), within about one ulp of `expf`, in a form
 /// the compiler vectorises (a call to `expf` per weight is scalar and was the softmax's main
-/// cost). Cephes `expf`: x = n·ln2 + r with |r| ≤ ln2/2 (Cody–Waite split of ln2), a degree-6
-/// polynomial for e^r, and 2^n assembled in the exponent bits. Inputs below −87 (including
-/// −∞ for masked keys) give 0; NaN stays NaN.
+/// cost). Inputs below −87 (including −∞ for masked keys) give 0; NaN stays NaN.
 @inlinable @inline(__always)
 func softmaxExp(_ x: Float) -> Float {
     let xc: Float = x < -87 ? -87 : (x > 88 ? 88 : x)
-    // Adding 1.5·2²³ rounds x·log2(e) to an integer n held in the low mantissa bits of t.
-    let t = xc * 1.442_695_04 + 12_582_912
-    let n = t - 12_582_912
-    let r = (xc - n * 0.693_359_375) - n * -2.121_944_4e-4
-    var p: Float = 1.987_569_15e-4
-    p = p * r + 1.398_199_95e-3
-    p = p * r + 8.333_451_9e-3
-    p = p * r + 4.166_579_59e-2
-    p = p * r + 1.666_666_55e-1
-    p = p * r + 5.000_000_12e-1
-    p = p * r * r + r + 1
-    // n = bits(t) − bits(1.5·2²³) ∈ [−126, 127], so n + 127 is a valid biased exponent.
-    let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) << 23)
-    return x < -87 ? 0 : p * scale
+    return x < -87 ? 0 : cephesExp(clamped: xc)
 }
 
 /// `max_{j < n} term(j)` (−∞ for n = 0) with eight interleaved partial maxima, which

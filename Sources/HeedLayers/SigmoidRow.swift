@@ -27,23 +27,32 @@ public func sigmoidRow<T: Real>(_ out: UnsafeMutablePointer<T>, _ x: UnsafePoint
 /// The Float fast path of `sigmoidRow`; arguments are clamped so e^−x stays finite and normal.
 @inlinable
 func fastSigmoidFloat(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    let magic: Float = 12_582_912
-    let magicBits = magic.bitPattern
     for i in 0..<count {
         var v = -x[i]
         v = v < -87 ? -87 : v
         v = v > 88 ? 88 : v
-        let shifted = v * 1.442_695_04 + magic
-        let k = shifted - magic
-        let r = v - k * 0.693_359_375 + k * 2.121_944_4e-4
-        var p: Float = 1.987_569_15e-4
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        let twoK = Float(bitPattern: (shifted.bitPattern &- magicBits &+ 127) &<< 23)
-        let e = (p * r * r + r + 1) * twoK
-        out[i] = 1 / (1 + e)
+        out[i] = 1 / (1 + cephesExp(clamped: v))
     }
+}
+
+/// `e^x` for Float x already clamped to [−87, 88], within about one ulp of `expf`, as
+/// straight-line arithmetic that vectorises (Cephes `expf`): x = n·ln2 + r with
+/// |r| ≤ ln2/2 (Cody–Waite split of ln2), a degree-6 polynomial for e^r, and 2^n
+/// assembled in the exponent bits.
+@inlinable @inline(__always)
+func cephesExp(clamped x: Float) -> Float {
+    // Adding 1.5·2²³ rounds x·log2(e) to an integer n held in the low mantissa bits of t.
+    let magic: Float = 12_582_912
+    let t = x * 1.442_695_04 + magic
+    let n = t - magic
+    let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
+    var p: Float = 1.987_569_15e-4
+    p = p * r + 1.398_199_950_7e-3
+    p = p * r + 8.333_451_907_3e-3
+    p = p * r + 4.166_579_589_4e-2
+    p = p * r + 1.666_666_545_9e-1
+    p = p * r + 5.000_000_120_1e-1
+    // n = bits(t) − bits(1.5·2²³) ∈ [−126, 127], so n + 127 is a valid biased exponent.
+    let scale = Float(bitPattern: (t.bitPattern &- magic.bitPattern &+ 127) &<< 23)
+    return (p * r * r + r + 1) * scale
 }
