@@ -57,18 +57,7 @@ public struct SavedModel: Codable, Equatable, Sendable {
     public func write(to directory: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let path = directory + "/" + Self.manifestName
-        let temporary = path + ".tmp-\(getpid())"
-        let file = try PosixFile(creating: temporary)
-        do {
-            try file.write(Array(try encoder.encode(self)) + [10], at: 0)
-            try file.syncAndClose()
-            try FileOps.rename(temporary, path)
-        } catch {
-            FileOps.removeTree(temporary)
-            throw error
-        }
-        try FileOps.syncDirectory(directory)
+        try FileOps.writeAtomically(Array(try encoder.encode(self)) + [10], to: directory + "/" + Self.manifestName)
     }
 
     /// Reads the manifest of `directory` and checks that every file it lists is there

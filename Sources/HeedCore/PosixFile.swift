@@ -92,6 +92,23 @@ package enum FileOps {
         }
     }
 
+    /// Writes `bytes` to `path` so that a reader sees either the old file or the whole new
+    /// one: a temporary name beside it, fsync, rename, directory fsync. Nothing is left
+    /// behind on failure.
+    package static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        do {
+            let file = try PosixFile(creating: temporary)
+            try file.write(bytes, at: 0)
+            try file.syncAndClose()
+            try rename(temporary, path)
+        } catch {
+            removeTree(temporary)
+            throw error
+        }
+        try syncDirectory(dirname(of: path))
+    }
+
     /// Flushes a directory's entries (a rename into it) to stable storage.
     package static func syncDirectory(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -113,9 +113,7 @@ public enum WorkerRole {
                                         test: try await loop.evaluate(BatchPlan(shards: test, batchSize: 1024)))
             log("worker 0: test \(result.test.summary)")
             if let path = options.metricsOut {
-                let data = try JSONEncoder().encode(result)
-                try data.write(to: URL(fileURLWithPath: path + ".tmp"))
-                _ = rename(path + ".tmp", path)
+                try FileOps.writeAtomically(Array(try JSONEncoder().encode(result)), to: path)
             }
             report = result
         }

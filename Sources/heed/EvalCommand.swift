@@ -61,16 +61,7 @@ enum SavedModelEvaluation {
     }
 }
 
-/// Writes `value` as JSON to `path` through a temporary name, so a reader never sees a partial file.
+/// Writes `value` as JSON to `path` atomically, so a reader never sees a partial file.
 func writeJSONAtomically<T: Encodable>(_ value: T, to path: String) throws {
-    let temporary = path + ".tmp-\(getpid())"
-    do {
-        try JSONEncoder().encode(value).write(to: URL(fileURLWithPath: temporary))
-    } catch {
-        throw HeedError(.io, "cannot write \(path)", cause: error)
-    }
-    guard rename(temporary, path) == 0 else {
-        unlink(temporary)
-        throw HeedError(.io, "cannot write \(path) (\(String(cString: strerror(errno))))")
-    }
+    try FileOps.writeAtomically(Array(try JSONEncoder().encode(value)), to: path)
 }
