@@ -50,6 +50,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var activation = "dice"
     /// Standard deviation of the key-seeded row initialiser.
     public var initScale = 0.01
+    /// λ of DIN's mini-batch aware regularisation (§4.3): L2 on the embedding rows each
+    /// batch uses, scaled by 1 / the feature's count in the training samples; 0 = off.
+    public var miniBatchL2 = 0.0
     public init() {}
 }
 
@@ -137,6 +140,7 @@ extension RunConfig {
         model.attentionHidden = try reader.intArray("model.attention_hidden") ?? model.attentionHidden
         model.activation = try reader.string("model.activation") ?? model.activation
         model.initScale = try reader.double("model.init_scale") ?? model.initScale
+        model.miniBatchL2 = try reader.double("model.mini_batch_l2") ?? model.miniBatchL2
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -173,6 +177,7 @@ extension RunConfig {
         try check(data.batchSize >= 1, "data.batch_size must be >= 1")
         try check(data.epochs >= 1, "data.epochs must be >= 1")
         try check(model.embeddingDim >= 1, "model.embedding_dim must be >= 1")
+        try check(model.miniBatchL2 >= 0 && model.miniBatchL2.isFinite, "model.mini_batch_l2 must be a finite number >= 0")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
     }
 }

@@ -20,6 +20,8 @@ public final class Trainer: @unchecked Sendable {
     /// Push every table and the dense vector every step even when empty (synchronous mode,
     /// where servers count one push per worker per step).
     public let pushEveryTable: Bool
+    /// DIN's mini-batch aware L2 on the rows each batch uses; nil = none.
+    public var regularizer: MiniBatchRegularizer?
 
     public init(model: any RecommenderModel, params: any ParameterAccess, pushEveryTable: Bool) {
         self.model = model
@@ -50,11 +52,13 @@ public final class Trainer: @unchecked Sendable {
     public func step(_ fetched: Fetched, clock: Int) async throws -> StepOutput {
         model.loadDenseParameters(fetched.dense)
         let out = model.trainStep(fetched.batch, rows: fetched.rows)
+        var rowGradients = out.rowGradients
+        regularizer?.addGradients(rows: fetched.rows, to: &rowGradients)
         let params = params
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in tableDims.keys.sorted() {
                 let keys = fetched.rows.tables[t]?.keys ?? []
-                let grads = out.rowGradients[t] ?? []
+                let grads = rowGradients[t] ?? []
                 guard !keys.isEmpty || pushEveryTable else { continue }
                 group.addTask { try await params.pushRowGradients(table: t, keys: keys, gradients: grads, clock: clock) }
             }

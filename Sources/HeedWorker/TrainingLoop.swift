@@ -22,14 +22,19 @@ public final class TrainingLoop: @unchecked Sendable {
         public var seed: UInt64
         /// Seconds between progress lines (0 = none).
         public var progressInterval: Double
+        /// λ of DIN's mini-batch aware regularisation of embedding rows (0 = off); the
+        /// loop counts its samples' features once before the first epoch.
+        public var miniBatchL2: Double
 
-        public init(epochs: Int, maxSteps: Int = 0, stepsPerEpoch: Int = 0, pipelined: Bool, seed: UInt64, progressInterval: Double = 5) {
+        public init(epochs: Int, maxSteps: Int = 0, stepsPerEpoch: Int = 0, pipelined: Bool, seed: UInt64, progressInterval: Double = 5,
+                    miniBatchL2: Double = 0) {
             self.epochs = epochs
             self.maxSteps = maxSteps
             self.stepsPerEpoch = stepsPerEpoch
             self.pipelined = pipelined
             self.seed = seed
             self.progressInterval = progressInterval
+            self.miniBatchL2 = miniBatchL2
         }
     }
 
@@ -82,6 +87,11 @@ public final class TrainingLoop: @unchecked Sendable {
     /// Runs all epochs; returns the mean training loss of the last epoch.
     @discardableResult
     public func run() async throws -> Double {
+        if settings.miniBatchL2 > 0 && trainer.regularizer == nil {
+            trainer.regularizer = .counting(lambda: Float(settings.miniBatchL2), plan: plan,
+                                            tables: Set(trainer.tableDims.keys), makeBatch: makeBatch)
+            hooks.progress("regularising \(trainer.regularizer!.counts.count) features (mini-batch aware L2, λ \(settings.miniBatchL2))")
+        }
         let start = Date()
         var lastReport = start
         var clock = 0

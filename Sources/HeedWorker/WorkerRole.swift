@@ -69,7 +69,8 @@ public enum WorkerRole {
         let loop = TrainingLoop(
             trainer: trainer, plan: BatchPlan(shards: mine, batchSize: config.data.batchSize),
             settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps,
-                            stepsPerEpoch: config.layout.stepsPerEpoch, pipelined: mode == .async, seed: config.seed &+ UInt64(rank)),
+                            stepsPerEpoch: config.layout.stepsPerEpoch, pipelined: mode == .async, seed: config.seed &+ UInt64(rank),
+                            miniBatchL2: config.model.miniBatchL2),
             hooks: hooks, makeBatch: makeBatch)
         // The work runs in its own task so that a stop from the coordinator, or losing the
         // coordinator, cancels whatever it waits on (a barrier, a pull) at once.

@@ -20,6 +20,7 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "Learning rate of both optimizers.") var lr: Double?
     @Option(name: .long, help: "Transport for the local cluster: ipc or tcp.") var transport: String?
     @Option(name: .long, help: "Seed.") var seed: UInt64?
+    @Option(name: .long, help: "λ of DIN's mini-batch aware L2 on embedding rows (0 = off).") var miniBatchL2: Double?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
 
     /// The config file (if any) with the flags applied, validated.
@@ -46,6 +47,7 @@ struct RunOptions: ParsableArguments {
         if let v = lr { c.sparseOptimizer.learningRate = v; c.denseOptimizer.learningRate = v }
         if let v = transport { c.cluster.transport = v }
         if let v = seed { c.seed = v }
+        if let v = miniBatchL2 { c.model.miniBatchL2 = v }
         if let v = saveModel {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v

@@ -17,6 +17,12 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var runOptions: RunOptions
     @Flag(help: "Train in this process without servers or transport (the reference run).") var inProcess = false
     @Option(help: "Write the final test metrics (JSON) here.") var metricsOut: String?
+    @Flag(help: "With --in-process: also evaluate the valid and test splits after every epoch and log them (pick the epoch count on valid).")
+    var evalEachEpoch = false
+
+    func validate() throws {
+        if evalEachEpoch && !inProcess { throw ValidationError("--eval-each-epoch needs --in-process") }
+    }
 
     func run() throws {
         let config = try runOptions.resolve()
@@ -49,7 +55,8 @@ struct TrainCommand: ParsableCommand {
         let result = LockedBox<TrainingReport?>(nil)
         let signals = SignalWatcher()
         try runRole("train") {
-            result.set(try await InProcessRun.train(config, interrupted: { signals.isInterrupted }, log: logLine))
+            result.set(try await InProcessRun.train(config, interrupted: { signals.isInterrupted }, log: logLine,
+                                                    evalEachEpoch: evalEachEpoch))
         }
         guard let report = result.get() else { throw ExitCode(1) }
         return report
@@ -59,7 +66,7 @@ struct TrainCommand: ParsableCommand {
 /// Training in one process: one shard owning everything, one worker loop, no transport.
 enum InProcessRun {
     static func train(_ config: RunConfig, interrupted: @escaping @Sendable () -> Bool,
-                      log: @escaping @Sendable (String) -> Void,
+                      log: @escaping @Sendable (String) -> Void, evalEachEpoch: Bool = false,
                       onShard: (ParameterShard) -> Void = { _ in }) async throws -> TrainingReport {
         var config = config
         config.cluster.servers = 1
@@ -73,9 +80,25 @@ enum InProcessRun {
         var hooks = TrainingLoop.Hooks()
         hooks.progress = { log("train: \($0)") }
         hooks.shouldStop = interrupted
+        let testShards = try manifest.open(.test, directory: config.data.path)
+        // The hook runs inside the loop, so it reaches the loop through a box set below.
+        let loopBox = LockedBox<TrainingLoop?>(nil)
+        if evalEachEpoch {
+            // Pick the epoch count on the validation split, then read test at that epoch.
+            let validShards = try manifest.open(.valid, directory: config.data.path)
+            hooks.afterEpoch = { epoch in
+                guard let loop = loopBox.get() else { return }
+                let valid = try await loop.evaluate(BatchPlan(shards: validShards, batchSize: 1024))
+                let test = try await loop.evaluate(BatchPlan(shards: testShards, batchSize: 1024))
+                log("train: epoch \(epoch + 1) valid \(valid.summary)")
+                log("train: epoch \(epoch + 1) test \(test.summary)")
+            }
+        }
         let loop = TrainingLoop(trainer: trainer, plan: BatchPlan(shards: try manifest.open(.train, directory: config.data.path), batchSize: config.data.batchSize),
-                                settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps, pipelined: false, seed: config.seed),
+                                settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps, pipelined: false, seed: config.seed,
+                                                miniBatchL2: config.model.miniBatchL2),
                                 hooks: hooks, makeBatch: makeBatch)
+        loopBox.set(loop)
         let trainLoss = try await loop.run()
         if interrupted() { throw HeedError(.cancelled, "interrupted") }
         let directory = config.output.modelDirectory
@@ -87,6 +110,6 @@ enum InProcessRun {
             log("train: saved the model (\(written.rows) rows) to \(directory)")
         }
         return TrainingReport(model: config.model.name, progress: loop.progress, trainLoss: trainLoss,
-                              test: try await loop.evaluate(BatchPlan(shards: try manifest.open(.test, directory: config.data.path), batchSize: 1024)))
+                              test: try await loop.evaluate(BatchPlan(shards: testShards, batchSize: 1024)))
     }
 }

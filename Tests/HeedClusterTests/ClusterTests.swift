@@ -29,6 +29,29 @@ func snapshot(_ shards: [ParameterShard], plan: ShardingPlan) throws -> [UInt8: 
     @Test(arguments: [("lr", 1), ("din", 1), ("din", 2), ("base", 2)])
     func syncModeWithOneWorkerEqualsInProcessBitwise(model: String, servers: Int) async throws {
         let config = ClusterHarness.config(data: beauty, model: model, servers: servers, workers: 1, mode: .sync, steps: 60)
+        _ = try await expectClusterEqualsInProcess(config)
+    }
+
+    /// DIN's mini-batch aware regularisation is applied by the worker before its pushes, so
+    /// a sync 1-worker cluster with it still equals the in-process run bitwise; and it
+    /// changes the parameters (the test would pass vacuously if neither side applied it).
+    @Test func miniBatchRegularisedSyncRunEqualsInProcessBitwise() async throws {
+        var config = ClusterHarness.config(data: beauty, model: "din", servers: 2, workers: 1, mode: .sync, steps: 40)
+        config.model.miniBatchL2 = 5
+        let regularised = try await expectClusterEqualsInProcess(config)
+        config.model.miniBatchL2 = 0
+        let (plain, _) = try await ClusterHarness.runInProcess(config)
+        #expect(regularised.pullDense() != plain.pullDense())
+        let plan = ShardingPlan(serverCount: 1, slotCount: config.cluster.slots)
+        let a = try snapshot([regularised], plan: plan), b = try snapshot([plain], plan: plan)
+        let differing = a.flatMap { t, rows in rows.filter { b[t]?[$0.key]?.1 != $0.value.1 } }.count
+        #expect(differing > 100, "only \(differing) rows changed with the regulariser on")
+    }
+
+    /// Runs `config` in-process and as a cluster and expects equal dense weights, rows and
+    /// test AUC; returns the in-process shard.
+    private func expectClusterEqualsInProcess(_ config: RunConfig) async throws -> ParameterShard {
+        let servers = config.cluster.servers
         let (reference, referenceEval) = try await ClusterHarness.runInProcess(config)
         let cluster = try await ClusterHarness.runCluster(config)
         #expect(cluster.outcome == .completed)
@@ -48,6 +71,7 @@ func snapshot(_ shards: [ParameterShard], plan: ShardingPlan) throws -> [UInt8: 
         }
         #expect(compared > 1000)
         #expect(cluster.evaluation?.auc == referenceEval.auc)
+        return reference
     }
 
     /// Key routing: each key lives on exactly the server the plan names, and the union

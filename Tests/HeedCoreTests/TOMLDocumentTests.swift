@@ -73,5 +73,12 @@ import Testing
             #expect(e.message.contains("x.toml:2"))
         }
         #expect(throws: HeedError.self) { try RunConfig(toml: TOMLDocument(text: "[cluster]\nservers = 0", source: "x.toml")) }
+        #expect(throws: HeedError.self) { try RunConfig(toml: TOMLDocument(text: "[model]\nmini_batch_l2 = -1", source: "x.toml")) }
+    }
+
+    @Test func miniBatchRegularisationIsReadFromTheModelTable() throws {
+        #expect(RunConfig().model.miniBatchL2 == 0)
+        let c = try RunConfig(toml: TOMLDocument(text: "[model]\nmini_batch_l2 = 5", source: "x.toml"))
+        #expect(c.model.miniBatchL2 == 5)
     }
 }
