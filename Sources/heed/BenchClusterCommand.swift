@@ -69,13 +69,15 @@ struct BenchClusterCommand: ParsableCommand {
     /// Pulls and pushes through a real `ParameterServer` against raw nng at the same sizes.
     private static func serverSection(keys: [Int], inFlight: Int, seconds: Double, directory dir: String) async throws {
         print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes")
-        print("op     keys   raw MB/s   server MB/s   rows/s       ratio")
+        print("op     keys   raw MB/s   server MB/s   rows/s       ratio   table µs/msg   bound")
         for (i, k) in keys.enumerated() {
             for op in [ServerGoodput.Operation.pull, .push] {
                 let r = try await ServerGoodput.measure(op, keys: k, dim: 64, inFlight: inFlight, seconds: seconds, directory: dir, tag: "\(i)")
-                print(String(format: "%-6@ %-6d %10.0f %13.0f %12.0f %7.2f", op.rawValue, k, r.rawBytesPerSecond / 1e6, r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio))
+                print(String(format: "%-6@ %-6d %10.0f %13.0f %12.0f %7.2f %14.0f %7.2f", op.rawValue, k, r.rawBytesPerSecond / 1e6,
+                             r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio, r.tableSecondsPerMessage * 1e6, r.tableBound))
             }
         }
+        print("bound: the ratio left if the server added only the table's own time (run alone, one thread) to raw nng's CPU per message")
     }
 
     /// Samples/s of 1 server + 1 worker (separate processes over ipc) vs the in-process run.
@@ -127,7 +129,17 @@ enum ServerGoodput {
         var rowsPerSecond: Double
         var valueBytesPerSecond: Double
         var rawBytesPerSecond: Double
+        /// Raw nng messages per second.
+        var rawMessagesPerSecond: Double
+        /// The table's own time per message (pull or Adam push), on one thread, no transport.
+        var tableSecondsPerMessage = 0.0
         var ratio: Double { valueBytesPerSecond / rawBytesPerSecond }
+        /// The ratio if the server cost raw nng's CPU plus the table's and nothing else, with
+        /// raw nng keeping every core busy: raw core-seconds per message ÷ (those + table's).
+        var tableBound: Double {
+            let rawCore = Double(ProcessInfo.processInfo.activeProcessorCount) / rawMessagesPerSecond
+            return rawCore / (rawCore + tableSecondsPerMessage)
+        }
     }
 
     /// `rounds` pairs of raw nng and the server, back to back so load from other
@@ -155,9 +167,32 @@ enum ServerGoodput {
                 inFlight: inFlight, duration: .seconds(seconds))
             let rows = try await rowsPerSecond(op, client: client, sets: sets, grads: grads, dim: dim, inFlight: inFlight, seconds: seconds)
             results.append(Result(rowsPerSecond: rows, valueBytesPerSecond: rows * Double(dim * 4),
-                                  rawBytesPerSecond: raw.messagesPerSecond * Double(sizes.reply)))
+                                  rawBytesPerSecond: raw.messagesPerSecond * Double(sizes.reply), rawMessagesPerSecond: raw.messagesPerSecond))
         }
-        return results.sorted { $0.ratio < $1.ratio }[results.count / 2]
+        var median = results.sorted { $0.ratio < $1.ratio }[results.count / 2]
+        median.tableSecondsPerMessage = try tableSecondsPerMessage(op, shard: shard, sets: sets, grads: grads, dim: dim)
+        return median
+    }
+
+    /// The table's time per request for the same key sets, called directly on this thread
+    /// (pulls into a reused buffer, as the server writes into the reply).
+    private static func tableSecondsPerMessage(_ op: Operation, shard: ParameterShard, sets: [[UInt64]], grads: [Float], dim: Int) throws -> Double {
+        var out = [Float](repeating: 0, count: sets[0].count * dim)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var n = 0
+        while n < 2 * sets.count || start.duration(to: clock.now) < .milliseconds(300) {
+            let set = sets[n % sets.count]
+            switch op {
+            case .pull:
+                try set.withUnsafeBufferPointer { k in try out.withUnsafeMutableBufferPointer { try shard.pullRows(table: 1, keys: k, into: $0) } }
+            case .push:
+                try shard.pushRows(table: 1, keys: set, grads: grads, clock: 0)
+            }
+            n += 1
+        }
+        let elapsed = start.duration(to: clock.now)
+        return (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18) / Double(n)
     }
 
     /// Rows/s of `inFlight` request loops over `seconds`, after a 300 ms warm-up (as the
