@@ -1,4 +1,5 @@
 import CNNG
+import Dispatch
 import HeedCore
 
 /// A request/reply client to one peer over an nng REQ socket.
@@ -58,18 +59,65 @@ public final class NNGClient: RequestClient, @unchecked Sendable {
     }
 
     public func send(_ envelope: Envelope, timeout: Duration) async throws -> Envelope {
-        let label = RequestLabel(kind: envelope.message.kind.description, requestID: envelope.requestID, peer: peerAddress)
-        let size = codec.encodedSize(envelope)
-        let slot = try await pool.acquire(for: label.description)
-        defer { pool.release(slot) }
-        let request = try NNGMessage.encoding(envelope, with: codec, size: size, for: label.description)
-        let reply = try await slot.exchange(request, deadline: .now + timeout, timeout: timeout, label: label)
+        let reply = try await exchange(envelope, timeout: timeout)
         defer { reply.free() }
         do {
             return try codec.decode(reply.body)
         } catch let e as HeedError {
-            throw HeedError(e.code, "reply to \(label): \(e.message)")
+            throw HeedError(e.code, "reply to \(label(envelope)): \(e.message)")
         }
+    }
+
+    /// Reads the rows straight from the reply message: the values are bound in place
+    /// (the body is 4-aligned), so the only copy is whatever `body` makes.
+    public func withPulledRows<R>(_ pull: PullRows, timeout: Duration, _ body: (PulledRows) throws -> R) async throws -> R {
+        let envelope = Envelope(senderID: senderID, requestID: makeRequestID(), message: .pullRows(pull))
+        let reply = try await retrying(retryPolicy) { try await exchange(envelope, timeout: timeout) }
+        defer { reply.free() }
+        let header: WireHeader
+        var rows: (tableID: UInt32, dim: UInt32, rows: Int, values: UnsafeRawBufferPointer)?
+        let payload: UnsafeRawBufferPointer
+        do {
+            (header, payload) = try codec.open(reply.body)
+            if header.kind == .rowsReply {
+                var r = WireReader(payload, what: MessageKind.rowsReply.description)
+                rows = try Message.readRowsReplyFields(&r)
+                try r.expectEnd()
+            }
+        } catch let e as HeedError {
+            throw HeedError(e.code, "reply to \(label(envelope)): \(e.message)")
+        }
+        try checkIDs(of: header.senderID, header.requestID, answering: envelope)
+        switch header.kind {
+        case .rowsReply:
+            // Safe to unwrap: set above for every rowsReply.
+            let f = rows!
+            try check(rows: f.rows, of: f.tableID, answering: pull)
+            return try WireReader.withFloats(f.values) { values in
+                Result { try body(PulledRows(tableID: f.tableID, dim: Int(f.dim), values: values)) }
+            }.get()
+        case .error:
+            let decoded = try WireCodec.decodePayload(header, payload)
+            guard case .error(let e) = decoded.message else { throw HeedError(.internalError, "error reply decoded as \(decoded.message.kind)") }
+            throw refusal(e, of: envelope)
+        default:
+            throw HeedError(.protocolViolation, "\(peerAddress) answered a pullRows request with \(header.kind)")
+        }
+    }
+
+    /// One attempt: encodes `envelope`, sends it on a free slot and returns the reply
+    /// message (the caller frees it).
+    private func exchange(_ envelope: Envelope, timeout: Duration) async throws -> NNGMessage {
+        let label = label(envelope)
+        let size = codec.encodedSize(envelope)
+        let slot = try await pool.acquire(for: label.description)
+        defer { pool.release(slot) }
+        let request = try NNGMessage.encoding(envelope, with: codec, size: size, for: label.description)
+        return try await slot.exchange(request, deadline: .now + timeout, timeout: timeout, label: label)
+    }
+
+    private func label(_ envelope: Envelope) -> RequestLabel {
+        RequestLabel(kind: envelope.message.kind.description, requestID: envelope.requestID, peer: peerAddress)
     }
 
     /// Sends raw bytes and returns the raw reply, bypassing the codec (tests send
@@ -88,11 +136,22 @@ public final class NNGClient: RequestClient, @unchecked Sendable {
         return Array(reply.body)
     }
 
+    /// Tasks that prefer this executor continue on the nng thread that completed their
+    /// request (see `NNGCompletionExecutor`).
+    @available(macOS 15.0, *)
+    public var completionExecutor: (any TaskExecutor)? { NNGCompletionExecutor.shared }
+
     public func close() {
         guard closed.withLock({ c in defer { c = true }; return !c }) else { return }
         pool.close(reason: "client for \(peerAddress) closed")
-        for slot in slots { slot.stop() }
-        NNG.close(socket)
+        let slots = slots, socketID = socket.id
+        let finish: @Sendable () -> Void = {
+            for slot in slots { slot.stop() }
+            NNG.close(nng_socket(id: socketID))
+        }
+        // On an nng callback thread (a task continuing there via NNGCompletionExecutor),
+        // nng_aio_stop would wait for the very callback it runs in: stop from elsewhere.
+        if CallbackThread.isActive { DispatchQueue.global().async(execute: finish) } else { finish() }
     }
 }
 
@@ -200,7 +259,7 @@ final class NNGClientSlot: @unchecked Sendable {
             s.phase = .idle
             s.continuation = nil
         }
-        if let (c, result) = finished { c.resume(with: result) }
+        if let (c, result) = finished { CallbackThread.resumeCapturing { c.resume(with: result) } }
     }
 
     private func failure(_ rc: Int32, _ s: State) -> HeedError {

@@ -54,6 +54,26 @@ public protocol RequestClient: AnyObject, Sendable {
     func send(_ envelope: Envelope, timeout: Duration) async throws -> Envelope
     /// Stops the client; requests in flight fail with `.cancelled`.
     func close()
+    /// An executor for tasks that mostly issue requests through this client and read
+    /// the replies: with it as their preference they continue where the reply arrived,
+    /// saving a thread hand-off per request. Nil (the default) means no such executor.
+    @available(macOS 15.0, *)
+    var completionExecutor: (any TaskExecutor)? { get }
+    /// Reads rows like `pullRows(_:timeout:)` (same retries and checks) but hands `body`
+    /// the values in place, valid only during the call, instead of copying them into an
+    /// array: callers that scatter rows into their own buffer save a copy per reply.
+    func withPulledRows<R>(_ pull: PullRows, timeout: Duration, _ body: (PulledRows) throws -> R) async throws -> R
+}
+
+extension RequestClient {
+    @available(macOS 15.0, *)
+    public var completionExecutor: (any TaskExecutor)? { nil }
+
+    /// The copying fallback: `pullRows`, then `body` over the reply's array.
+    public func withPulledRows<R>(_ pull: PullRows, timeout: Duration, _ body: (PulledRows) throws -> R) async throws -> R {
+        let rows = try await pullRows(pull, timeout: timeout)
+        return try rows.values.withUnsafeBufferPointer { try body(PulledRows(tableID: rows.tableID, dim: Int(rows.dim), values: $0)) }
+    }
 }
 
 /// Receives requests and answers them through a `RequestHandler`.
@@ -182,36 +202,53 @@ extension RequestClient {
 
     /// Sends a prepared envelope (its request id reused on every attempt) and returns the reply message.
     public func request(_ envelope: Envelope, timeout: Duration, retry: RetryPolicy) async throws -> Message {
-        var attempt = 1
+        let reply = try await retrying(retry) { try await send(envelope, timeout: timeout) }
+        try checkIDs(of: reply.senderID, reply.requestID, answering: envelope)
+        if case .error(let e) = reply.message { throw refusal(e, of: envelope) }
+        return reply.message
+    }
+
+    /// Runs `attempt` until it succeeds, fails with an error `retry` does not retry, or
+    /// runs out of attempts, pausing with doubling backoff in between.
+    func retrying<T>(_ retry: RetryPolicy, _ attempt: () async throws -> T) async throws -> T {
+        var tries = 1
         var pause = retry.backoff
         while true {
-            let reply: Envelope
             do {
-                reply = try await send(envelope, timeout: timeout)
-            } catch let error as HeedError where attempt < retry.attempts && retry.isRetryable(error) {
-                attempt += 1
+                return try await attempt()
+            } catch let error as HeedError where tries < retry.attempts && retry.isRetryable(error) {
+                tries += 1
                 try await Task.sleep(for: pause)
                 pause = min(pause * 2, retry.maxBackoff)
-                continue
             }
-            guard reply.senderID == envelope.senderID, reply.requestID == envelope.requestID else {
-                throw HeedError(.protocolViolation, "\(peerAddress) answered request \(envelope.requestID) with ids \(reply.senderID)/\(reply.requestID)")
-            }
-            if case .error(let e) = reply.message {
-                throw HeedError(e.code, "\(peerAddress) refused \(envelope.message.kind) request \(envelope.requestID): \(e.message)")
-            }
-            return reply.message
         }
+    }
+
+    /// Throws unless a reply's ids echo `envelope`'s.
+    func checkIDs(of senderID: UInt64, _ requestID: UInt64, answering envelope: Envelope) throws {
+        guard senderID == envelope.senderID, requestID == envelope.requestID else {
+            throw HeedError(.protocolViolation, "\(peerAddress) answered request \(envelope.requestID) with ids \(senderID)/\(requestID)")
+        }
+    }
+
+    /// The error an `.error` reply to `envelope` is thrown as.
+    func refusal(_ e: ErrorReply, of envelope: Envelope) -> HeedError {
+        HeedError(e.code, "\(peerAddress) refused \(envelope.message.kind) request \(envelope.requestID): \(e.message)")
     }
 
     /// Reads rows; the reply has exactly `pull.keys.count` rows.
     public func pullRows(_ pull: PullRows, timeout: Duration) async throws -> RowsReply {
         let reply = try await request(.pullRows(pull), timeout: timeout)
         guard case .rowsReply(let rows) = reply else { throw unexpected(reply, for: .pullRows) }
-        guard rows.tableID == pull.tableID, rows.rowCount == pull.keys.count else {
-            throw HeedError(.protocolViolation, "\(peerAddress) returned \(rows.rowCount) rows of table \(rows.tableID) for \(pull.keys.count) keys of table \(pull.tableID)")
-        }
+        try check(rows: rows.rowCount, of: rows.tableID, answering: pull)
         return rows
+    }
+
+    /// Throws unless a rows reply has one row per key of `pull`'s table.
+    func check(rows: Int, of tableID: UInt32, answering pull: PullRows) throws {
+        guard tableID == pull.tableID, rows == pull.keys.count else {
+            throw HeedError(.protocolViolation, "\(peerAddress) returned \(rows) rows of table \(tableID) for \(pull.keys.count) keys of table \(pull.tableID)")
+        }
     }
 
     /// Pushes row gradients; returns the server's acknowledgement.
@@ -272,7 +309,7 @@ extension RequestClient {
         return ack
     }
 
-    private func unexpected(_ reply: Message, for kind: MessageKind) -> HeedError {
+    func unexpected(_ reply: Message, for kind: MessageKind) -> HeedError {
         HeedError(.protocolViolation, "\(peerAddress) answered a \(kind) request with \(reply.kind)")
     }
 }

@@ -73,16 +73,34 @@ public enum TransportBenchmark {
     }
 
     /// Pulls of `keysPerRequest` keys answered with (keys × dim) Float32 rows through
-    /// `NNGClient`/`NNGServer`, `inFlight` requests at a time.
+    /// `NNGClient`/`NNGServer`, `inFlight` requests at a time. With `inlineCompletions`
+    /// the request loops prefer `NNGCompletionExecutor` (as the worker's fetch tasks do);
+    /// false measures the plain cooperative-pool hand-off.
     public static func pullRowsGoodput(address: String, keysPerRequest: Int, dim: Int, inFlight: Int, duration: Duration,
-                                       warmup: Duration = .milliseconds(300), secret: [UInt8]? = nil) async throws -> GoodputSample {
+                                       warmup: Duration = .milliseconds(300), secret: [UInt8]? = nil,
+                                       inlineCompletions: Bool = true) async throws -> GoodputSample {
         let pull = pullRequest(keys: keysPerRequest)
         // Distinct values so a decoding mistake would show in the spot check below.
         let values = (0..<keysPerRequest * dim).map { Float($0 % 1000) * 0.001 }
         let reply = RowsReply(tableID: pull.tableID, dim: UInt32(dim), values: values)
         let size = sizes(keys: keysPerRequest, dim: dim, authenticated: secret != nil)
         let limit = max(size.request, size.reply) + 4096
-        let server = try NNGServer(address: address, options: ServerOptions(concurrency: inFlight, maxMessageSize: limit, secret: secret)) { request in
+        var options = ServerOptions(concurrency: inFlight, maxMessageSize: limit, secret: secret)
+        // Pulls are served as a ParameterServer serves them: validated in place, the rows
+        // written straight into the reply (here copied from `values`, as a table copies its rows).
+        options.rowHandlers = RowRequestHandlers(
+            pull: { _ in
+                (dim, { keys, out in
+                    values.withUnsafeBufferPointer { src in
+                        let n = min(src.count, out.count)
+                        // Safe: n elements fit in both buffers.
+                        out.baseAddress!.update(from: src.baseAddress!, count: n)
+                        out.baseAddress!.advanced(by: n).update(repeating: 0, count: out.count - n)
+                    }
+                })
+            },
+            push: { _, _, _, _ in throw HeedError(.unsupported, "benchmark server serves pulls only") })
+        let server = try NNGServer(address: address, options: options) { request in
             guard case .pullRows(let p) = request.message, p.keys.count == keysPerRequest else {
                 throw HeedError(.invalidInput, "benchmark server expects pulls of \(keysPerRequest) keys")
             }
@@ -95,22 +113,29 @@ public enum TransportBenchmark {
         let completed = Locked(0)
         let failure = Locked<(any Error)?>(nil)
         let running = Locked(true)
+        let loop: @Sendable () async -> Void = {
+            while running.withLock({ $0 }) {
+                do {
+                    // Read in place, as a worker scattering rows into its batch does.
+                    let intact = try await client.withPulledRows(pull, timeout: .seconds(30)) { rows in
+                        rows.values.count == values.count && rows.values.last == values.last
+                    }
+                    guard intact else { throw HeedError(.corrupt, "benchmark reply rows differ from what the server sent") }
+                    completed.withLock { $0 += 1 }
+                } catch {
+                    failure.withLock { if $0 == nil { $0 = error } }
+                    running.withLock { $0 = false }
+                }
+            }
+        }
         let workers = Task {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<inFlight {
-                    group.addTask {
-                        while running.withLock({ $0 }) {
-                            do {
-                                let rows = try await client.pullRows(pull, timeout: .seconds(30))
-                                guard rows.values.count == values.count, rows.values.last == values.last else {
-                                    throw HeedError(.corrupt, "benchmark reply rows differ from what the server sent")
-                                }
-                                completed.withLock { $0 += 1 }
-                            } catch {
-                                failure.withLock { if $0 == nil { $0 = error } }
-                                running.withLock { $0 = false }
-                            }
-                        }
+                    // As a worker's fetch tasks do: continue where the reply arrived.
+                    if #available(macOS 15.0, *), inlineCompletions {
+                        group.addTask(executorPreference: client.completionExecutor, operation: loop)
+                    } else {
+                        group.addTask(operation: loop)
                     }
                 }
             }

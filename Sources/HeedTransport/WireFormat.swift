@@ -293,6 +293,22 @@ public struct PushRows: Equatable, Sendable {
     }
 }
 
+/// A rowsReply read in place from the received message (no value array is built).
+///
+/// Valid only inside the closure it is passed to: `values` points into the transport's
+/// buffer (or a scratch copy) that is released when the closure returns.
+public struct PulledRows {
+    /// Table id echoed from the request.
+    public let tableID: UInt32
+    /// Row width (> 0).
+    public let dim: Int
+    /// (rowCount × dim), row-major, in the request's key order.
+    public let values: UnsafeBufferPointer<Float>
+
+    /// Number of rows.
+    public var rowCount: Int { values.count / dim }
+}
+
 /// A pullRows request read in place from the received message (no key array is built).
 ///
 /// Valid only inside the closure it is passed to: `keys` points into the transport's
@@ -883,12 +899,8 @@ extension Message {
             let f = try readPullRowsFields(&r)
             return .pullRows(PullRows(tableID: f.tableID, keys: WireReader.array(of: UInt64.self, f.keys)))
         case .rowsReply:
-            let table = try r.u32()
-            let dim = try readDim(&r)
-            let rows = Int(try r.u32())
-            guard try r.u32() == 0 else { throw r.malformed("reserved field is not zero") }
-            let values = try r.floats(rows: rows, dim: dim, "row values")
-            return .rowsReply(RowsReply(tableID: table, dim: dim, values: values))
+            let f = try readRowsReplyFields(&r)
+            return .rowsReply(RowsReply(tableID: f.tableID, dim: f.dim, values: WireReader.array(of: Float.self, f.values)))
         case .pushRows:
             let f = try readPushRowsFields(&r)
             return .pushRows(PushRows(tableID: f.tableID, dim: f.dim, keys: WireReader.array(of: UInt64.self, f.keys),
@@ -945,6 +957,16 @@ extension Message {
         let keys = try r.keyBlock(count: rows)
         let grads = try r.floatBlock(rows: rows, dim: dim, "row gradients")
         return (table, dim, keys, grads, options & 1 != 0 ? clock : nil)
+    }
+
+    /// rowsReply fields: `table id u32, dim u32 (> 0), row count u32, reserved u32 (0),
+    /// values f32 × (rows × dim)`; the value block is length-checked but left in place.
+    static func readRowsReplyFields(_ r: inout WireReader) throws -> (tableID: UInt32, dim: UInt32, rows: Int, values: UnsafeRawBufferPointer) {
+        let table = try r.u32()
+        let dim = try readDim(&r)
+        let rows = Int(try r.u32())
+        guard try r.u32() == 0 else { throw r.malformed("reserved field is not zero") }
+        return (table, dim, rows, try r.floatBlock(rows: rows, dim: dim, "row values"))
     }
 
     /// Payload bytes of a rowsReply with (rows × dim) values.
@@ -1097,9 +1119,10 @@ struct WireReader {
         HeedError(.protocolViolation, "malformed \(what) message at payload byte \(offset): \(detail)")
     }
 
-    private mutating func need(_ n: Int, _ field: String) throws {
+    // `field` is an autoclosure: formatting it for every field read cost more than the read.
+    private mutating func need(_ n: Int, _ field: @autoclosure () -> String) throws {
         guard n >= 0, n <= remaining else {
-            throw malformed("\(field) needs \(n) bytes, \(remaining) left")
+            throw malformed("\(field()) needs \(n) bytes, \(remaining) left")
         }
     }
 
@@ -1152,8 +1175,8 @@ struct WireReader {
     }
 
     /// The next `n` bytes, unparsed.
-    private mutating func raw(_ n: Int, _ field: String) throws -> UnsafeRawBufferPointer {
-        try need(n, field)
+    private mutating func raw(_ n: Int, _ field: @autoclosure () -> String) throws -> UnsafeRawBufferPointer {
+        try need(n, field())
         // Safe: need() checked the range.
         let slice = UnsafeRawBufferPointer(rebasing: buffer[offset ..< offset + n])
         offset += n

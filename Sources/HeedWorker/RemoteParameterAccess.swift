@@ -46,13 +46,27 @@ public final class RemoteParameterAccess: ParameterAccess, @unchecked Sendable {
     public func pullRows(table: UInt8, keys: [UInt64]) async throws -> [Float] {
         let dim = try dim(table)
         let parts = partition(keys)
+        if let only = parts.indices.first(where: { !parts[$0].isEmpty }), parts[only].count == keys.count {
+            // Every key on one server (always so with one server): the reply is already in
+            // the caller's order, so copy it once, straight from the message.
+            return try await servers[only].withPulledRows(PullRows(tableID: UInt32(table), keys: keys), timeout: timeout) { Array($0.values) }
+        }
         var out = [Float](repeating: 0, count: keys.count * dim)
         try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
             for (server, positions) in parts.enumerated() where !positions.isEmpty {
                 let request = PullRows(tableID: UInt32(table), keys: positions.map { keys[$0] })
                 let client = servers[server]
                 let timeout = timeout
-                group.addTask { (server, try await client.pullRows(request, timeout: timeout).values) }
+                let fetch: @Sendable () async throws -> (Int, [Float]) = {
+                    (server, try await client.withPulledRows(request, timeout: timeout) { Array($0.values) })
+                }
+                // The child only copies the reply out: let it do so on the thread the reply
+                // arrived on instead of waking a pool thread for it.
+                if #available(macOS 15.0, *) {
+                    group.addTask(executorPreference: client.completionExecutor, operation: fetch)
+                } else {
+                    group.addTask(operation: fetch)
+                }
             }
             for try await (server, values) in group {
                 for (j, position) in parts[server].enumerated() {
@@ -73,7 +87,12 @@ public final class RemoteParameterAccess: ParameterAccess, @unchecked Sendable {
                 let push = PushRows(tableID: UInt32(table), dim: UInt32(dim), keys: positions.map { keys[$0] }, grads: grads, workerClock: UInt64(clock))
                 let client = servers[server]
                 let timeout = timeout
-                group.addTask { _ = try await client.pushRows(push, timeout: timeout) }
+                let send: @Sendable () async throws -> Void = { _ = try await client.pushRows(push, timeout: timeout) }
+                if #available(macOS 15.0, *) {
+                    group.addTask(executorPreference: client.completionExecutor, operation: send)
+                } else {
+                    group.addTask(operation: send)
+                }
             }
             try await group.waitForAll()
         }

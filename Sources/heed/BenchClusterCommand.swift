@@ -24,38 +24,60 @@ struct BenchClusterCommand: ParsableCommand {
     @Option(help: "Prepared dataset for the training comparison (default: the bundled Amazon Beauty sample, prepared on the fly).") var data: String?
     @Option(help: "Training steps per run in the comparison.") var steps = 300
     @Option(help: "Rows for the storage measurement (0 skips it).") var storageRows = 10_000_000
+    @Option(help: "Sections to run, comma-separated: transport, server, training (storage follows --storage-rows).")
+    var sections = "transport,server,training"
+
+    func validate() throws {
+        let unknown = sections.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !["transport", "server", "training"].contains($0) }
+        guard unknown.isEmpty else { throw ValidationError("unknown --sections \(unknown.joined(separator: ", ")); use transport, server, training") }
+    }
 
     func run() throws {
         setBLASThreadsForBench()
         let seconds = seconds, keys = keys, inFlight = inFlight
+        let wanted = Set(sections.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         try runRole("bench cluster") {
             let dir = NSTemporaryDirectory() + "heed-bench-\(getpid())"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            print("== transport: Heed pull-rows goodput vs raw nng REQ/REP at the same sizes (ipc, \(inFlight) in flight, dim 64)")
-            print("keys   reply KiB   raw MB/s   heed MB/s   rows/s       ratio")
-            for (i, k) in keys.enumerated() {
-                let c = try await TransportBenchmark.compare(keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds)) { round, isRaw in
-                    "ipc://\(dir)/\(isRaw ? "raw" : "heed")-\(i)-\(round).ipc"
-                }
-                print(String(format: "%-6d %9.0f %10.0f %11.0f %12.0f %7.2f", k, Double(c.raw.replyBytes) / 1024,
-                             c.raw.replyBytesPerSecond / 1e6, c.goodput.valueBytesPerSecond / 1e6, c.goodput.rowsPerSecond, c.ratio))
-            }
-            print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes")
-            print("op     keys   raw MB/s   server MB/s   rows/s       ratio")
-            for (i, k) in keys.enumerated() {
-                for op in [ServerGoodput.Operation.pull, .push] {
-                    let r = try await ServerGoodput.measure(op, keys: k, dim: 64, inFlight: inFlight, seconds: seconds, directory: dir, tag: "\(i)")
-                    print(String(format: "%-6@ %-6d %10.0f %13.0f %12.0f %7.2f", op.rawValue, k, r.rawBytesPerSecond / 1e6, r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio))
-                }
-            }
+            if wanted.contains("transport") { try await Self.transportSection(keys: keys, inFlight: inFlight, seconds: seconds, directory: dir) }
+            if wanted.contains("server") { try await Self.serverSection(keys: keys, inFlight: inFlight, seconds: seconds, directory: dir) }
         }
-        try compareTraining()
+        if wanted.contains("training") { try compareTraining() }
         if storageRows > 0 {
             print("\n== storage (heed bench storage --rows \(storageRows))")
             let storage = try BenchStorageCommand.parse(["--rows", "\(storageRows)", "--updates", "\(min(storageRows, 10_000_000))"])
             try storage.run()
         }
+    }
+
+    /// Heed pull-rows goodput against raw nng REQ/REP at the same message sizes.
+    private static func transportSection(keys: [Int], inFlight: Int, seconds: Double, directory dir: String) async throws {
+        print("== transport: Heed pull-rows goodput vs raw nng REQ/REP at the same sizes (ipc, \(inFlight) in flight, dim 64)")
+        print("keys   reply KiB   raw MB/s   heed MB/s   rows/s       ratio   rounds")
+        for (i, k) in keys.enumerated() {
+            let c = try await TransportBenchmark.compare(keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds)) { round, isRaw in
+                "ipc://\(dir)/\(isRaw ? "raw" : "heed")-\(i)-\(round).ipc"
+            }
+            print(String(format: "%-6d %9.0f %10.0f %11.0f %12.0f %7.2f   ", k, Double(c.raw.replyBytes) / 1024,
+                         c.raw.replyBytesPerSecond / 1e6, c.goodput.valueBytesPerSecond / 1e6, c.goodput.rowsPerSecond, c.ratio)
+                  + c.roundRatios.map { String(format: "%.2f", $0) }.joined(separator: " "))
+        }
+    }
+
+    /// Pulls and pushes through a real `ParameterServer` against raw nng at the same sizes.
+    private static func serverSection(keys: [Int], inFlight: Int, seconds: Double, directory dir: String) async throws {
+        print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes")
+        print("op     keys   raw MB/s   server MB/s   rows/s       ratio   table µs/msg   bound")
+        for (i, k) in keys.enumerated() {
+            for op in [ServerGoodput.Operation.pull, .push] {
+                let r = try await ServerGoodput.measure(op, keys: k, dim: 64, inFlight: inFlight, seconds: seconds, directory: dir, tag: "\(i)")
+                print(String(format: "%-6@ %-6d %10.0f %13.0f %12.0f %7.2f %14.0f %7.2f", op.rawValue, k, r.rawBytesPerSecond / 1e6,
+                             r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio, r.tableSecondsPerMessage * 1e6, r.tableBound))
+            }
+        }
+        print("bound: the ratio left if the server added only the table's own time (run alone, one thread) to raw nng's CPU per message")
     }
 
     /// Samples/s of 1 server + 1 worker (separate processes over ipc) vs the in-process run.
@@ -107,10 +129,23 @@ enum ServerGoodput {
         var rowsPerSecond: Double
         var valueBytesPerSecond: Double
         var rawBytesPerSecond: Double
+        /// Raw nng messages per second.
+        var rawMessagesPerSecond: Double
+        /// The table's own time per message (pull or Adam push), on one thread, no transport.
+        var tableSecondsPerMessage = 0.0
         var ratio: Double { valueBytesPerSecond / rawBytesPerSecond }
+        /// The ratio if the server cost raw nng's CPU plus the table's and nothing else, with
+        /// raw nng keeping every core busy: raw core-seconds per message ÷ (those + table's).
+        var tableBound: Double {
+            let rawCore = Double(ProcessInfo.processInfo.activeProcessorCount) / rawMessagesPerSecond
+            return rawCore / (rawCore + tableSecondsPerMessage)
+        }
     }
 
-    static func measure(_ op: Operation, keys: Int, dim: Int, inFlight: Int, seconds: Double, directory: String, tag: String) async throws -> Result {
+    /// `rounds` pairs of raw nng and the server, back to back so load from other
+    /// processes hits both alike; returns the pair with the median ratio.
+    static func measure(_ op: Operation, keys: Int, dim: Int, inFlight: Int, seconds: Double, directory: String, tag: String,
+                        rounds: Int = 3) async throws -> Result {
         let config = EmbeddingTableConfig(name: "bench", dim: dim, optimizer: .adam(AdamConfig(lr: 1e-3)))
         let shard = try ParameterShard(rank: 0, serverCount: 1, tableConfigs: [1: config], initialDense: [], denseOptimizer: .adam(AdamConfig()))
         let server = try ParameterServer(transport: NNGTransport(), address: "ipc://\(directory)/ps-\(op.rawValue)-\(tag).ipc",
@@ -122,35 +157,88 @@ enum ServerGoodput {
         let sets = (0..<16).map { s in (0..<keys).map { UInt64(s * keys + $0) &* 0x9E37_79B9_7F4A_7C15 >> 8 }.sorted() }
         for set in sets { _ = try await client.pullRows(PullRows(tableID: 1, keys: set), timeout: .seconds(30)) }
         let grads = [Float](repeating: 0.001, count: keys * dim)
-        let deadline = Date().addingTimeInterval(seconds)
-        let start = Date()
-        let done = LockedBox(0)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for lane in 0..<inFlight {
-                group.addTask {
-                    var i = lane
-                    while Date() < deadline {
-                        let set = sets[i % sets.count]
-                        switch op {
-                        case .pull: _ = try await client.pullRows(PullRows(tableID: 1, keys: set), timeout: .seconds(30))
-                        case .push: _ = try await client.pushRows(PushRows(tableID: 1, dim: UInt32(dim), keys: set, grads: grads), timeout: .seconds(30))
-                        }
-                        done.update { $0 += 1 }
-                        i += inFlight
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-        let elapsed = Date().timeIntervalSince(start)
-        let rows = Double(done.get() * keys) / elapsed
         // Raw nng moving the same bytes: the row block travels in the reply (pull) or the request (push).
         let sizes = TransportBenchmark.sizes(keys: keys, dim: dim)
-        let raw = try await TransportBenchmark.rawRequestReply(
-            address: "ipc://\(directory)/raw-\(op.rawValue)-\(tag).ipc",
-            requestSize: op == .pull ? sizes.request : sizes.reply, replySize: op == .pull ? sizes.reply : 64,
-            inFlight: inFlight, duration: .seconds(seconds))
-        let rawBytes = raw.messagesPerSecond * Double(op == .pull ? sizes.reply : sizes.reply)
-        return Result(rowsPerSecond: rows, valueBytesPerSecond: rows * Double(dim * 4), rawBytesPerSecond: rawBytes)
+        var results: [Result] = []
+        for round in 0..<rounds {
+            let raw = try await TransportBenchmark.rawRequestReply(
+                address: "ipc://\(directory)/raw-\(op.rawValue)-\(tag)-\(round).ipc",
+                requestSize: op == .pull ? sizes.request : sizes.reply, replySize: op == .pull ? sizes.reply : 64,
+                inFlight: inFlight, duration: .seconds(seconds))
+            let rows = try await rowsPerSecond(op, client: client, sets: sets, grads: grads, dim: dim, inFlight: inFlight, seconds: seconds)
+            results.append(Result(rowsPerSecond: rows, valueBytesPerSecond: rows * Double(dim * 4),
+                                  rawBytesPerSecond: raw.messagesPerSecond * Double(sizes.reply), rawMessagesPerSecond: raw.messagesPerSecond))
+        }
+        var median = results.sorted { $0.ratio < $1.ratio }[results.count / 2]
+        median.tableSecondsPerMessage = try tableSecondsPerMessage(op, shard: shard, sets: sets, grads: grads, dim: dim)
+        return median
+    }
+
+    /// The table's time per request for the same key sets, called directly on this thread
+    /// (pulls into a reused buffer, as the server writes into the reply).
+    private static func tableSecondsPerMessage(_ op: Operation, shard: ParameterShard, sets: [[UInt64]], grads: [Float], dim: Int) throws -> Double {
+        var out = [Float](repeating: 0, count: sets[0].count * dim)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var n = 0
+        while n < 2 * sets.count || start.duration(to: clock.now) < .milliseconds(300) {
+            let set = sets[n % sets.count]
+            switch op {
+            case .pull:
+                try set.withUnsafeBufferPointer { k in try out.withUnsafeMutableBufferPointer { try shard.pullRows(table: 1, keys: k, into: $0) } }
+            case .push:
+                try shard.pushRows(table: 1, keys: set, grads: grads, clock: 0)
+            }
+            n += 1
+        }
+        let elapsed = start.duration(to: clock.now)
+        return (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18) / Double(n)
+    }
+
+    /// Rows/s of `inFlight` request loops over `seconds`, after a 300 ms warm-up (as the
+    /// raw measurement has). The loops read pulled rows in place and prefer the client's
+    /// completion executor, as the worker's fetch tasks do.
+    private static func rowsPerSecond(_ op: Operation, client: any RequestClient, sets: [[UInt64]], grads: [Float], dim: Int,
+                                      inFlight: Int, seconds: Double) async throws -> Double {
+        let done = LockedBox(0)
+        let running = LockedBox(true)
+        let keys = sets[0].count
+        let loops = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<inFlight {
+                    let loop: @Sendable () async throws -> Void = {
+                        var i = lane
+                        defer { running.set(false) }
+                        while running.get() {
+                            let set = sets[i % sets.count]
+                            switch op {
+                            case .pull:
+                                let n = try await client.withPulledRows(PullRows(tableID: 1, keys: set), timeout: .seconds(30)) { $0.rowCount }
+                                guard n == keys else { throw HeedError(.corrupt, "pulled \(n) rows for \(keys) keys") }
+                            case .push:
+                                _ = try await client.pushRows(PushRows(tableID: 1, dim: UInt32(dim), keys: set, grads: grads), timeout: .seconds(30))
+                            }
+                            done.update { $0 += 1 }
+                            i += inFlight
+                        }
+                    }
+                    if #available(macOS 15.0, *) {
+                        group.addTask(executorPreference: client.completionExecutor, operation: loop)
+                    } else {
+                        group.addTask(operation: loop)
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let clock = ContinuousClock()
+        try await Task.sleep(for: .milliseconds(300))
+        let c0 = done.get(), t0 = clock.now
+        try await Task.sleep(for: .seconds(seconds))
+        let c1 = done.get(), t1 = clock.now
+        running.set(false)
+        try await loops.value
+        let elapsed = t0.duration(to: t1)
+        return Double((c1 - c0) * keys) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
     }
 }
