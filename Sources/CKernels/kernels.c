@@ -1,18 +1,24 @@
 #include "CKernels.h"
 
-// Every kernel is built twice, for 256-bit AVX and for the baseline, and the loader picks
-// one per machine (an ifunc). Without FMA in the target list the compiler cannot contract
-// a*b+c, and AVX sqrt/div round exactly like SSE's, so both versions give bit-identical
-// results; the AVX one runs the Adam row about twice as fast (8 lanes instead of 4).
+// Every kernel is built three times, for AVX-512, for 256-bit AVX and for the baseline,
+// and the loader picks one per machine (an ifunc). All versions must give bit-identical
+// results (distributed runs are compared bitwise to in-process ones), so contraction of
+// a*b+c into an FMA is switched off for the whole file: AVX-512 implies FMA, and a fused
+// multiply-add rounds once where the baseline rounds twice. sqrt and div are correctly
+// rounded in every instruction set. AVX runs the Adam row about twice as fast as SSE (8
+// lanes instead of 4); AVX-512 halves the instruction count again (16 lanes).
+#pragma clang fp contract(off)
 #if defined(__x86_64__) && defined(__linux__)
-#define HEED_KERNEL __attribute__((target_clones("avx", "default")))
+#define HEED_KERNEL __attribute__((target_clones("avx512f", "avx", "default")))
 #else
 #define HEED_KERNEL
 #endif
 
-HEED_KERNEL void heed_adam_dense(float *restrict w, float *restrict m, float *restrict v,
-                     const float *restrict grad, int64_t n,
-                     float b1, float b2, float step_size, float eps_t, float decay_lr) {
+// One Adam step on [w | m | v] (each n floats); shared by the dense and row kernels so
+// they round identically.
+static inline __attribute__((always_inline)) void adam_step(float *restrict w, float *restrict m, float *restrict v,
+                                   const float *restrict grad, int64_t n,
+                                   float b1, float b2, float step_size, float eps_t, float decay_lr) {
     const float c1 = 1.0f - b1, c2 = 1.0f - b2, keep = 1.0f - decay_lr;
     for (int64_t i = 0; i < n; i++) {
         float g = grad[i];
@@ -22,6 +28,12 @@ HEED_KERNEL void heed_adam_dense(float *restrict w, float *restrict m, float *re
         v[i] = vi;
         w[i] = keep * w[i] - step_size * mi / (__builtin_elementwise_sqrt(vi) + eps_t);
     }
+}
+
+HEED_KERNEL void heed_adam_dense(float *restrict w, float *restrict m, float *restrict v,
+                     const float *restrict grad, int64_t n,
+                     float b1, float b2, float step_size, float eps_t, float decay_lr) {
+    adam_step(w, m, v, grad, n, b1, b2, step_size, eps_t, decay_lr);
 }
 
 HEED_KERNEL void heed_adagrad_dense(float *restrict w, float *restrict acc, const float *restrict grad,
@@ -57,12 +69,68 @@ HEED_KERNEL void heed_stream_triad(float *restrict a, const float *restrict b, c
 }
 
 HEED_KERNEL void heed_random_rows_add(float *restrict base, int64_t row_floats, const uint32_t *restrict rows,
-                                      int64_t n, int64_t ahead) {
+                                      int64_t n, int64_t ahead, int64_t far) {
     for (int64_t i = 0; i < n; i++) {
+        if (far > 0 && i + far < n) heed_prefetch_range_l2(base + (int64_t)rows[i + far] * row_floats, 4 * row_floats);
         if (i + ahead < n) heed_prefetch_range(base + (int64_t)rows[i + ahead] * row_floats, 4 * row_floats);
         float *r = base + (int64_t)rows[i] * row_floats;
         for (int64_t j = 0; j < row_floats; j++) r[j] += 1.0f;
     }
+}
+
+int64_t heed_index_find_rows(const uint64_t *slots, uint64_t mask, const uint64_t *keys, const uint64_t *hashes,
+                             const int32_t *order, int64_t m, void **rows, int64_t slot_ahead,
+                             int64_t row_prefetch_bytes) {
+    int64_t found = 0;
+    for (int64_t j = 0; j < m; j++) {
+        if (j + slot_ahead < m) __builtin_prefetch(slots + 2 * (hashes[order[j + slot_ahead]] & mask), 0, 3);
+        int64_t p = order[j];
+        uint64_t key = keys[p], i = hashes[p] & mask;
+        void *row = NULL;
+        for (;;) {
+            const uint64_t *s = slots + 2 * i;
+            if (s[1] == 0) break;
+            if (s[0] == key) { row = (void *)(uintptr_t)s[1]; break; }
+            i = (i + 1) & mask;
+        }
+        rows[j] = row;
+        if (row) {
+            found++;
+            // Towards L2, not L1: a group's rows are more lines than L1 can have in flight,
+            // and prefetches into L1 stall once its miss buffers are full.
+            if (row_prefetch_bytes > 0) heed_prefetch_range_l2(row, row_prefetch_bytes);
+        }
+    }
+    return found;
+}
+
+HEED_KERNEL int64_t heed_adam_rows(void *const *rows, const float *grads, const int32_t *order, int64_t m, int64_t from,
+                                   int64_t dim, int64_t header_bytes, float b1, float b2,
+                                   const float *coefs, int64_t ncoefs, uint32_t touch, int64_t ahead) {
+    const int64_t record = header_bytes + 12 * dim, grad_bytes = 4 * dim;
+    for (int64_t q = from; q < m && q < from + ahead; q++) {
+        if (rows[q]) {
+            heed_prefetch_range(rows[q], record);
+            heed_prefetch_range(grads + order[q] * dim, grad_bytes);
+        }
+    }
+    for (int64_t q = from; q < m; q++) {
+        if (q + ahead < m && rows[q + ahead]) {
+            heed_prefetch_range(rows[q + ahead], record);
+            heed_prefetch_range(grads + order[q + ahead] * dim, grad_bytes);
+        }
+        char *row = (char *)rows[q];
+        if (!row) continue;
+        uint32_t old = *(uint32_t *)(row + 8);
+        uint32_t t = old == UINT32_MAX ? old : old + 1;
+        if ((int64_t)t - 1 >= ncoefs) return q;
+        *(uint32_t *)(row + 8) = t;
+        if (*(uint32_t *)(row + 12) < touch) *(uint32_t *)(row + 12) = touch;
+        const float *c = coefs + 3 * (t - 1);
+        float *w = (float *)(row + header_bytes);
+        adam_step(w, w + dim, w + 2 * dim, grads + order[q] * dim, dim, b1, b2, c[0], c[1], c[2]);
+    }
+    return m;
 }
 
 // Row forms, after the multiversioned definitions they call.

@@ -17,6 +17,9 @@ public struct RowOptimizer: Sendable {
     /// Adam coefficients for steps 1...count, precomputed because two `pow` calls per row
     /// cost as much as the row's arithmetic; later steps are computed on the fly.
     @usableFromInline let adamSteps: [AdamStep]
+    /// `adamSteps` flattened for the C row kernels: (tabulatedSteps × 3) floats,
+    /// `{stepSize, epsilon, decay}` of step t at `3(t−1)`; empty unless Adam.
+    public let adamCoefficients: [Float]
 
     /// Steps whose Adam coefficients are tabulated.
     static let tabulatedSteps = 4096
@@ -32,6 +35,7 @@ public struct RowOptimizer: Sendable {
         } else {
             adamSteps = []
         }
+        adamCoefficients = adamSteps.flatMap { [$0.stepSize, $0.epsilon, $0.decay] }
     }
 
     /// Sets the state part of a new row (everything after `w`): Adam moments and SGD

@@ -43,7 +43,8 @@ public final class EmbeddingTable: @unchecked Sendable {
 
     /// The independently locked parts; a key lives in `stripes[stripeIndex(hash)]`.
     let stripes: [EmbeddingTableStripe]
-    /// Row record size in bytes (header plus floats, rounded up to 16).
+    /// Row record size in bytes: header plus floats, rounded up to 64 when that costs at
+    /// most an eighth more (so records start on cache lines; see `recordStride`), else to 16.
     let stride: Int
     private let stripeShift: UInt64
     /// Live rows over all stripes, kept exact so `maxRows` holds under concurrency.
@@ -67,7 +68,7 @@ public final class EmbeddingTable: @unchecked Sendable {
         self.options = options
         self.dim = config.dim
         let optimizer = RowOptimizer(config: config.optimizer, dim: config.dim)
-        let stride = (Self.headerBytes + 4 * optimizer.width + 15) / 16 * 16
+        let stride = Self.recordStride(floats: optimizer.width)
         self.optimizer = optimizer
         self.width = optimizer.width
         self.stride = stride
@@ -76,6 +77,17 @@ public final class EmbeddingTable: @unchecked Sendable {
         self.stripes = (0..<options.stripes).map { _ in
             EmbeddingTableStripe(stride: stride, hugePages: options.hugePages, sketchWidth: sketchWidth)
         }
+    }
+
+    /// Bytes per row record of `floats` floats. A record that starts on a cache line spans
+    /// ⌈bytes/64⌉ lines; packed at 16 bytes it straddles one more line on most rows (a
+    /// 784-byte dim-64 Adam record touches 13.25 lines on average instead of 13), and each
+    /// line is a random DRAM access on push. Small records keep the 16-byte packing, where
+    /// rounding to 64 would cost more memory than the line it saves.
+    static func recordStride(floats: Int) -> Int {
+        let bytes = headerBytes + 4 * floats
+        let packed = (bytes + 15) / 16 * 16, aligned = (bytes + 63) / 64 * 64
+        return aligned * 8 <= packed * 9 ? aligned : packed
     }
 
     // MARK: - Batched pull and push
@@ -110,7 +122,7 @@ public final class EmbeddingTable: @unchecked Sendable {
         precondition(grads.count == keys.count * dim, "push: grads hold \(grads.count) floats, expected keys.count × dim = \(keys.count * dim)")
         guard let g = grads.baseAddress else { return }
         let touch = min(step, Self.freeMark - 1)
-        forEachStripeGroup(keys) { stripe, order, m, hashes, rows in
+        forEachStripeGroup(keys, rotate: true) { stripe, order, m, hashes, rows in
             pushGroup(stripe, keys: keys.baseAddress!, hashes: hashes, order: order, count: m, rows: rows, grads: g, touch: touch)
         }
     }
@@ -221,8 +233,13 @@ public final class EmbeddingTable: @unchecked Sendable {
     /// once per non-empty stripe with that stripe's lock held. `order[0..<count]` are
     /// positions in `keys` (ascending), `hashes` is indexed by position, `rowScratch` has
     /// room for `count` row addresses. Busy stripes are deferred to a second, blocking pass.
+    ///
+    /// With `rotate`, stripes are visited starting at the first key's stripe instead of
+    /// stripe 0, so concurrent batches start at different places and rarely meet; without
+    /// it the order is fixed, which pull needs so that which keys `maxRows` turns away
+    /// depends only on the batch. Push results do not depend on the order of stripes.
     func forEachStripeGroup(
-        _ keys: UnsafeBufferPointer<UInt64>,
+        _ keys: UnsafeBufferPointer<UInt64>, rotate: Bool = false,
         _ body: (EmbeddingTableStripe, UnsafePointer<Int32>, Int, UnsafePointer<UInt64>, UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Void
     ) {
         let n = keys.count
@@ -257,7 +274,11 @@ public final class EmbeddingTable: @unchecked Sendable {
             // Reuse the cursor space as the list of stripes found busy.
             let busy = st + stripeCount + 1
             var busyCount = 0
-            for s in 0..<stripeCount where st[s + 1] > st[s] {
+            // stripeCount is a power of two, so masking wraps the rotated visit order.
+            let first = rotate ? stripeIndex(h[0]) : 0
+            for r in 0..<stripeCount {
+                let s = (first + r) & (stripeCount - 1)
+                guard st[s + 1] > st[s] else { continue }
                 let stripe = stripes[s]
                 let done = stripe.lock.withLockIfAvailable { _ in
                     body(stripe, o + st[s], st[s + 1] - st[s], h, rows.baseAddress!)
@@ -344,46 +365,72 @@ public final class EmbeddingTable: @unchecked Sendable {
         }
     }
 
-    /// Push pipeline over one stripe's group: prefetch slots, find rows and prefetch whole
-    /// records, then apply the optimizer with the row's own step count.
+    /// Push over one stripe's group in two passes: find every row (prefetching index slots
+    /// ahead, and each found row towards L2), then update the rows in order with the row's
+    /// own step count, prefetching records and gradients ahead. Splitting the passes keeps
+    /// more misses in flight than one interleaved pipeline: the finds never wait for an
+    /// Adam row, and the Adam pass starts on rows already on their way.
     private func pushGroup(_ s: EmbeddingTableStripe, keys: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>,
                            order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                            grads: UnsafePointer<Float>, touch: UInt32) {
+        var lo = 0
+        while lo < m {
+            let count = min(Self.pushBlockRows, m - lo)
+            // Safe: [lo, lo + count) lies inside the group's order and rows.
+            pushBlock(s, keys: keys, hashes: hashes, order: order + lo, count: count, rows: rows + lo, grads: grads, touch: touch)
+            lo += count
+        }
+    }
+
+    /// Rows per find-then-update block of a push: their records (≈ 200 KiB at dim 64) stay
+    /// in a Zen-class L2 (≥ 512 KiB) between the passes, with room for the gradients.
+    static let pushBlockRows = 256
+
+    /// One block of `pushGroup`: `m` ≤ `pushBlockRows` positions.
+    private func pushBlock(_ s: EmbeddingTableStripe, keys: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>,
+                           order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+                           grads: UnsafePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
-        let recordBytes = Int64(Self.headerBytes + 4 * width), gradBytes = Int64(4 * dim)
-        // Locals, so the loop does not reload (and retain) them through self per row.
-        let index = s.index, optimizer = optimizer
-        var applied = 0, dropped = 0
-        for i in 0..<(m + d1 + d2) {
-            // Safe: as in pullGroup; grads holds n × dim floats (checked by the caller).
-            if i < m { index.prefetch(hash: hashes[Int(order[i])]) }
-            let j = i - d1
-            if j >= 0 && j < m {
-                let p = Int(order[j])
-                let row = UnsafeMutableRawPointer(bitPattern: UInt(index.find(keys[p], hash: hashes[p])))
-                rows[j] = row
-                if let row {
-                    heed_prefetch_range(row, recordBytes)
-                    // The gradient block of a large batch lives in L3 or memory, not L1.
-                    heed_prefetch_range(grads + p * dim, gradBytes)
+        let recordBytes = Self.headerBytes + 4 * width
+        // Safe: order[0..<m] are positions < n; keys and hashes hold n entries; rows has room for m.
+        let found = s.index.findRows(keys: keys, hashes: hashes, order: order, count: m, into: rows,
+                                     slotAhead: d1, rowPrefetchBytes: recordBytes)
+        s.stats.updates += found
+        s.stats.droppedGradients += m - found
+        let optimizer = optimizer
+        if case .adam(let a) = optimizer.config {
+            optimizer.adamCoefficients.withUnsafeBufferPointer { coefs in
+                var q = 0
+                while q < m {
+                    // Safe: rows[0..<m] were filled above; grads holds n × dim floats (checked by
+                    // the caller) and every order[q] < n; coefs holds 3 floats per tabulated step.
+                    q = Int(heed_adam_rows(rows, grads, order, Int64(m), Int64(q), Int64(dim), Int64(Self.headerBytes),
+                                           a.beta1, a.beta2, coefs.baseAddress, Int64(coefs.count / 3), touch, Int64(d2)))
+                    guard q < m else { break }
+                    // A row past the tabulated steps: its coefficients are computed here.
+                    Self.update(rows[q]!, optimizer: optimizer, grad: grads + Int(order[q]) * dim, touch: touch)
+                    q += 1
                 }
             }
-            let q = j - d2
-            if q >= 0 && q < m {
-                guard let row = rows[q] else {
-                    dropped += 1
-                    continue
-                }
-                let old = row.load(fromByteOffset: 8, as: UInt32.self)
-                let t = old == UInt32.max ? old : old + 1
-                row.storeBytes(of: t, toByteOffset: 8, as: UInt32.self)
-                Self.touch(row, touch)
-                optimizer.update(row: Self.floats(row), grad: grads + Int(order[q]) * dim, step: t)
-                applied += 1
+        } else {
+            for q in 0..<m {
+                // Safe: as above.
+                if q + d2 < m, let ahead = rows[q + d2] { heed_prefetch_range(ahead, Int64(recordBytes)) }
+                guard let row = rows[q] else { continue }
+                Self.update(row, optimizer: optimizer, grad: grads + Int(order[q]) * dim, touch: touch)
             }
         }
-        s.stats.updates += applied
-        s.stats.droppedGradients += dropped
+    }
+
+    /// One optimizer step on a row record: step count up by one (saturating), last-touched
+    /// step, then the optimizer with that step. Runs with the stripe's lock held.
+    @inline(__always)
+    private static func update(_ row: UnsafeMutableRawPointer, optimizer: RowOptimizer, grad: UnsafePointer<Float>, touch: UInt32) {
+        let old = row.load(fromByteOffset: 8, as: UInt32.self)
+        let t = old == UInt32.max ? old : old + 1
+        row.storeBytes(of: t, toByteOffset: 8, as: UInt32.self)
+        Self.touch(row, touch)
+        optimizer.update(row: floats(row), grad: grad, step: t)
     }
 }
 

@@ -10,12 +10,14 @@ public struct EmbeddingTableOptions: Hashable, Sendable {
     public var admissionSketchWidth: Int
     /// How many keys ahead the batched loops prefetch key-index slots.
     public var slotPrefetchDistance: Int
-    /// How many keys ahead the batched loops prefetch rows (after finding them).
+    /// How many keys ahead the batched loops prefetch rows into L1 (after finding them;
+    /// push has already sent a block's rows towards L2 while finding them).
     public var rowPrefetchDistance: Int
 
-    /// Defaults tuned with `heed bench storage` on a 2-core Zen 3 machine.
+    /// Defaults tuned with `heed bench storage` on a 2-core Zen 4 machine: push's find
+    /// pass is a short loop, so its slot prefetch needs 16 keys to cover a DRAM miss.
     public init(stripes: Int = 32, hugePages: Bool = true, admissionSketchWidth: Int = 1 << 20,
-                slotPrefetchDistance: Int = 8, rowPrefetchDistance: Int = 4) {
+                slotPrefetchDistance: Int = 16, rowPrefetchDistance: Int = 4) {
         self.stripes = stripes
         self.hugePages = hugePages
         self.admissionSketchWidth = admissionSketchWidth

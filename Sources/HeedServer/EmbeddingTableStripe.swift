@@ -16,6 +16,11 @@ final class EmbeddingTableStripe: @unchecked Sendable {
     var sketch: AdmissionSketch?
     /// Event counters (rows, bytes are derived from index and arena).
     var stats = EmbeddingTableStats()
+    /// A cache line of nothing after the fields: stripes are separate heap objects that
+    /// malloc places back to back, and without it the counters one thread writes under
+    /// this lock would share a line with the next stripe's lock word and reference count,
+    /// which another thread touches at the same time. Never read.
+    private let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     /// An empty stripe for rows of `stride` bytes.
     init(stride: Int, hugePages: Bool, sketchWidth: Int?) {

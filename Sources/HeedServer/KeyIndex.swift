@@ -72,6 +72,23 @@ final class KeyIndex {
         }
     }
 
+    /// Batched `find` for values that are row addresses: for j in 0..<m, with p = order[j],
+    /// `rows[j]` = the row of `keys[p]` (nil when absent). Prefetches home slots `slotAhead`
+    /// keys early and the first `rowPrefetchBytes` of each found row towards L2, so a
+    /// following pass over `rows` finds them near. Returns how many were found.
+    /// - Parameters:
+    ///   - keys, hashes: indexed by position; `hashes[p] == KeyIndex.hash(keys[p])`.
+    ///   - order: (m) positions.
+    ///   - rows: (m) outputs.
+    func findRows(keys: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>, order: UnsafePointer<Int32>, count m: Int,
+                  into rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>, slotAhead: Int, rowPrefetchBytes: Int) -> Int {
+        // Safe: the kernel reads slots only at masked indices (a Slot is two UInt64s, key
+        // then value, as the kernel expects), positions order[0..<m] and rows[0..<m].
+        let raw = UnsafeRawPointer(slots).assumingMemoryBound(to: UInt64.self)
+        return Int(heed_index_find_rows(raw, UInt64(mask), keys, hashes, order, Int64(m), rows,
+                                        Int64(slotAhead), Int64(rowPrefetchBytes)))
+    }
+
     /// Stores `value` (non-zero) for `key`, replacing and returning any previous value (else 0).
     @discardableResult
     func insert(_ key: UInt64, hash: UInt64, value: UInt64) -> UInt64 {

@@ -47,13 +47,14 @@ public struct MemoryBandwidth: Hashable, Sendable {
 
     /// The bandwidth of the access pattern a sparse update has: rows of `rowBytes` read
     /// and written back at uniformly random positions of a `bytesPerArray` array (huge
-    /// pages, rows prefetched `ahead` updates early), split over `threads` threads, best of
+    /// pages, rows prefetched towards L2 `far` updates early and into L1 `ahead` updates
+    /// early, as the table's push does), split over `threads` threads, best of
     /// `repeats`; counts 2 · rowBytes per update. Random rows cannot use the hardware
     /// streaming prefetchers that triad does, so this, not triad, is what one core can
     /// reach for row updates; it bounds sparse Adam from above.
     /// - Returns: bytes read + written per second.
     public static func randomRows(rowBytes: Int, bytesPerArray: Int = 2 << 30, updates: Int = 2_000_000,
-                                  threads: Int = 1, ahead: Int = 4, repeats: Int = 3, seed: UInt64 = 1) -> Double {
+                                  threads: Int = 1, ahead: Int = 4, far: Int = 16, repeats: Int = 3, seed: UInt64 = 1) -> Double {
         precondition(rowBytes >= 4 && rowBytes % 4 == 0 && bytesPerArray >= 16 * rowBytes && threads >= 1 && repeats >= 1,
                      "MemoryBandwidth.randomRows: rows of whole floats, an array of 16 rows or more, threads and repeats >= 1")
         let rowFloats = rowBytes / 4
@@ -75,7 +76,7 @@ public struct MemoryBandwidth: Hashable, Sendable {
                     let lo = updates * t / threads, hi = updates * (t + 1) / threads
                     // Safe: every index is < rowCount and [lo, hi) lies inside `rows`. Threads may
                     // hit the same row; the lost increments do not matter for a bandwidth figure.
-                    heed_random_rows_add(box.base, Int64(rowFloats), indices.rows + lo, Int64(hi - lo), Int64(ahead))
+                    heed_random_rows_add(box.base, Int64(rowFloats), indices.rows + lo, Int64(hi - lo), Int64(ahead), Int64(far))
                 }
                 best = min(best, seconds(ContinuousClock.now - start))
             }

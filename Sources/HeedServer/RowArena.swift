@@ -1,5 +1,7 @@
 /// Fixed-size rows carved from large chunks that never move, with a free list.
 ///
+/// Chunks are page-aligned (fresh `mmap`s), so with a stride that is a multiple of 64
+/// every row starts on a cache line.
 /// Chunks grow geometrically from 16 KiB to 64 MiB and are never reallocated, so a row's
 /// address is stable for its lifetime (the key index stores addresses) and growing a
 /// 10M-row table never copies it. Chunks of 2 MiB and more are mapped on huge pages.

@@ -43,9 +43,35 @@ void heed_stream_copy(float *a, const float *b, int64_t n);
 void heed_stream_triad(float *a, const float *b, const float *c, float s, int64_t n);
 
 /// The random-row bound of a sparse update: for each `rows[i]`, adds 1 to the
-/// `row_floats` floats of that row of `base`, prefetching whole rows `ahead` updates
-/// early, the way the table's push does; moves 2 * 4 * row_floats bytes per update.
-void heed_random_rows_add(float *base, int64_t row_floats, const uint32_t *rows, int64_t n, int64_t ahead);
+/// `row_floats` floats of that row of `base`, prefetching whole rows towards L2 `far`
+/// updates early (0: not at all) and into L1 `ahead` updates early, the way the table's
+/// push does; moves 2 * 4 * row_floats bytes per update.
+void heed_random_rows_add(float *base, int64_t row_floats, const uint32_t *rows, int64_t n, int64_t ahead, int64_t far);
+
+/// Finds rows for a group of keys in a `KeyIndex` slot array, prefetching slots ahead.
+///
+/// `slots` holds (mask + 1) pairs `{key, value}` (value 0 = empty; linear probing from
+/// `hash & mask`). For j in 0..<m, with p = order[j]: rows[j] = the value stored for
+/// keys[p] (hash hashes[p]) as a pointer, or NULL when absent. Slots are prefetched
+/// `slot_ahead` keys early; each found row's first `row_prefetch_bytes` are prefetched
+/// towards L2 for a later pass. Returns the number of rows found.
+int64_t heed_index_find_rows(const uint64_t *slots, uint64_t mask, const uint64_t *keys, const uint64_t *hashes,
+                             const int32_t *order, int64_t m, void **rows, int64_t slot_ahead,
+                             int64_t row_prefetch_bytes);
+
+/// Lazy Adam over rows addressed by pointer (same arithmetic as `heed_adam_row`).
+///
+/// Each non-NULL rows[q] (q in from..<m) is a record `[key u64 | step u32 | lastTouched u32
+/// | pad | w | m | v]` with the floats at `header_bytes`; it gets gradient
+/// grads[order[q] * dim ..< +dim], its step goes up by one (saturating at UINT32_MAX),
+/// lastTouched becomes max(lastTouched, touch), and Adam runs with the coefficients of
+/// the new step t: coefs[3(t−1) ..< 3t] = {step_size, eps_t, decay_lr}, tabulated for
+/// t in 1...ncoefs. Records and gradients are prefetched `ahead` rows early. Returns m,
+/// or the first q whose new step is beyond the table, with that row left untouched, so
+/// the caller can update it with computed coefficients and resume at q + 1.
+int64_t heed_adam_rows(void *const *rows, const float *grads, const int32_t *order, int64_t m, int64_t from,
+                       int64_t dim, int64_t header_bytes, float b1, float b2,
+                       const float *coefs, int64_t ncoefs, uint32_t touch, int64_t ahead);
 
 /// Prefetch a cache line for writing (hides random-access latency of a row update).
 static inline void heed_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
@@ -57,6 +83,14 @@ static inline void heed_prefetch_range(const void *p, int64_t bytes) {
     // Start at the line holding p so a misaligned row still gets its last line.
     c = (const char *)((uintptr_t)c & ~(uintptr_t)63);
     for (; c < end; c += 64) __builtin_prefetch(c, 1, 3);
+}
+
+/// Prefetch every 64-byte line of `[p, p + bytes)` for writing, into L2 only (the L1
+/// has far fewer miss buffers; a later `heed_prefetch_range` or load moves lines up fast).
+static inline void heed_prefetch_range_l2(const void *p, int64_t bytes) {
+    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
+    const char *end = (const char *)p + bytes;
+    for (; c < end; c += 64) __builtin_prefetch(c, 1, 2);
 }
 
 #endif
