@@ -26,7 +26,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let config = try runOptions.resolve()
-        let report = inProcess ? try trainInProcess(config) : try trainLocalCluster(config)
+        let report = inProcess ? try trainInProcess(config, evalEachEpoch: evalEachEpoch) : try trainLocalCluster(config)
         print("\(config.data.path): \(report.summary)")
         if let path = metricsOut { try writeJSONAtomically(report, to: path) }
     }
@@ -51,7 +51,9 @@ struct TrainCommand: ParsableCommand {
         return try JSONDecoder().decode(TrainingReport.self, from: data)
     }
 
-    func trainInProcess(_ config: RunConfig) throws -> TrainingReport {
+    /// Also used by `heed bench cluster` on a `TrainCommand()` that was never parsed, so it
+    /// reads no property-wrapped option itself.
+    func trainInProcess(_ config: RunConfig, evalEachEpoch: Bool = false) throws -> TrainingReport {
         let result = LockedBox<TrainingReport?>(nil)
         let signals = SignalWatcher()
         try runRole("train") {

@@ -54,6 +54,14 @@ import Glibc
         #expect(run.output.contains("coordinator: run completed"))
     }
 
+    /// `heed bench cluster`'s training section drives the train command's in-process and
+    /// local-cluster runs from code; a short run must complete and print its ratio.
+    @Test func benchClusterTrainingSectionRuns() throws {
+        let run = try Run(["bench", "cluster", "--sections", "training", "--storage-rows", "0", "--steps", "20", "--data", data])
+        #expect(run.wait(seconds: 180) == 0, "\(run.output)")
+        #expect(run.output.contains("in-process") && run.output.contains("ratio"), "\(run.output)")
+    }
+
     @Test func aKilledWorkerFailsTheRunAndNamesIt() throws {
         let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "1", "--workers", "2", "--epochs", "200", "--batch-size", "32"])
         var victim: pid_t?
