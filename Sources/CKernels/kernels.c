@@ -106,7 +106,7 @@ int64_t heed_index_find_rows(const uint64_t *slots, uint64_t mask, const uint64_
 
 HEED_KERNEL int64_t heed_adam_rows(void *const *rows, const float *grads, const int32_t *order, int64_t m, int64_t from,
                                    int64_t dim, int64_t header_bytes, float b1, float b2,
-                                   const float *coefs, int64_t ncoefs, uint32_t touch, int64_t ahead) {
+                                   const float *coefs, int64_t ncoefs, int32_t coefs_final, uint32_t touch, int64_t ahead) {
     const int64_t record = header_bytes + 12 * dim, grad_bytes = 4 * dim;
     for (int64_t q = from; q < m && q < from + ahead; q++) {
         if (rows[q]) {
@@ -123,10 +123,11 @@ HEED_KERNEL int64_t heed_adam_rows(void *const *rows, const float *grads, const 
         if (!row) continue;
         uint32_t old = *(uint32_t *)(row + 8);
         uint32_t t = old == UINT32_MAX ? old : old + 1;
-        if ((int64_t)t - 1 >= ncoefs) return q;
+        const int64_t k = (int64_t)t - 1;
+        if (k >= ncoefs && !coefs_final) return q;
         *(uint32_t *)(row + 8) = t;
         if (*(uint32_t *)(row + 12) < touch) *(uint32_t *)(row + 12) = touch;
-        const float *c = coefs + 3 * (t - 1);
+        const float *c = coefs + 3 * (k < ncoefs ? k : ncoefs - 1);
         float *w = (float *)(row + header_bytes);
         adam_step(w, w + dim, w + 2 * dim, grads + order[q] * dim, dim, b1, b2, c[0], c[1], c[2]);
     }

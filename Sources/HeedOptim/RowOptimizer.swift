@@ -1,5 +1,8 @@
 import CKernels
 import HeedCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Applies one optimizer to embedding rows stored as `[w | state]`, each part `dim` floats.
 ///
@@ -15,14 +18,39 @@ public struct RowOptimizer: Sendable {
     /// Floats per row, parameter and state together.
     public let width: Int
     /// Adam coefficients for steps 1...count, precomputed because two `pow` calls per row
-    /// cost as much as the row's arithmetic; later steps are computed on the fly.
+    /// cost as much as the row's arithmetic; later steps are computed on the fly unless
+    /// `adamStepsAreFinal`.
     @usableFromInline let adamSteps: [AdamStep]
-    /// `adamSteps` flattened for the C row kernels: (tabulatedSteps × 3) floats,
+    /// `adamSteps` flattened for the C row kernels: (adamSteps.count × 3) floats,
     /// `{stepSize, epsilon, decay}` of step t at `3(t−1)`; empty unless Adam.
     public let adamCoefficients: [Float]
+    /// Every step past the table has exactly the last entry's coefficients: from there on
+    /// β1^t and β2^t are below 2^-54, so `1 − β^t` is 1.0 in Double and the bias
+    /// corrections vanish bit for bit. Frequent features pass any fixed table size; with
+    /// this they never fall back to `pow` per row.
+    public let adamStepsAreFinal: Bool
 
-    /// Steps whose Adam coefficients are tabulated.
+    /// Steps tabulated when the coefficients do not settle within `maxTabulatedSteps`.
     static let tabulatedSteps = 4096
+    /// Largest table (12 bytes per step) built to reach the settled coefficients; β2 = 0.999
+    /// settles after about 37,400 steps.
+    static let maxTabulatedSteps = 1 << 16
+
+    /// The first step from which Adam's bias corrections are exactly 1 in Double
+    /// (β^t < 2^-54 for both betas), or nil if that is past `maxTabulatedSteps`.
+    static func settledStep(_ a: AdamConfig) -> Int? {
+        let limit = 0x1p-54
+        func settled(_ t: Int) -> Bool {
+            AdamConfig.power(Double(a.beta1), UInt32(t)) < limit && AdamConfig.power(Double(a.beta2), UInt32(t)) < limit
+        }
+        // Estimate from logs, then step to the exact first t (pow is monotone in t).
+        let worst = Double(max(a.beta1, a.beta2))
+        var t = worst <= 0 ? 1 : max(1, Int((-54 * 0.6931471805599453 / log(worst)).rounded(.down)) - 2)
+        guard t <= maxTabulatedSteps else { return nil }
+        while t > 1 && settled(t - 1) { t -= 1 }
+        while !settled(t) { t += 1 }
+        return t <= maxTabulatedSteps ? t : nil
+    }
 
     /// An optimizer for rows of `dim` floats; `config` must be valid (see `validate()`).
     public init(config: OptimizerSettings, dim: Int) {
@@ -31,9 +59,12 @@ public struct RowOptimizer: Sendable {
         self.dim = dim
         self.width = config.stateWidth * dim
         if case .adam(let a) = config {
-            adamSteps = (1...UInt32(Self.tabulatedSteps)).map { a.coefficients(step: $0) }
+            let settled = Self.settledStep(a)
+            adamSteps = (1...UInt32(settled ?? Self.tabulatedSteps)).map { a.coefficients(step: $0) }
+            adamStepsAreFinal = settled != nil
         } else {
             adamSteps = []
+            adamStepsAreFinal = false
         }
         adamCoefficients = adamSteps.flatMap { [$0.stepSize, $0.epsilon, $0.decay] }
     }
@@ -62,7 +93,8 @@ public struct RowOptimizer: Sendable {
         case .adam(let a):
             let k = Int(step) &- 1
             // Safe: k is checked against the table's count before the unchecked read.
-            let c = k >= 0 && k < adamSteps.count ? adamSteps.withUnsafeBufferPointer { $0[k] } : a.coefficients(step: step)
+            let c = k >= 0 && k < adamSteps.count ? adamSteps.withUnsafeBufferPointer { $0[k] }
+                : adamStepsAreFinal && k >= 0 ? adamSteps[adamSteps.count - 1] : a.coefficients(step: step)
             heed_adam_row(row, grad, Int64(dim), a.beta1, a.beta2, c.stepSize, c.epsilon, c.decay)
         case .adagrad(let a):
             heed_adagrad_row(row, grad, Int64(dim), a.lr, a.eps)

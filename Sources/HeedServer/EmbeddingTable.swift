@@ -405,9 +405,10 @@ public final class EmbeddingTable: @unchecked Sendable {
                     // Safe: rows[0..<m] were filled above; grads holds n × dim floats (checked by
                     // the caller) and every order[q] < n; coefs holds 3 floats per tabulated step.
                     q = Int(heed_adam_rows(rows, grads, order, Int64(m), Int64(q), Int64(dim), Int64(Self.headerBytes),
-                                           a.beta1, a.beta2, coefs.baseAddress, Int64(coefs.count / 3), touch, Int64(d2)))
+                                           a.beta1, a.beta2, coefs.baseAddress, Int64(coefs.count / 3),
+                                           optimizer.adamStepsAreFinal ? 1 : 0, touch, Int64(d2)))
                     guard q < m else { break }
-                    // A row past the tabulated steps: its coefficients are computed here.
+                    // A row past a table that has not settled: its coefficients are computed here.
                     Self.update(rows[q]!, optimizer: optimizer, grad: grads + Int(order[q]) * dim, touch: touch)
                     q += 1
                 }

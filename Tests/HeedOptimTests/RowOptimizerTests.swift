@@ -125,6 +125,27 @@ func lazyUpdate(_ opt: RowOptimizer, _ rows: inout [Float], _ steps: inout [UInt
         let far = a.coefficients(step: 1_000_000)
         #expect(abs(far.stepSize - 0.01) < 1e-7 && abs(far.epsilon - 1e-8) < 1e-14)
     }
+
+    // With the default betas the table runs to where the coefficients settle, and every
+    // later step computes exactly the last entry; the entry before it still differs.
+    @Test func settledAdamCoefficientsAreExactForEveryLaterStep() throws {
+        let a = AdamConfig(lr: 0.01)
+        let opt = RowOptimizer(config: .adam(a), dim: 1)
+        #expect(opt.adamStepsAreFinal)
+        let n = opt.adamSteps.count
+        #expect(n > RowOptimizer.tabulatedSteps && n <= RowOptimizer.maxTabulatedSteps)
+        let last = try #require(opt.adamSteps.last)
+        for t: UInt32 in [UInt32(n), UInt32(n) + 1, UInt32(n) + 1000, 1_000_000, UInt32.max - 1, UInt32.max] {
+            #expect(a.coefficients(step: t) == last, "step \(t)")
+        }
+        for t in stride(from: 1, through: n, by: 997) {
+            #expect(opt.adamSteps[t - 1] == a.coefficients(step: UInt32(t)))
+        }
+        #expect(AdamConfig.power(0.999, UInt32(n - 1)) >= 0x1p-54)
+        // Betas that settle too late keep the short table and the computed path.
+        let slow = RowOptimizer(config: .adam(AdamConfig(lr: 0.01, beta2: 0.99999)), dim: 1)
+        #expect(!slow.adamStepsAreFinal && slow.adamSteps.count == RowOptimizer.tabulatedSteps)
+    }
 }
 
 /// Integer powers without Foundation.

@@ -49,11 +49,13 @@ import Testing
         }
     }
 
-    // A row past the tabulated Adam steps leaves the C kernel for computed coefficients and
-    // the rest of the batch carries on in the kernel.
-    @Test func adamPastTheTabulatedStepsMatchesTheReference() throws {
+    /// A row past the tabulated Adam steps gets the same result as the reference row by row,
+    /// and the rest of the batch carries on in the kernel. β2 = 0.99 settles within the table (later steps reuse its last entry in C);
+    /// β2 = 0.99999 does not (later steps take the computed Swift path).
+    @Test(arguments: [Float(0.99), 0.99999])
+    func adamPastTheTabulatedStepsMatchesTheReference(beta2: Float) throws {
         let dim = 16
-        let optimizer = OptimizerSettings.adam(AdamConfig(lr: 0.01))
+        let optimizer = OptimizerSettings.adam(AdamConfig(lr: 0.01, beta2: beta2))
         let config = EmbeddingTableConfig(name: "item", dim: dim, optimizer: optimizer, seed: 5)
         let table = try EmbeddingTable(config: config, options: EmbeddingTableOptions(stripes: 1, hugePages: false))
         let keys = itemKeys(0..<3)
@@ -61,9 +63,11 @@ import Testing
         let reference = RowOptimizer(config: optimizer, dim: dim)
         var rows = [Float](), steps = [UInt32](repeating: 0, count: keys.count)
         for k in keys { rows += table.row(for: k)!.values }
-        // Key 0 every push, key 1 every other push, key 2 once: key 0 crosses step 4096.
+        #expect(reference.adamStepsAreFinal == (beta2 == 0.99))
+        let tableEnd = reference.adamSteps.count
+        // Key 0 every push, key 1 every other push, key 2 once: key 0 crosses the table's end.
         var rng = SeededGenerator(seed: 2)
-        for step in 1...(RowOptimizer.tabulatedSteps + 10) {
+        for step in 1...(tableEnd + 10) {
             let picks = step % 2 == 0 ? [0, 1, 0] : (step == 7 ? [2, 0] : [0])
             let grads = (0..<picks.count * dim).map { _ in Float(rng.nextGaussian()) * 0.1 }
             table.push(picks.map { keys[$0] }, grads: grads, step: UInt32(step))
@@ -75,7 +79,7 @@ import Testing
                 }
             }
         }
-        #expect(steps[0] > UInt32(RowOptimizer.tabulatedSteps))
+        #expect(steps[0] > UInt32(tableEnd))
         for (i, k) in keys.enumerated() {
             let row = try #require(table.row(for: k))
             #expect(row.step == steps[i])

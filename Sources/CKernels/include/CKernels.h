@@ -66,12 +66,14 @@ int64_t heed_index_find_rows(const uint64_t *slots, uint64_t mask, const uint64_
 /// grads[order[q] * dim ..< +dim], its step goes up by one (saturating at UINT32_MAX),
 /// lastTouched becomes max(lastTouched, touch), and Adam runs with the coefficients of
 /// the new step t: coefs[3(t−1) ..< 3t] = {step_size, eps_t, decay_lr}, tabulated for
-/// t in 1...ncoefs. Records and gradients are prefetched `ahead` rows early. Returns m,
-/// or the first q whose new step is beyond the table, with that row left untouched, so
-/// the caller can update it with computed coefficients and resume at q + 1.
+/// t in 1...ncoefs; when `coefs_final` is non-zero, every later step uses the last entry
+/// (the coefficients have settled). Records and gradients are prefetched `ahead` rows
+/// early. Returns m, or (only when `coefs_final` is 0) the first q whose new step is beyond
+/// the table, with that row left untouched, so the caller can update it with computed
+/// coefficients and resume at q + 1.
 int64_t heed_adam_rows(void *const *rows, const float *grads, const int32_t *order, int64_t m, int64_t from,
                        int64_t dim, int64_t header_bytes, float b1, float b2,
-                       const float *coefs, int64_t ncoefs, uint32_t touch, int64_t ahead);
+                       const float *coefs, int64_t ncoefs, int32_t coefs_final, uint32_t touch, int64_t ahead);
 
 /// Prefetch a cache line for writing (hides random-access latency of a row update).
 static inline void heed_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
