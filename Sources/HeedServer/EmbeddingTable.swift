@@ -332,36 +332,38 @@ public final class EmbeddingTable: @unchecked Sendable {
         return row
     }
 
-    /// Pull pipeline over one stripe's group: prefetch index slots `d1` keys ahead, find or
-    /// create rows and prefetch them `d2` keys ahead, copy weights out.
+    /// Pull over one stripe's group in two passes per block, as `pushGroup` does: find the
+    /// existing rows (index slots prefetched ahead, each found row's header and weights
+    /// sent towards L2), then copy weights out in order, prefetching rows `d2` ahead into
+    /// L1, and create the missing (admitted) rows as they come. Missing keys go through
+    /// `rowForPull` in position order, so admission counts and row creation happen in the
+    /// same order as a one-pass lookup would do them.
     private func pullGroup(_ s: EmbeddingTableStripe, keys: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>,
                            order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                            out: UnsafeMutablePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
-        let readBytes = Int64(Self.headerBytes + 4 * dim), outBytes = Int64(4 * dim)
-        let index = s.index
-        for i in 0..<(m + d1 + d2) {
-            // Safe: each stage checks its position against 0..<m; order holds positions < n
-            // and out holds n × dim floats (checked by the caller).
-            if i < m { index.prefetch(hash: hashes[Int(order[i])]) }
-            let j = i - d1
-            if j >= 0 && j < m {
-                let p = Int(order[j])
-                let row = rowForPull(s, key: keys[p], hash: hashes[p])
-                rows[j] = row
-                if let row { heed_prefetch_range(row, readBytes) }
-                heed_prefetch_range(out + p * dim, outBytes)
-            }
-            let q = j - d2
-            if q >= 0 && q < m {
-                let dst = out + Int(order[q]) * dim
-                if let row = rows[q] {
+        let readBytes = Self.headerBytes + 4 * dim
+        var lo = 0
+        while lo < m {
+            let count = min(Self.pushBlockRows, m - lo)
+            // Safe: [lo, lo + count) lies inside the group's order and rows; order holds
+            // positions < n and out holds n × dim floats (checked by the caller).
+            let o = order + lo, r = rows + lo
+            _ = s.index.findRows(keys: keys, hashes: hashes, order: o, count: count, into: r,
+                                 slotAhead: d1, rowPrefetchBytes: readBytes)
+            for q in 0..<count {
+                if q + d2 < count, let ahead = r[q + d2] { heed_prefetch_range(ahead, Int64(readBytes)) }
+                let p = Int(o[q])
+                let dst = out + p * dim
+                let row = r[q] ?? rowForPull(s, key: keys[p], hash: hashes[p])
+                if let row {
                     Self.touch(row, touch)
                     dst.update(from: Self.floats(row), count: dim)
                 } else {
                     dst.update(repeating: 0, count: dim)
                 }
             }
+            lo += count
         }
     }
 
