@@ -1,8 +1,5 @@
 import CKernels
 import HeedCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Applies one optimizer to embedding rows stored as `[w | state]`, each part `dim` floats.
 ///
@@ -18,17 +15,27 @@ public struct RowOptimizer: Sendable {
     /// Floats per row, parameter and state together.
     public let width: Int
     /// Adam coefficients for steps 1...count, precomputed because two `pow` calls per row
-    /// cost as much as the row's arithmetic; later steps are computed on the fly unless
-    /// `adamStepsAreFinal`.
-    @usableFromInline let adamSteps: [AdamStep]
-    /// `adamSteps` flattened for the C row kernels: (adamSteps.count × 3) floats,
-    /// `{stepSize, epsilon, decay}` of step t at `3(t−1)`; empty unless Adam.
+    /// cost as much as the row's arithmetic, as (count × 3) floats `{stepSize, epsilon,
+    /// decay}` of step t at `3(t−1)` (the layout the C row kernels read); empty unless
+    /// Adam. Later steps are computed on the fly unless `adamStepsAreFinal`.
     public let adamCoefficients: [Float]
     /// Every step past the table has exactly the last entry's coefficients: from there on
     /// β1^t and β2^t are below 2^-54, so `1 − β^t` is 1.0 in Double and the bias
     /// corrections vanish bit for bit. Frequent features pass any fixed table size; with
     /// this they never fall back to `pow` per row.
     public let adamStepsAreFinal: Bool
+
+    /// Tabulated steps (adamCoefficients.count / 3).
+    @inlinable var adamStepCount: Int { adamCoefficients.count / 3 }
+
+    /// The coefficients of tabulated step `k + 1` (k < adamStepCount).
+    @inlinable func adamStep(at k: Int) -> AdamStep {
+        // Safe: callers keep k in 0..<adamStepCount, so 3k + 2 < adamCoefficients.count.
+        adamCoefficients.withUnsafeBufferPointer { c in AdamStep(stepSize: c[3 * k], epsilon: c[3 * k + 1], decay: c[3 * k + 2]) }
+    }
+
+    /// The tabulated coefficients as values (a copy, for tests and inspection).
+    var adamSteps: [AdamStep] { (0..<adamStepCount).map(adamStep(at:)) }
 
     /// Steps tabulated when the coefficients do not settle within `maxTabulatedSteps`.
     static let tabulatedSteps = 4096
@@ -39,17 +46,11 @@ public struct RowOptimizer: Sendable {
     /// The first step from which Adam's bias corrections are exactly 1 in Double
     /// (β^t < 2^-54 for both betas), or nil if that is past `maxTabulatedSteps`.
     static func settledStep(_ a: AdamConfig) -> Int? {
-        let limit = 0x1p-54
-        func settled(_ t: Int) -> Bool {
-            AdamConfig.power(Double(a.beta1), UInt32(t)) < limit && AdamConfig.power(Double(a.beta2), UInt32(t)) < limit
+        // β^t falls monotonically with t, so the first settled step is found by a scan
+        // (at most 2 · maxTabulatedSteps `pow` calls, once per table).
+        (1...maxTabulatedSteps).first { t in
+            AdamConfig.power(Double(a.beta1), UInt32(t)) < 0x1p-54 && AdamConfig.power(Double(a.beta2), UInt32(t)) < 0x1p-54
         }
-        // Estimate from logs, then step to the exact first t (pow is monotone in t).
-        let worst = Double(max(a.beta1, a.beta2))
-        var t = worst <= 0 ? 1 : max(1, Int((-54 * 0.6931471805599453 / log(worst)).rounded(.down)) - 2)
-        guard t <= maxTabulatedSteps else { return nil }
-        while t > 1 && settled(t - 1) { t -= 1 }
-        while !settled(t) { t += 1 }
-        return t <= maxTabulatedSteps ? t : nil
     }
 
     /// An optimizer for rows of `dim` floats; `config` must be valid (see `validate()`).
@@ -60,13 +61,15 @@ public struct RowOptimizer: Sendable {
         self.width = config.stateWidth * dim
         if case .adam(let a) = config {
             let settled = Self.settledStep(a)
-            adamSteps = (1...UInt32(settled ?? Self.tabulatedSteps)).map { a.coefficients(step: $0) }
+            adamCoefficients = (1...UInt32(settled ?? Self.tabulatedSteps)).flatMap { t in
+                let c = a.coefficients(step: t)
+                return [c.stepSize, c.epsilon, c.decay]
+            }
             adamStepsAreFinal = settled != nil
         } else {
-            adamSteps = []
+            adamCoefficients = []
             adamStepsAreFinal = false
         }
-        adamCoefficients = adamSteps.flatMap { [$0.stepSize, $0.epsilon, $0.decay] }
     }
 
     /// Sets the state part of a new row (everything after `w`): Adam moments and SGD
@@ -91,10 +94,8 @@ public struct RowOptimizer: Sendable {
     public func update(row: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, step: UInt32) {
         switch config {
         case .adam(let a):
-            let k = Int(step) &- 1
-            // Safe: k is checked against the table's count before the unchecked read.
-            let c = k >= 0 && k < adamSteps.count ? adamSteps.withUnsafeBufferPointer { $0[k] }
-                : adamStepsAreFinal && k >= 0 ? adamSteps[adamSteps.count - 1] : a.coefficients(step: step)
+            let k = Int(step) &- 1, n = adamStepCount
+            let c = k >= 0 && (k < n || adamStepsAreFinal) ? adamStep(at: min(k, n - 1)) : a.coefficients(step: step)
             heed_adam_row(row, grad, Int64(dim), a.beta1, a.beta2, c.stepSize, c.epsilon, c.decay)
         case .adagrad(let a):
             heed_adagrad_row(row, grad, Int64(dim), a.lr, a.eps)

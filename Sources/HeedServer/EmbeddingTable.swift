@@ -343,12 +343,8 @@ public final class EmbeddingTable: @unchecked Sendable {
                            out: UnsafeMutablePointer<Float>, touch: UInt32) {
         let d1 = options.slotPrefetchDistance, d2 = options.rowPrefetchDistance, dim = dim
         let readBytes = Self.headerBytes + 4 * dim
-        var lo = 0
-        while lo < m {
-            let count = min(Self.pushBlockRows, m - lo)
-            // Safe: [lo, lo + count) lies inside the group's order and rows; order holds
-            // positions < n and out holds n × dim floats (checked by the caller).
-            let o = order + lo, r = rows + lo
+        Self.forEachBlock(count: m, order: order, rows: rows) { o, r, count in
+            // Safe: order holds positions < n and out holds n × dim floats (checked by the caller).
             _ = s.index.findRows(keys: keys, hashes: hashes, order: o, count: count, into: r,
                                  slotAhead: d1, rowPrefetchBytes: readBytes)
             for q in 0..<count {
@@ -363,7 +359,6 @@ public final class EmbeddingTable: @unchecked Sendable {
                     dst.update(repeating: 0, count: dim)
                 }
             }
-            lo += count
         }
     }
 
@@ -375,20 +370,30 @@ public final class EmbeddingTable: @unchecked Sendable {
     private func pushGroup(_ s: EmbeddingTableStripe, keys: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>,
                            order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                            grads: UnsafePointer<Float>, touch: UInt32) {
+        Self.forEachBlock(count: m, order: order, rows: rows) { o, r, count in
+            pushBlock(s, keys: keys, hashes: hashes, order: o, count: count, rows: r, grads: grads, touch: touch)
+        }
+    }
+
+    /// Rows per find-then-use block of a pull or push: their records (≈ 200 KiB at dim 64)
+    /// stay in a Zen-class L2 (≥ 512 KiB) between the passes, with room for the gradients.
+    static let blockRows = 256
+
+    /// Cuts a group's `m` positions into blocks of at most `blockRows` and calls
+    /// `body(order, rows, count)` with each block's slices of `order` and `rows`.
+    @inline(__always)
+    private static func forEachBlock(count m: Int, order: UnsafePointer<Int32>, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+                                     _ body: (UnsafePointer<Int32>, UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int) -> Void) {
         var lo = 0
         while lo < m {
-            let count = min(Self.pushBlockRows, m - lo)
+            let count = min(blockRows, m - lo)
             // Safe: [lo, lo + count) lies inside the group's order and rows.
-            pushBlock(s, keys: keys, hashes: hashes, order: order + lo, count: count, rows: rows + lo, grads: grads, touch: touch)
+            body(order + lo, rows + lo, count)
             lo += count
         }
     }
 
-    /// Rows per find-then-update block of a push: their records (≈ 200 KiB at dim 64) stay
-    /// in a Zen-class L2 (≥ 512 KiB) between the passes, with room for the gradients.
-    static let pushBlockRows = 256
-
-    /// One block of `pushGroup`: `m` ≤ `pushBlockRows` positions.
+    /// One block of `pushGroup`: `m` ≤ `blockRows` positions.
     private func pushBlock(_ s: EmbeddingTableStripe, keys: UnsafePointer<UInt64>, hashes: UnsafePointer<UInt64>,
                            order: UnsafePointer<Int32>, count m: Int, rows: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                            grads: UnsafePointer<Float>, touch: UInt32) {

@@ -59,18 +59,18 @@ public struct MiniBatchRegularizer: Sendable {
         guard lambda != 0 else { return }
         for (t, table) in rows.tables {
             let d = table.dim
-            var g = gradients[t] ?? [Float](repeating: 0, count: table.values.count)
-            precondition(g.count == table.values.count, "regulariser: table \(t) has \(g.count) gradient floats for \(table.values.count) values")
-            for (i, key) in table.keys.enumerated() {
-                // A key missing from the counts was not in this worker's training data
-                // (evaluation batches never come here); it gets no penalty.
-                guard let n = counts[key], n > 0 else { continue }
-                let scale = lambda / Float(n)
-                for j in i * d..<(i + 1) * d {
-                    g[j] += scale * table.values[j]
+            precondition(gradients[t].map { $0.count == table.values.count } ?? true,
+                         "regulariser: table \(t) has \(gradients[t]!.count) gradient floats for \(table.values.count) values")
+            // Updated in place through the dictionary (no copy of the gradient block).
+            gradients[t, default: [Float](repeating: 0, count: table.values.count)].withUnsafeMutableBufferPointer { g in
+                for (i, key) in table.keys.enumerated() {
+                    // A key missing from the counts was not in this worker's training data
+                    // (evaluation batches never come here); it gets no penalty.
+                    guard let n = counts[key], n > 0 else { continue }
+                    let scale = lambda / Float(n)
+                    for j in i * d..<(i + 1) * d { g[j] += scale * table.values[j] }
                 }
             }
-            gradients[t] = g
         }
     }
 

@@ -51,14 +51,14 @@ public final class Trainer: @unchecked Sendable {
     /// - Parameter clock: this worker's step number (starting at 1), sent with pushes.
     public func step(_ fetched: Fetched, clock: Int) async throws -> StepOutput {
         model.loadDenseParameters(fetched.dense)
-        let out = model.trainStep(fetched.batch, rows: fetched.rows)
-        var rowGradients = out.rowGradients
-        regularizer?.addGradients(rows: fetched.rows, to: &rowGradients)
+        var trained = model.trainStep(fetched.batch, rows: fetched.rows)
+        regularizer?.addGradients(rows: fetched.rows, to: &trained.rowGradients)
+        let out = trained
         let params = params
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in tableDims.keys.sorted() {
                 let keys = fetched.rows.tables[t]?.keys ?? []
-                let grads = rowGradients[t] ?? []
+                let grads = out.rowGradients[t] ?? []
                 guard !keys.isEmpty || pushEveryTable else { continue }
                 group.addTask { try await params.pushRowGradients(table: t, keys: keys, gradients: grads, clock: clock) }
             }

@@ -138,6 +138,13 @@ public final class TrainingLoop: @unchecked Sendable {
 
     /// Predicts every record of `evalPlan` (file order) and computes AUC, GAUC, log loss.
     public func evaluate(_ evalPlan: BatchPlan) async throws -> Evaluation {
+        try await Self.evaluate(evalPlan, trainer: trainer, makeBatch: makeBatch)
+    }
+
+    /// `evaluate(_:)` for code that has the trainer and batch adapter but no loop yet
+    /// (an epoch hook set up before the loop is built).
+    public static func evaluate(_ evalPlan: BatchPlan, trainer: Trainer,
+                                makeBatch: (SampleBatch) -> ModelBatch) async throws -> Evaluation {
         var predictions: [Float] = [], labels: [Float] = [], users: [UInt64] = []
         for b in evalPlan.batches(epoch: 0, seed: 0, shuffle: false) {
             let batch = makeBatch(evalPlan.gather(b))

@@ -211,13 +211,8 @@ struct BenchStorageCommand: ParsableCommand {
     /// Anonymous memory of this process on transparent huge pages, from
     /// /proc/self/smaps_rollup (0 where unavailable).
     private func hugePageBytes() -> Int {
-        let fd = open("/proc/self/smaps_rollup", O_RDONLY)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return 0 }
-        for line in String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n") where line.hasPrefix("AnonHugePages:") {
+        guard let text = procFile("/proc/self/smaps_rollup", capacity: 4096) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("AnonHugePages:") {
             let fields = line.split(separator: " ")
             if fields.count > 1, let kib = Int(fields[1]) { return kib << 10 }
         }
@@ -226,14 +221,19 @@ struct BenchStorageCommand: ParsableCommand {
 
     /// The process's resident set size from /proc/self/statm (0 where unavailable).
     private func residentSetBytes() -> Int {
-        let fd = open("/proc/self/statm", O_RDONLY)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 256)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return 0 }
-        let fields = String(decoding: buffer[0..<n], as: UTF8.self).split(separator: " ")
+        guard let text = procFile("/proc/self/statm", capacity: 256) else { return 0 }
+        let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// The first `capacity` bytes of a /proc file as text, nil if it cannot be read.
+    private func procFile(_ path: String, capacity: Int) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: capacity)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
     }
 }

@@ -83,15 +83,12 @@ enum InProcessRun {
         hooks.progress = { log("train: \($0)") }
         hooks.shouldStop = interrupted
         let testShards = try manifest.open(.test, directory: config.data.path)
-        // The hook runs inside the loop, so it reaches the loop through a box set below.
-        let loopBox = LockedBox<TrainingLoop?>(nil)
         if evalEachEpoch {
             // Pick the epoch count on the validation split, then read test at that epoch.
             let validShards = try manifest.open(.valid, directory: config.data.path)
             hooks.afterEpoch = { epoch in
-                guard let loop = loopBox.get() else { return }
-                let valid = try await loop.evaluate(BatchPlan(shards: validShards, batchSize: 1024))
-                let test = try await loop.evaluate(BatchPlan(shards: testShards, batchSize: 1024))
+                let valid = try await TrainingLoop.evaluate(BatchPlan(shards: validShards, batchSize: 1024), trainer: trainer, makeBatch: makeBatch)
+                let test = try await TrainingLoop.evaluate(BatchPlan(shards: testShards, batchSize: 1024), trainer: trainer, makeBatch: makeBatch)
                 log("train: epoch \(epoch + 1) valid \(valid.summary)")
                 log("train: epoch \(epoch + 1) test \(test.summary)")
             }
@@ -100,7 +97,6 @@ enum InProcessRun {
                                 settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps, pipelined: false, seed: config.seed,
                                                 miniBatchL2: config.model.miniBatchL2),
                                 hooks: hooks, makeBatch: makeBatch)
-        loopBox.set(loop)
         let trainLoss = try await loop.run()
         if interrupted() { throw HeedError(.cancelled, "interrupted") }
         let directory = config.output.modelDirectory

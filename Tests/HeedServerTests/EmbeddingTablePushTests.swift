@@ -34,13 +34,7 @@ import Testing
             picks.shuffle(using: &rng)
             let grads = (0..<picks.count * dim).map { _ in Float(rng.nextGaussian()) * 0.1 }
             table.push(picks.map { keys[$0] }, grads: grads, step: UInt32(step))
-            rows.withUnsafeMutableBufferPointer { r in
-                steps.withUnsafeMutableBufferPointer { s in
-                    picks.withUnsafeBufferPointer { i in
-                        grads.withUnsafeBufferPointer { g in reference.update(rows: r, steps: s, indices: i, grads: g) }
-                    }
-                }
-            }
+            referenceUpdate(reference, &rows, &steps, picks, grads)
         }
         for (i, k) in keys.enumerated() {
             let row = try #require(table.row(for: k))
@@ -71,13 +65,7 @@ import Testing
             let picks = step % 2 == 0 ? [0, 1, 0] : (step == 7 ? [2, 0] : [0])
             let grads = (0..<picks.count * dim).map { _ in Float(rng.nextGaussian()) * 0.1 }
             table.push(picks.map { keys[$0] }, grads: grads, step: UInt32(step))
-            rows.withUnsafeMutableBufferPointer { r in
-                steps.withUnsafeMutableBufferPointer { s in
-                    picks.withUnsafeBufferPointer { i in
-                        grads.withUnsafeBufferPointer { g in reference.update(rows: r, steps: s, indices: i, grads: g) }
-                    }
-                }
-            }
+            referenceUpdate(reference, &rows, &steps, picks, grads)
         }
         #expect(steps[0] > UInt32(tableEnd))
         for (i, k) in keys.enumerated() {
@@ -93,5 +81,17 @@ import Testing
         #expect(EmbeddingTable.recordStride(floats: 3 * 4) == 64)
         #expect(EmbeddingTable.recordStride(floats: 3 * 18) == 256)
         #expect(EmbeddingTable.recordStride(floats: 2 * 10) == 96)
+    }
+}
+
+/// `RowOptimizer.update(rows:steps:indices:grads:)` on arrays: the row-by-row reference.
+private func referenceUpdate(_ optimizer: RowOptimizer, _ rows: inout [Float], _ steps: inout [UInt32],
+                             _ indices: [Int], _ grads: [Float]) {
+    rows.withUnsafeMutableBufferPointer { r in
+        steps.withUnsafeMutableBufferPointer { s in
+            indices.withUnsafeBufferPointer { i in
+                grads.withUnsafeBufferPointer { g in optimizer.update(rows: r, steps: s, indices: i, grads: g) }
+            }
+        }
     }
 }
