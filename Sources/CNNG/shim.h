@@ -3,3 +3,5 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
+// nng allocates messages with malloc; MessageMemory tunes glibc's thresholds (mallopt).
+#include <malloc.h>

@@ -20,6 +20,7 @@ struct BenchClusterCommand: ParsableCommand {
     @Option(help: "Seconds per throughput measurement.") var seconds = 2.0
     @Option(help: "Keys per pull/push request (dim 64 rows): 256 ≈ 64 KiB, 4096 ≈ 1 MiB.") var keys = [256, 1024, 4096]
     @Option(help: "Requests in flight.") var inFlight = 4
+    @Option(help: "Parameter-server operations to measure, comma-separated: pull, push.") var ops = "pull,push"
     @Option(help: "Model for the training comparison.") var model = "din"
     @Option(help: "Prepared dataset for the training comparison (default: the bundled Amazon Beauty sample, prepared on the fly).") var data: String?
     @Option(help: "Training steps per run in the comparison.") var steps = 300
@@ -31,18 +32,21 @@ struct BenchClusterCommand: ParsableCommand {
         let unknown = sections.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !["transport", "server", "training"].contains($0) }
         guard unknown.isEmpty else { throw ValidationError("unknown --sections \(unknown.joined(separator: ", ")); use transport, server, training") }
+        let unknownOps = ops.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { ServerGoodput.Operation(rawValue: $0) == nil }
+        guard unknownOps.isEmpty else { throw ValidationError("unknown --ops \(unknownOps.joined(separator: ", ")); use pull, push") }
     }
 
     func run() throws {
         setBLASThreadsForBench()
         let seconds = seconds, keys = keys, inFlight = inFlight
+        let operations = ops.split(separator: ",").compactMap { ServerGoodput.Operation(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
         let wanted = Set(sections.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         try runRole("bench cluster") {
             let dir = NSTemporaryDirectory() + "heed-bench-\(getpid())"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
             if wanted.contains("transport") { try await Self.transportSection(keys: keys, inFlight: inFlight, seconds: seconds, directory: dir) }
-            if wanted.contains("server") { try await Self.serverSection(keys: keys, inFlight: inFlight, seconds: seconds, directory: dir) }
+            if wanted.contains("server") { try await Self.serverSection(operations, keys: keys, inFlight: inFlight, seconds: seconds, directory: dir) }
         }
         if wanted.contains("training") { try compareTraining() }
         if storageRows > 0 {
@@ -67,11 +71,11 @@ struct BenchClusterCommand: ParsableCommand {
     }
 
     /// Pulls and pushes through a real `ParameterServer` against raw nng at the same sizes.
-    private static func serverSection(keys: [Int], inFlight: Int, seconds: Double, directory dir: String) async throws {
+    private static func serverSection(_ operations: [ServerGoodput.Operation], keys: [Int], inFlight: Int, seconds: Double, directory dir: String) async throws {
         print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes")
         print("op     keys   raw MB/s   server MB/s   rows/s       ratio   table µs/msg   bound")
         for (i, k) in keys.enumerated() {
-            for op in [ServerGoodput.Operation.pull, .push] {
+            for op in operations {
                 let r = try await ServerGoodput.measure(op, keys: k, dim: 64, inFlight: inFlight, seconds: seconds, directory: dir, tag: "\(i)")
                 print(String(format: "%-6@ %-6d %10.0f %13.0f %12.0f %7.2f %14.0f %7.2f", op.rawValue, k, r.rawBytesPerSecond / 1e6,
                              r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio, r.tableSecondsPerMessage * 1e6, r.tableBound))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HeedLayers
+import HeedTransport
 
 /// The one Heed binary: every role and tool is a subcommand.
 @main
@@ -7,8 +8,12 @@ struct Heed: ParsableCommand {
     /// One OpenBLAS thread per process: on this kind of machine two are slower than one
     /// (PLATFORM.md), and Heed parallelises across workers and servers instead. Without
     /// this, OpenBLAS's idle threads spin in sched_yield next to the training loop.
+    ///
+    /// Freed nng message buffers stay in the heap (`MessageMemory`): every role sends and
+    /// receives messages of up to megabytes many thousand times a second.
     static func main() {
         setBLASThreads(1)
+        MessageMemory.retainFreedBuffers()
         do {
             var command = try parseAsRoot()
             try command.run()
