@@ -18,12 +18,12 @@ public struct ThroughputSample: Sendable, Equatable {
     public var replyBytesPerSecond: Double { messagesPerSecond * Double(replyBytes) }
 }
 
-/// Pull-rows goodput through the Heed client/server: useful row bytes, after encoding,
-/// transfer, authentication (if on) and decoding.
+/// Pull- or push-rows goodput through the Heed client/server: useful row bytes, after
+/// encoding, transfer, authentication (if on) and decoding.
 public struct GoodputSample: Sendable, Equatable {
     /// Message-level throughput of the same run.
     public var transfer: ThroughputSample
-    /// Rows per reply.
+    /// Rows per request (pushed) or reply (pulled).
     public var rowsPerRequest: Int
     /// Row width.
     public var dim: Int
@@ -34,18 +34,32 @@ public struct GoodputSample: Sendable, Equatable {
     public var valueBytesPerSecond: Double { rowsPerSecond * Double(dim * 4) }
 }
 
+/// Which way rows travel in a goodput measurement.
+public enum RowTransfer: String, Sendable, CaseIterable {
+    /// Rows in the reply (a worker pulling).
+    case pull
+    /// Rows in the request (a worker pushing gradients).
+    case push
+}
+
 /// Goodput against raw nng at the same message sizes, measured back to back.
 public struct TransportComparison: Sendable, Equatable {
+    /// Pull or push.
+    public var operation: RowTransfer
     /// Raw nng REQ/REP with the same request and reply sizes (the median round).
     public var raw: ThroughputSample
-    /// The Heed client/server pulling rows (the median round).
+    /// The Heed client/server moving rows (the median round).
     public var goodput: GoodputSample
     /// The ratio of every round, in run order; rounds alternate raw and Heed so load
     /// from other processes hits both alike.
     public var roundRatios: [Double]
 
-    /// Row bytes/s delivered by Heed ÷ reply bytes/s of raw nng (target ≥ 0.80).
-    public var ratio: Double { goodput.valueBytesPerSecond / raw.replyBytesPerSecond }
+    /// Raw nng's bytes/s in the direction the rows travel.
+    public var rawBytesPerSecond: Double {
+        operation == .pull ? raw.replyBytesPerSecond : raw.messagesPerSecond * Double(raw.requestBytes)
+    }
+    /// Row bytes/s delivered by Heed ÷ raw nng's bytes/s the same way (target ≥ 0.80).
+    public var ratio: Double { goodput.valueBytesPerSecond / rawBytesPerSecond }
 }
 
 /// Library-level transport benchmarks; `heed bench cluster` prints these.
@@ -110,17 +124,64 @@ public enum TransportBenchmark {
         let client = try NNGClient(address: server.address, options: ClientOptions(maxInFlight: inFlight, maxMessageSize: limit, secret: secret, retry: .none))
         defer { client.close() }
 
+        let count = try await runLoops(inFlight: inFlight, client: client, inlineCompletions: inlineCompletions,
+                                       warmup: warmup, duration: duration) {
+            // Read in place, as a worker scattering rows into its batch does.
+            let intact = try await client.withPulledRows(pull, timeout: .seconds(30)) { rows in
+                rows.values.count == values.count && rows.values.last == values.last
+            }
+            guard intact else { throw HeedError(.corrupt, "benchmark reply rows differ from what the server sent") }
+        }
+        return GoodputSample(transfer: ThroughputSample(requests: count.requests, seconds: count.seconds, requestBytes: size.request, replyBytes: size.reply),
+                             rowsPerRequest: keysPerRequest, dim: dim)
+    }
+
+    /// Pushes of `keysPerRequest` keys with (keys × dim) Float32 gradients through
+    /// `NNGClient`/`NNGServer`, `inFlight` at a time, answered with an ack. The server
+    /// validates each push in place as a `ParameterServer` does and reads its last
+    /// gradient (so the bytes are really delivered), but applies nothing: the table's
+    /// share is what the server section of `heed bench cluster` adds.
+    public static func pushRowsGoodput(address: String, keysPerRequest: Int, dim: Int, inFlight: Int, duration: Duration,
+                                       warmup: Duration = .milliseconds(300), secret: [UInt8]? = nil) async throws -> GoodputSample {
+        let push = pushRequest(keys: keysPerRequest, dim: dim)
+        let last = push.grads.last
+        let size = pushSizes(keys: keysPerRequest, dim: dim, authenticated: secret != nil)
+        let limit = max(size.request, size.reply) + 4096
+        var options = ServerOptions(concurrency: inFlight, maxMessageSize: limit, secret: secret)
+        options.rowHandlers = RowRequestHandlers(
+            pull: { _ in throw HeedError(.unsupported, "benchmark server serves pushes only") },
+            push: { view, _, _, _ in
+                guard view.keys.count == keysPerRequest, view.grads.last == last else {
+                    throw HeedError(.corrupt, "benchmark push arrived with \(view.keys.count) keys or altered gradients")
+                }
+                return .ack(Ack(value: UInt64(view.keys.count)))
+            })
+        let server = try NNGServer(address: address, options: options) { _ in
+            throw HeedError(.invalidInput, "benchmark server expects pushes")
+        }
+        defer { server.close() }
+        let client = try NNGClient(address: server.address, options: ClientOptions(maxInFlight: inFlight, maxMessageSize: limit, secret: secret, retry: .none))
+        defer { client.close() }
+        let count = try await runLoops(inFlight: inFlight, client: client, warmup: warmup, duration: duration) {
+            let ack = try await client.pushRows(push, timeout: .seconds(30))
+            guard ack.value == UInt64(keysPerRequest) else { throw HeedError(.corrupt, "benchmark push acknowledged \(ack.value) rows") }
+        }
+        return GoodputSample(transfer: ThroughputSample(requests: count.requests, seconds: count.seconds, requestBytes: size.request, replyBytes: size.reply),
+                             rowsPerRequest: keysPerRequest, dim: dim)
+    }
+
+    /// Runs `inFlight` loops of `request` and counts completions over `duration` after
+    /// `warmup`. With `inlineCompletions` the loops prefer the client's completion executor
+    /// (continuing where the reply arrived, as a worker's fetch tasks do).
+    private static func runLoops(inFlight: Int, client: NNGClient, inlineCompletions: Bool = true, warmup: Duration, duration: Duration,
+                                 _ request: @escaping @Sendable () async throws -> Void) async throws -> (requests: Int, seconds: Double) {
         let completed = Locked(0)
         let failure = Locked<(any Error)?>(nil)
         let running = Locked(true)
         let loop: @Sendable () async -> Void = {
             while running.withLock({ $0 }) {
                 do {
-                    // Read in place, as a worker scattering rows into its batch does.
-                    let intact = try await client.withPulledRows(pull, timeout: .seconds(30)) { rows in
-                        rows.values.count == values.count && rows.values.last == values.last
-                    }
-                    guard intact else { throw HeedError(.corrupt, "benchmark reply rows differ from what the server sent") }
+                    try await request()
                     completed.withLock { $0 += 1 }
                 } catch {
                     failure.withLock { if $0 == nil { $0 = error } }
@@ -131,7 +192,6 @@ public enum TransportBenchmark {
         let workers = Task {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<inFlight {
-                    // As a worker's fetch tasks do: continue where the reply arrived.
                     if #available(macOS 15.0, *), inlineCompletions {
                         group.addTask(executorPreference: client.completionExecutor, operation: loop)
                     } else {
@@ -144,25 +204,28 @@ public enum TransportBenchmark {
         running.withLock { $0 = false }
         await workers.value
         if let e = failure.withLock({ $0 }) { throw e }
-        return GoodputSample(transfer: ThroughputSample(requests: count, seconds: seconds, requestBytes: size.request, replyBytes: size.reply),
-                             rowsPerRequest: keysPerRequest, dim: dim)
+        return (count, seconds)
     }
 
-    /// Raw nng and Heed pull-rows goodput at the same request/reply sizes: `rounds`
-    /// back-to-back pairs of `duration` each; reports the pair with the median ratio.
-    /// `address(round, isRaw)` gives each run its own address (`tcp://127.0.0.1:0` works).
-    public static func compare(keysPerRequest: Int, dim: Int = 64, inFlight: Int = 8, duration: Duration = .seconds(1),
-                               rounds: Int = 3, secret: [UInt8]? = nil,
+    /// Raw nng and Heed pull- or push-rows goodput at the same request/reply sizes:
+    /// `rounds` back-to-back pairs of `duration` each; reports the pair with the median
+    /// ratio. `address(round, isRaw)` gives each run its own address (`tcp://127.0.0.1:0` works).
+    public static func compare(_ operation: RowTransfer = .pull, keysPerRequest: Int, dim: Int = 64, inFlight: Int = 8,
+                               duration: Duration = .seconds(1), rounds: Int = 3, secret: [UInt8]? = nil,
                                address: (_ round: Int, _ isRaw: Bool) -> String) async throws -> TransportComparison {
         precondition(rounds >= 1, "compare needs at least one round")
-        let size = sizes(keys: keysPerRequest, dim: dim, authenticated: secret != nil)
+        let size = operation == .pull ? sizes(keys: keysPerRequest, dim: dim, authenticated: secret != nil)
+                                      : pushSizes(keys: keysPerRequest, dim: dim, authenticated: secret != nil)
         var pairs: [TransportComparison] = []
         for round in 0..<rounds {
             let raw = try await rawRequestReply(address: address(round, true), requestSize: size.request, replySize: size.reply,
                                                 inFlight: inFlight, duration: duration)
-            let goodput = try await pullRowsGoodput(address: address(round, false), keysPerRequest: keysPerRequest, dim: dim,
-                                                    inFlight: inFlight, duration: duration, secret: secret)
-            pairs.append(TransportComparison(raw: raw, goodput: goodput, roundRatios: []))
+            let goodput = operation == .pull
+                ? try await pullRowsGoodput(address: address(round, false), keysPerRequest: keysPerRequest, dim: dim,
+                                            inFlight: inFlight, duration: duration, secret: secret)
+                : try await pushRowsGoodput(address: address(round, false), keysPerRequest: keysPerRequest, dim: dim,
+                                            inFlight: inFlight, duration: duration, secret: secret)
+            pairs.append(TransportComparison(operation: operation, raw: raw, goodput: goodput, roundRatios: []))
         }
         var median = pairs.sorted { $0.ratio < $1.ratio }[pairs.count / 2]
         median.roundRatios = pairs.map(\.ratio)
@@ -179,6 +242,20 @@ public enum TransportBenchmark {
 
     private static func pullRequest(keys: Int) -> PullRows {
         PullRows(tableID: 1, keys: (0..<keys).map { UInt64($0) &* 0x9E37_79B9 &+ 11 })
+    }
+
+    /// Encoded sizes of a push of `keys` keys × dim gradients and its ack.
+    public static func pushSizes(keys: Int, dim: Int, authenticated: Bool = false) -> (request: Int, reply: Int) {
+        let tag = authenticated ? WireCodec.tagSize : 0
+        let request = WireCodec.headerSize + Message.pushRows(pushRequest(keys: keys, dim: dim)).payloadSize + tag
+        let reply = WireCodec.headerSize + Message.ack(Ack(value: UInt64(keys))).payloadSize + tag
+        return (request, reply)
+    }
+
+    private static func pushRequest(keys: Int, dim: Int) -> PushRows {
+        // Distinct values, so a push that arrived altered would fail the server's spot check.
+        PushRows(tableID: 1, dim: UInt32(dim), keys: pullRequest(keys: keys).keys.sorted(),
+                 grads: (0..<keys * dim).map { Float($0 % 1000) * 0.001 })
     }
 
     /// Sleeps through `warmup`, then returns the growth of `counter` over `duration` and

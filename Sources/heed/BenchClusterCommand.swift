@@ -8,8 +8,8 @@ import HeedTransport
 import HeedWorker
 
 /// `heed bench cluster`: the cluster's throughput against its limits, measured in one run:
-/// Heed's transport and parameter-server goodput against raw nng at the same message
-/// sizes, training samples/s of 1 server + 1 worker against the in-process run, and the
+/// Heed's transport pull/push goodput and the parameter server's (through a real table)
+/// against raw nng at the same message sizes, training samples/s of 1 server + 1 worker against the in-process run, and the
 /// storage figures of `heed bench storage` (sparse Adam vs memory bandwidth, bytes/row).
 struct BenchClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,11 +20,14 @@ struct BenchClusterCommand: ParsableCommand {
     @Option(help: "Seconds per throughput measurement.") var seconds = 2.0
     @Option(help: "Keys per pull/push request (dim 64 rows): 256 ≈ 64 KiB, 4096 ≈ 1 MiB.") var keys = [256, 1024, 4096]
     @Option(help: "Requests in flight.") var inFlight = 4
-    @Option(help: "Parameter-server operations to measure, comma-separated: pull, push.") var ops = "pull,push"
+    @Option(help: "Back-to-back raw/Heed pairs per measurement; the pair with the median ratio is reported.") var rounds = 5
+    @Option(help: "Operations to measure in the transport and server sections, comma-separated: pull, push.") var ops = "pull,push"
     @Option(help: "Model for the training comparison.") var model = "din"
     @Option(help: "Prepared dataset for the training comparison (default: the bundled Amazon Beauty sample, prepared on the fly).") var data: String?
     @Option(help: "Training steps per run in the comparison.") var steps = 300
     @Option(help: "Rows for the storage measurement (0 skips it).") var storageRows = 10_000_000
+    @Option(help: "Threads pushing in the storage measurement (default: every core, as a server applies pushes on all its transport threads).")
+    var storageThreads: Int?
     @Option(help: "Sections to run, comma-separated: transport, server, training (storage follows --storage-rows).")
     var sections = "transport,server,training"
 
@@ -38,47 +41,57 @@ struct BenchClusterCommand: ParsableCommand {
 
     func run() throws {
         setBLASThreadsForBench()
-        let seconds = seconds, keys = keys, inFlight = inFlight
+        let seconds = seconds, keys = keys, inFlight = inFlight, rounds = rounds
         let operations = ops.split(separator: ",").compactMap { ServerGoodput.Operation(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
         let wanted = Set(sections.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         try runRole("bench cluster") {
             let dir = NSTemporaryDirectory() + "heed-bench-\(getpid())"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            if wanted.contains("transport") { try await Self.transportSection(keys: keys, inFlight: inFlight, seconds: seconds, directory: dir) }
-            if wanted.contains("server") { try await Self.serverSection(operations, keys: keys, inFlight: inFlight, seconds: seconds, directory: dir) }
+            if wanted.contains("transport") { try await Self.transportSection(operations, keys: keys, inFlight: inFlight, seconds: seconds, rounds: rounds, directory: dir) }
+            if wanted.contains("server") { try await Self.serverSection(operations, keys: keys, inFlight: inFlight, seconds: seconds, rounds: rounds, directory: dir) }
         }
         if wanted.contains("training") { try compareTraining() }
         if storageRows > 0 {
-            print("\n== storage (heed bench storage --rows \(storageRows))")
-            let storage = try BenchStorageCommand.parse(["--rows", "\(storageRows)", "--updates", "\(min(storageRows, 10_000_000))"])
+            let threads = storageThreads ?? ProcessInfo.processInfo.activeProcessorCount
+            print("\n== storage (heed bench storage --rows \(storageRows) --threads \(threads))")
+            let storage = try BenchStorageCommand.parse(["--rows", "\(storageRows)", "--updates", "\(min(storageRows, 10_000_000))",
+                                                         "--threads", "\(threads)"])
             try storage.run()
         }
     }
 
-    /// Heed pull-rows goodput against raw nng REQ/REP at the same message sizes.
-    private static func transportSection(keys: [Int], inFlight: Int, seconds: Double, directory dir: String) async throws {
-        print("== transport: Heed pull-rows goodput vs raw nng REQ/REP at the same sizes (ipc, \(inFlight) in flight, dim 64)")
-        print("keys   reply KiB   raw MB/s   heed MB/s   rows/s       ratio   rounds")
+    /// Heed pull- and push-rows goodput against raw nng REQ/REP at the same message sizes.
+    private static func transportSection(_ operations: [ServerGoodput.Operation], keys: [Int], inFlight: Int, seconds: Double, rounds: Int,
+                                         directory dir: String) async throws {
+        print("== transport: Heed pull/push goodput vs raw nng REQ/REP at the same sizes (ipc, \(inFlight) in flight, dim 64)")
+        print("op     keys   rows KiB   raw MB/s   heed MB/s   rows/s       ratio   rounds")
         for (i, k) in keys.enumerated() {
-            let c = try await TransportBenchmark.compare(keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds)) { round, isRaw in
-                "ipc://\(dir)/\(isRaw ? "raw" : "heed")-\(i)-\(round).ipc"
+            for op in operations {
+                let transfer = RowTransfer(rawValue: op.rawValue)!
+                let c = try await TransportBenchmark.compare(transfer, keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds),
+                                                             rounds: rounds) { round, isRaw in
+                    "ipc://\(dir)/\(isRaw ? "raw" : "heed")-\(op.rawValue)-\(i)-\(round).ipc"
+                }
+                print(String(format: "%-6@ %-6d %8d %10.0f %11.0f %12.0f %7.2f   ", op.rawValue, k, k * 64 * 4 / 1024,
+                             c.rawBytesPerSecond / 1e6, c.goodput.valueBytesPerSecond / 1e6, c.goodput.rowsPerSecond, c.ratio)
+                      + c.roundRatios.map { String(format: "%.2f", $0) }.joined(separator: " "))
             }
-            print(String(format: "%-6d %9.0f %10.0f %11.0f %12.0f %7.2f   ", k, Double(c.raw.replyBytes) / 1024,
-                         c.raw.replyBytesPerSecond / 1e6, c.goodput.valueBytesPerSecond / 1e6, c.goodput.rowsPerSecond, c.ratio)
-                  + c.roundRatios.map { String(format: "%.2f", $0) }.joined(separator: " "))
         }
     }
 
     /// Pulls and pushes through a real `ParameterServer` against raw nng at the same sizes.
-    private static func serverSection(_ operations: [ServerGoodput.Operation], keys: [Int], inFlight: Int, seconds: Double, directory dir: String) async throws {
+    private static func serverSection(_ operations: [ServerGoodput.Operation], keys: [Int], inFlight: Int, seconds: Double, rounds: Int,
+                                      directory dir: String) async throws {
         print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes")
-        print("op     keys   raw MB/s   server MB/s   rows/s       ratio   table µs/msg   bound")
+        print("op     keys   raw MB/s   server MB/s   rows/s       ratio   table µs/msg   bound   rounds")
         for (i, k) in keys.enumerated() {
             for op in operations {
-                let r = try await ServerGoodput.measure(op, keys: k, dim: 64, inFlight: inFlight, seconds: seconds, directory: dir, tag: "\(i)")
+                let r = try await ServerGoodput.measure(op, keys: k, dim: 64, inFlight: inFlight, seconds: seconds, directory: dir, tag: "\(i)",
+                                                       rounds: rounds)
                 print(String(format: "%-6@ %-6d %10.0f %13.0f %12.0f %7.2f %14.0f %7.2f", op.rawValue, k, r.rawBytesPerSecond / 1e6,
-                             r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio, r.tableSecondsPerMessage * 1e6, r.tableBound))
+                             r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio, r.tableSecondsPerMessage * 1e6, r.tableBound)
+                      + "   " + r.roundRatios.map { String(format: "%.2f", $0) }.joined(separator: " "))
             }
         }
         print("bound: the ratio left if the server added only the table's own time (run alone, one thread) to raw nng's CPU per message")
@@ -137,6 +150,8 @@ enum ServerGoodput {
         var rawMessagesPerSecond: Double
         /// The table's own time per message (pull or Adam push), on one thread, no transport.
         var tableSecondsPerMessage = 0.0
+        /// Every round's ratio, in the order run.
+        var roundRatios: [Double] = []
         var ratio: Double { valueBytesPerSecond / rawBytesPerSecond }
         /// The ratio if the server cost raw nng's CPU plus the table's and nothing else, with
         /// raw nng keeping every core busy: raw core-seconds per message ÷ (those + table's).
@@ -149,7 +164,7 @@ enum ServerGoodput {
     /// `rounds` pairs of raw nng and the server, back to back so load from other
     /// processes hits both alike; returns the pair with the median ratio.
     static func measure(_ op: Operation, keys: Int, dim: Int, inFlight: Int, seconds: Double, directory: String, tag: String,
-                        rounds: Int = 3) async throws -> Result {
+                        rounds: Int) async throws -> Result {
         let config = EmbeddingTableConfig(name: "bench", dim: dim, optimizer: .adam(AdamConfig(lr: 1e-3)))
         let shard = try ParameterShard(rank: 0, serverCount: 1, tableConfigs: [1: config], initialDense: [], denseOptimizer: .adam(AdamConfig()))
         let server = try ParameterServer(transport: NNGTransport(), address: "ipc://\(directory)/ps-\(op.rawValue)-\(tag).ipc",
@@ -174,6 +189,7 @@ enum ServerGoodput {
                                   rawBytesPerSecond: raw.messagesPerSecond * Double(sizes.reply), rawMessagesPerSecond: raw.messagesPerSecond))
         }
         var median = results.sorted { $0.ratio < $1.ratio }[results.count / 2]
+        median.roundRatios = results.map(\.ratio)
         median.tableSecondsPerMessage = try tableSecondsPerMessage(op, shard: shard, sets: sets, grads: grads, dim: dim)
         return median
     }
