@@ -6,6 +6,13 @@ import HeedTransport
 /// through a `DedupCache` so a retried push is applied once, anything else is refused
 /// with an error reply (the transport counts malformed and unauthenticated messages
 /// before they reach this handler).
+///
+/// Row pushes are acknowledged after they are applied, or, with `.onReceipt` (the
+/// asynchronous mode), as soon as they are validated and known to be new: the worker's
+/// push round trip then no longer includes the server's Adam, and the context that
+/// received the push applies it while nng sends the ack. A `flush` control request (the
+/// workers' last call before the end-of-training barrier) and `save-model` wait until
+/// every acknowledged push has been applied, so evaluation and saved models see them all.
 public final class ParameterServer: @unchecked Sendable {
     /// The parameters served; nil until `attach(_:)` (requests before that are refused).
     public var shard: ParameterShard? { lock.withLock { _shard } }
@@ -18,14 +25,20 @@ public final class ParameterServer: @unchecked Sendable {
 
     private var _shard: ParameterShard?
     private var saveTarget: SaveTarget?
+    private var acknowledgement = PushAcknowledgement.afterApplying
     private let lock = NSLock()
+    /// Row pushes acknowledged but not yet applied; guarded by `applying`.
+    private var unappliedPushes = 0
+    private let applying = NSCondition()
     private let dedup = DedupCache()
     private var shutdownRequested = false
 
     /// Starts listening at `address`; the shard may be attached later (after registration
     /// has told this server its rank).
-    public init(transport: any Transport, address: String, options: ServerOptions, shard: ParameterShard? = nil) throws {
+    public init(transport: any Transport, address: String, options: ServerOptions, shard: ParameterShard? = nil,
+                pushAcknowledgement: PushAcknowledgement = .afterApplying) throws {
         _shard = shard
+        acknowledgement = pushAcknowledgement
         var options = options
         // Pulls and pushes are served from and into the transport's buffers; the Message
         // path below handles everything else (and the same requests in tests that call it).
@@ -54,10 +67,40 @@ public final class ParameterServer: @unchecked Sendable {
 
     /// Applies a push read in place from the request, once per (sender, request id).
     private func push(_ push: PushRowsView, senderID: UInt64, requestID: UInt64, responder: Responder) throws -> Message? {
+        let (shard, acknowledgement) = lock.withLock { (_shard, self.acknowledgement) }
         guard let shard else { throw HeedError(.unsupported, "server is starting: parameters not loaded yet") }
-        return dedup.handle(sender: senderID, requestID: requestID, responder: responder) {
-            try shard.pushRows(table: try Self.tableID(push.tableID), keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
-            return .ack(Ack(value: UInt64(push.keys.count)))
+        let table = try Self.tableID(push.tableID)
+        let ack = Message.ack(Ack(value: UInt64(push.keys.count)))
+        guard acknowledgement == .onReceipt else {
+            return dedup.handle(sender: senderID, requestID: requestID, responder: responder) {
+                try shard.pushRows(table: table, keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
+                return ack
+            }
+        }
+        // Everything pushRows could refuse is refused here, before the ack goes out.
+        try shard.validatePush(table: table, keyCount: push.keys.count, gradientCount: push.grads.count)
+        applying.withLock { unappliedPushes += 1 }
+        defer {
+            applying.withLock {
+                unappliedPushes -= 1
+                if unappliedPushes == 0 { applying.broadcast() }
+            }
+        }
+        return dedup.handle(sender: senderID, requestID: requestID, responder: responder, acknowledgeFirst: ack) {
+            try shard.pushRows(table: table, keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
+            return ack
+        }
+    }
+
+    /// Waits until every acknowledged row push has been applied; throws `.timeout` after `limit`.
+    public func waitForAcknowledgedPushes(limit: Duration = .seconds(60)) throws {
+        let deadline = Date(timeIntervalSinceNow: Double(limit.components.seconds) + Double(limit.components.attoseconds) * 1e-18)
+        try applying.withLock {
+            while unappliedPushes > 0 {
+                guard applying.wait(until: deadline) || unappliedPushes == 0 else {
+                    throw HeedError(.timeout, "\(unappliedPushes) acknowledged pushes still unapplied after \(limit)")
+                }
+            }
         }
     }
 
@@ -72,9 +115,18 @@ public final class ParameterServer: @unchecked Sendable {
         }
     }
 
+    /// When a row push is acknowledged.
+    public enum PushAcknowledgement: Sendable, Equatable {
+        /// After it has been applied (synchronous and bounded modes: the next pull sees it).
+        case afterApplying
+        /// Once validated and known not to be a duplicate; applied right after
+        /// (asynchronous mode, where a worker's next pull need not see its own push).
+        case onReceipt
+    }
+
     /// Makes `shard` the parameters served; `saveTo` enables `save-model` requests.
-    public func attach(_ shard: ParameterShard, saveTo: SaveTarget? = nil) {
-        lock.withLock { _shard = shard; saveTarget = saveTo }
+    public func attach(_ shard: ParameterShard, saveTo: SaveTarget? = nil, pushAcknowledgement: PushAcknowledgement = .afterApplying) {
+        lock.withLock { _shard = shard; saveTarget = saveTo; acknowledgement = pushAcknowledgement }
     }
 
     /// True once a peer sent `shutdown`.
@@ -112,10 +164,14 @@ public final class ParameterServer: @unchecked Sendable {
                 try shard.pushDense(push.tensors[0].values)
                 return .ack(Ack(value: UInt64(push.tensors[0].values.count)))
             }
+        case .control(let c) where c.name == "flush":
+            try waitForAcknowledgedPushes()
+            return .controlReply(Control(name: "flushed", body: []))
         case .control(let c) where c.name == "save-model":
             guard let target = lock.withLock({ saveTarget }) else {
                 throw HeedError(.unsupported, "this run saves no model (output.model / --save-model is not set)")
             }
+            try waitForAcknowledgedPushes()
             let written = try shard.save(directory: target.directory, slotCount: target.slotCount)
             return .controlReply(Control(name: "saved", body: Array(try JSONEncoder().encode(written))))
         case .control(let c) where c.name == "stats":

@@ -99,6 +99,17 @@ public final class ParameterShard: @unchecked Sendable {
         }
     }
 
+    /// Throws exactly the errors `pushRows` would for this table and these sizes (no such
+    /// table, gradients not keys × dim); after it passes, `pushRows` cannot fail.
+    @discardableResult
+    public func validatePush(table id: UInt8, keyCount: Int, gradientCount: Int) throws -> EmbeddingTable {
+        let t = try table(id)
+        guard gradientCount == keyCount * t.dim else {
+            throw HeedError(.invalidInput, "push to table \(id): \(gradientCount) gradient values for \(keyCount) keys × dim \(t.dim)")
+        }
+        return t
+    }
+
     /// Pointer form of `pushRows(table:keys:grads:clock:)`, reading the caller's buffers
     /// (e.g. a received message) in place.
     /// - Parameters:
@@ -106,10 +117,7 @@ public final class ParameterShard: @unchecked Sendable {
     ///   - grads: (n × dim), row-major; `grads[i*dim ..< (i+1)*dim]` belongs to `keys[i]`.
     @discardableResult
     public func pushRows(table id: UInt8, keys: UnsafeBufferPointer<UInt64>, grads: UnsafeBufferPointer<Float>, clock: UInt64) throws -> Bool {
-        let t = try table(id)
-        guard grads.count == keys.count * t.dim else {
-            throw HeedError(.invalidInput, "push to table \(id): \(grads.count) gradient values for \(keys.count) keys × dim \(t.dim)")
-        }
+        let t = try validatePush(table: id, keyCount: keys.count, gradientCount: grads.count)
         let step = UInt32(clamping: clock)
         clockLock.withLock { latestClock = max(latestClock, clock) }
         guard syncWorkers > 1 else {

@@ -39,8 +39,11 @@ public enum ServerRole {
         let rank = Int(reply.rank)
         let config = try JSONDecoder().decode(RunConfig.self, from: Data(reply.config))
         let shard = try makeShard(rank: rank, config: config, initialDense: try initialDense(config))
+        // Asynchronous workers need not see their own pushes on the next pull, so they are
+        // acknowledged on receipt; sync and bounded runs get acks after applying.
         server.attach(shard, saveTo: config.output.modelDirectory.isEmpty ? nil
-                      : .init(directory: config.output.modelDirectory, slotCount: config.cluster.slots))
+                      : .init(directory: config.output.modelDirectory, slotCount: config.cluster.slots),
+                      pushAcknowledgement: config.cluster.mode == .async ? .onReceipt : .afterApplying)
         log("server \(rank): serving \(shard.tables.count) tables and \(shard.denseRange.count) dense values at \(advertised)")
         try await link.serverReady(rank: rank)
         onReady(shard)

@@ -23,6 +23,9 @@ public final class DedupCache: Sendable {
         public var stale = 0
         /// Senders currently tracked.
         public var senders = 0
+        /// Requests acknowledged on receipt whose `apply` then failed (the sender already
+        /// had its ack, so the failure is counted here and the ack stays the cached reply).
+        public var failedAfterAcknowledging = 0
     }
 
     private enum Decision { case apply, answer(Message), park }
@@ -73,7 +76,14 @@ public final class DedupCache: Sendable {
     }
 
     /// `handle(_:apply:)` with the ids and responder given separately.
-    public func handle(sender: UInt64, requestID: UInt64, responder: Responder, apply: () throws -> Message) -> Message? {
+    ///
+    /// With `acknowledgeFirst`, the first copy is answered with that message before `apply`
+    /// runs (the handler then returns nil: the reply is already sent), so the sender does
+    /// not wait for the work; duplicates arriving meanwhile are parked and get the same
+    /// message once `apply` finished. An error thrown by `apply` then cannot reach the
+    /// sender and is counted in `failedAfterAcknowledging`; callers validate first.
+    public func handle(sender: UInt64, requestID: UInt64, responder: Responder, acknowledgeFirst early: Message? = nil,
+                       apply: () throws -> Message) -> Message? {
         let decision = state.withLock { s -> Decision in
             s.tick &+= 1
             if s.windows[sender] == nil { makeRoom(&s) }
@@ -90,15 +100,22 @@ public final class DedupCache: Sendable {
         case .park: return nil
         case .apply: break
         }
+        if let early { responder.reply(early) }
         let reply: Message
-        do { reply = try apply() } catch { reply = .error(ErrorReply(error)) }
+        var failedLate = false
+        do { reply = try apply() } catch {
+            failedLate = early != nil
+            reply = .error(ErrorReply(error))
+        }
+        let recorded = early ?? reply
         let parked = state.withLock { s -> [Responder] in
             s.stats.applied += 1
+            if failedLate { s.stats.failedAfterAcknowledging += 1 }
             guard s.windows[sender] != nil else { return [] }  // sender evicted meanwhile
-            return complete(&s.windows[sender, default: Window()], requestID: requestID, reply: reply)
+            return complete(&s.windows[sender, default: Window()], requestID: requestID, reply: recorded)
         }
-        for r in parked { r.reply(reply) }
-        return reply
+        for r in parked { r.reply(recorded) }
+        return early == nil ? reply : nil
     }
 
     /// What to do with `requestID` given the sender's window `w` (mutated in place).

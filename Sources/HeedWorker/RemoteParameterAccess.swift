@@ -98,6 +98,22 @@ public final class RemoteParameterAccess: ParameterAccess, @unchecked Sendable {
         }
     }
 
+    /// Returns once every server has applied every push it acknowledged (pushes may be
+    /// acknowledged on receipt in asynchronous mode); call after the last push.
+    public func flush() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in servers {
+                group.addTask {
+                    let reply = try await client.control(Control(name: "flush", body: []), timeout: .seconds(90))
+                    guard reply.name == "flushed" else {
+                        throw HeedError(.protocolViolation, "\(client.peerAddress) answered flush with \"\(reply.name)\"")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     public func pullDense() async throws -> [Float] {
         var out = [Float](repeating: 0, count: denseCount)
         let count = denseCount, serverCount = servers.count

@@ -89,6 +89,9 @@ public enum WorkerRole {
         log("worker \(rank): \(mine.count) shards, \(loop.plan.recordCount) samples, \(loop.stepsPerEpoch) steps per epoch, \(mode) mode")
         let task = Task {
             let loss = try await loop.run()
+            // Once every worker has flushed, every push of the run is applied: the model
+            // saved and evaluated below is the trained one.
+            try await params.flush()
             try await link.barrier("train-end", rank: rank, generation: 0, timeout: waitTimeout)
             if rank == 0 && !config.output.modelDirectory.isEmpty {
                 let saved = try await ModelSave.viaServers(clients, config: config, step: loop.progress.clock, statistics: trainer.modelStatistics)

@@ -20,6 +20,8 @@ struct BenchClusterCommand: ParsableCommand {
     @Option(help: "Seconds per throughput measurement.") var seconds = 2.0
     @Option(help: "Keys per pull/push request (dim 64 rows): 256 ≈ 64 KiB, 4096 ≈ 1 MiB.") var keys = [256, 1024, 4096]
     @Option(help: "Requests in flight.") var inFlight = 4
+    @Flag(help: "Server section: acknowledge pushes after applying them (sync/bounded modes) instead of on receipt (async, the default mode).")
+    var ackAfterApplying = false
     @Option(help: "Back-to-back raw/Heed pairs per measurement; the pair with the median ratio is reported.") var rounds = 5
     @Option(help: "Operations to measure in the transport and server sections, comma-separated: pull, push.") var ops = "pull,push"
     @Option(help: "Model for the training comparison.") var model = "din"
@@ -42,6 +44,7 @@ struct BenchClusterCommand: ParsableCommand {
     func run() throws {
         setBLASThreadsForBench()
         let seconds = seconds, keys = keys, inFlight = inFlight, rounds = rounds
+        let acknowledgement: ParameterServer.PushAcknowledgement = ackAfterApplying ? .afterApplying : .onReceipt
         let operations = ops.split(separator: ",").compactMap { ServerGoodput.Operation(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
         let wanted = Set(sections.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         try runRole("bench cluster") {
@@ -49,7 +52,8 @@ struct BenchClusterCommand: ParsableCommand {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
             if wanted.contains("transport") { try await Self.transportSection(operations, keys: keys, inFlight: inFlight, seconds: seconds, rounds: rounds, directory: dir) }
-            if wanted.contains("server") { try await Self.serverSection(operations, keys: keys, inFlight: inFlight, seconds: seconds, rounds: rounds, directory: dir) }
+            if wanted.contains("server") { try await Self.serverSection(operations, keys: keys, inFlight: inFlight, seconds: seconds, rounds: rounds,
+                                                                          acknowledgement: acknowledgement, directory: dir) }
         }
         if wanted.contains("training") { try compareTraining() }
         if storageRows > 0 {
@@ -82,13 +86,14 @@ struct BenchClusterCommand: ParsableCommand {
 
     /// Pulls and pushes through a real `ParameterServer` against raw nng at the same sizes.
     private static func serverSection(_ operations: [ServerGoodput.Operation], keys: [Int], inFlight: Int, seconds: Double, rounds: Int,
-                                      directory dir: String) async throws {
-        print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes")
+                                      acknowledgement: ParameterServer.PushAcknowledgement, directory dir: String) async throws {
+        print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes (pushes acknowledged "
+              + (acknowledgement == .onReceipt ? "on receipt, as in async mode)" : "after applying, as in sync/bounded modes)"))
         print("op     keys   raw MB/s   server MB/s   rows/s       ratio   table µs/msg   bound   rounds")
         for (i, k) in keys.enumerated() {
             for op in operations {
                 let r = try await ServerGoodput.measure(op, keys: k, dim: 64, inFlight: inFlight, seconds: seconds, directory: dir, tag: "\(i)",
-                                                       rounds: rounds)
+                                                       rounds: rounds, acknowledgement: acknowledgement)
                 print(String(format: "%-6@ %-6d %10.0f %13.0f %12.0f %7.2f %14.0f %7.2f", op.rawValue, k, r.rawBytesPerSecond / 1e6,
                              r.valueBytesPerSecond / 1e6, r.rowsPerSecond, r.ratio, r.tableSecondsPerMessage * 1e6, r.tableBound)
                       + "   " + r.roundRatios.map { String(format: "%.2f", $0) }.joined(separator: " "))
@@ -164,11 +169,11 @@ enum ServerGoodput {
     /// `rounds` pairs of raw nng and the server, back to back so load from other
     /// processes hits both alike; returns the pair with the median ratio.
     static func measure(_ op: Operation, keys: Int, dim: Int, inFlight: Int, seconds: Double, directory: String, tag: String,
-                        rounds: Int) async throws -> Result {
+                        rounds: Int, acknowledgement: ParameterServer.PushAcknowledgement = .onReceipt) async throws -> Result {
         let config = EmbeddingTableConfig(name: "bench", dim: dim, optimizer: .adam(AdamConfig(lr: 1e-3)))
         let shard = try ParameterShard(rank: 0, serverCount: 1, tableConfigs: [1: config], initialDense: [], denseOptimizer: .adam(AdamConfig()))
         let server = try ParameterServer(transport: NNGTransport(), address: "ipc://\(directory)/ps-\(op.rawValue)-\(tag).ipc",
-                                         options: ServerOptions(concurrency: inFlight), shard: shard)
+                                         options: ServerOptions(concurrency: inFlight), shard: shard, pushAcknowledgement: acknowledgement)
         defer { server.close() }
         let client = try NNGTransport().connect(to: server.address, options: ClientOptions(maxInFlight: inFlight, retry: .none))
         defer { client.close() }

@@ -9,12 +9,17 @@ import HeedOptim
     let dim = 4
     let key: UInt64 = FeatureKey(group: 2, id: 5).rawValue
 
-    func makeServer(_ name: String) throws -> (ParameterServer, any RequestClient) {
-        let shard = try ParameterShard(rank: 0, serverCount: 1,
-                                       tableConfigs: [2: EmbeddingTableConfig(name: "item", dim: dim, optimizer: .adam(AdamConfig(lr: 0.1)))],
-                                       initialDense: [1, 2, 3], denseOptimizer: .sgd(SGDConfig(lr: 0.5)))
+    func makeShard() throws -> ParameterShard {
+        try ParameterShard(rank: 0, serverCount: 1,
+                           tableConfigs: [2: EmbeddingTableConfig(name: "item", dim: dim, optimizer: .adam(AdamConfig(lr: 0.1)))],
+                           initialDense: [1, 2, 3], denseOptimizer: .sgd(SGDConfig(lr: 0.5)))
+    }
+
+    func makeServer(_ name: String, acknowledgement: ParameterServer.PushAcknowledgement = .afterApplying) throws -> (ParameterServer, any RequestClient) {
+        let shard = try makeShard()
         let address = "ipc://\(NSTemporaryDirectory())heed-ps-\(name)-\(getpid()).ipc"
-        let server = try ParameterServer(transport: NNGTransport(), address: address, options: ServerOptions(concurrency: 4), shard: shard)
+        let server = try ParameterServer(transport: NNGTransport(), address: address, options: ServerOptions(concurrency: 4), shard: shard,
+                                         pushAcknowledgement: acknowledgement)
         let client = try NNGTransport().connect(to: server.address, options: ClientOptions(retry: .none))
         return (server, client)
     }
@@ -31,6 +36,64 @@ import HeedOptim
         // One Adam step moves each weight by lr against the gradient's sign (|m̂/√v̂| = 1).
         let after = try await client.pullRows(PullRows(tableID: 2, keys: [key]), timeout: .seconds(5)).values
         for j in 0..<dim { #expect(abs((before[j] - after[j]) - (j % 2 == 0 ? 0.1 : -0.1)) < 1e-5) }
+    }
+
+    /// Asynchronous mode acknowledges pushes on receipt: after a flush every acknowledged
+    /// push is applied, exactly once (retries included), giving the rows a direct shard gets.
+    @Test func pushesAcknowledgedOnReceiptAreAllAppliedOnceByTheFlush() async throws {
+        let (server, client) = try makeServer("receipt", acknowledgement: .onReceipt)
+        defer { client.close(); server.close() }
+        let reference = try makeShard()
+        // Disjoint keys per push, so the rows do not depend on the order pushes are applied in.
+        var pushes: [PushRows] = []
+        for p in 0..<24 {
+            let keys: [UInt64] = (0..<64).map { (i: Int) -> UInt64 in FeatureKey(group: 2, id: UInt64(p * 64 + i)).rawValue }.sorted()
+            let grads: [Float] = (0..<64 * dim).map { (i: Int) -> Float in Float((i * 7 + p) % 13) * 0.01 - 0.06 }
+            pushes.append(PushRows(tableID: 2, dim: UInt32(dim), keys: keys, grads: grads, workerClock: UInt64(p)))
+        }
+        for push in pushes { _ = try await client.pullRows(PullRows(tableID: 2, keys: push.keys), timeout: .seconds(5)) }
+        for push in pushes { _ = try reference.pullRows(table: 2, keys: push.keys) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for push in pushes {
+                group.addTask {
+                    let envelope = Envelope(senderID: client.senderID, requestID: client.makeRequestID(), message: .pushRows(push))
+                    // Each push sent twice, as a retry after a lost ack would be.
+                    for _ in 0..<2 {
+                        let reply = try await client.request(envelope, timeout: .seconds(10), retry: .none)
+                        #expect(reply == .ack(Ack(value: 64)))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let flushed = try await client.control(Control(name: "flush", body: []), timeout: .seconds(10))
+        #expect(flushed.name == "flushed")
+        for push in pushes { try reference.pushRows(table: 2, keys: push.keys, grads: push.grads, clock: push.workerClock!) }
+        for push in pushes {
+            for k in push.keys {
+                let served = server.shard!.tables[2]!.row(for: k), local = reference.tables[2]!.row(for: k)
+                #expect(served?.step == 1 && served?.values == local?.values, "row \(k) differs from the direct shard's")
+            }
+        }
+        #expect(server.dedupStatistics.applied == 24 && server.dedupStatistics.duplicates + server.dedupStatistics.parked == 24)
+        #expect(server.dedupStatistics.failedAfterAcknowledging == 0)
+    }
+
+    /// A push the shard would refuse is refused before any ack, in either mode.
+    @Test(arguments: [ParameterServer.PushAcknowledgement.afterApplying, .onReceipt])
+    func aBadPushIsRefusedNotAcknowledged(acknowledgement: ParameterServer.PushAcknowledgement) async throws {
+        let (server, client) = try makeServer("badpush-\(acknowledgement == .onReceipt)", acknowledgement: acknowledgement)
+        defer { client.close(); server.close() }
+        await #expect(throws: HeedError.self) {
+            _ = try await client.pushRows(PushRows(tableID: 7, dim: UInt32(dim), keys: [key], grads: [1, 1, 1, 1]), timeout: .seconds(5))
+        }
+        await #expect(throws: HeedError.self) {
+            _ = try await client.pushRows(PushRows(tableID: 2, dim: 2, keys: [key, key + 1], grads: [1, 1, 1, 1]), timeout: .seconds(5))
+        }
+        #expect(server.shard!.tables[2]!.row(for: key) == nil)
+        _ = try await client.pushRows(PushRows(tableID: 2, dim: UInt32(dim), keys: [key], grads: [1, 1, 1, 1]), timeout: .seconds(5))
+        try server.waitForAcknowledgedPushes(limit: .seconds(5))
+        #expect(server.dedupStatistics.failedAfterAcknowledging == 0)
     }
 
     @Test func denseChunkIsPulledAndUpdated() async throws {

@@ -56,6 +56,35 @@ import Testing
         #expect(cache.statistics.parked == 1)
     }
 
+    /// With `acknowledgeFirst` the sender has its reply before the work runs; a duplicate
+    /// meanwhile waits for the work, and a failure afterwards is counted, not re-sent.
+    @Test func acknowledgeFirstRepliesBeforeApplyingAndCountsLateFailures() {
+        let cache = DedupCache()
+        let replies = Shared<[Message]>([])
+        let first = request(sender: 3, id: 1, replies: replies)
+        var parkedReply: Message??
+        let returned = cache.handle(sender: 3, requestID: 1, responder: first.responder, acknowledgeFirst: .ack(Ack(value: 7))) {
+            #expect(replies.get == [.ack(Ack(value: 7))], "the ack must go out before apply runs")
+            parkedReply = cache.handle(request(sender: 3, id: 1, replies: replies)) {
+                Issue.record("duplicate was applied")
+                return .ack(Ack())
+            }
+            #expect(replies.get.count == 1, "the duplicate is parked until apply finishes")
+            return .ack(Ack(value: 7))
+        }
+        #expect(returned == nil, "the reply was already sent")
+        #expect(parkedReply == .some(nil))
+        #expect(replies.get == [.ack(Ack(value: 7)), .ack(Ack(value: 7))])
+        #expect(cache.handle(request(sender: 3, id: 1, replies: replies)) { .ack(Ack()) } == .ack(Ack(value: 7)))
+
+        let failing = request(sender: 3, id: 2, replies: replies)
+        let none = cache.handle(sender: 3, requestID: 2, responder: failing.responder, acknowledgeFirst: .ack(Ack(value: 1))) {
+            throw HeedError(.internalError, "late failure")
+        }
+        #expect(none == nil && replies.get.last == .ack(Ack(value: 1)))
+        #expect(cache.statistics.failedAfterAcknowledging == 1 && cache.statistics.applied == 2)
+    }
+
     @Test func evictionBoundsMemoryAndRefusesIDsOlderThanTheWindow() {
         let cache = DedupCache(capacityPerSender: 4)
         let replies = Shared<[Message]>([])
