@@ -27,8 +27,8 @@ public final class ParameterServer: @unchecked Sendable {
     private var saveTarget: SaveTarget?
     private var acknowledgement = PushAcknowledgement.afterApplying
     private let lock = NSLock()
-    /// Row pushes acknowledged but not yet applied; guarded by `applying`.
-    private var unappliedPushes = 0
+    /// Row pushes acknowledged but not yet applied, and flushes waiting on them; guarded by `applying`.
+    private var unapplied = UnappliedPushes()
     private let applying = NSCondition()
     private let dedup = DedupCache()
     private var shutdownRequested = false
@@ -79,12 +79,16 @@ public final class ParameterServer: @unchecked Sendable {
         }
         // Everything pushRows could refuse is refused here, before the ack goes out.
         try shard.validatePush(table: table, keyCount: push.keys.count, gradientCount: push.grads.count)
-        applying.withLock { unappliedPushes += 1 }
+        // Counted before the ack leaves, so a flush the sender sends after seeing the ack
+        // finds the push still pending or already applied.
+        applying.withLock { unapplied.begin(senderID) }
         defer {
-            applying.withLock {
-                unappliedPushes -= 1
-                if unappliedPushes == 0 { applying.broadcast() }
+            let flushed = applying.withLock { () -> [Responder] in
+                let waiting = unapplied.end(senderID)
+                if unapplied.total == 0 { applying.broadcast() }
+                return waiting
             }
+            for r in flushed { r.reply(.controlReply(Control(name: "flushed", body: []))) }
         }
         return dedup.handle(sender: senderID, requestID: requestID, responder: responder, acknowledgeFirst: ack) {
             try shard.pushRows(table: table, keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
@@ -92,13 +96,22 @@ public final class ParameterServer: @unchecked Sendable {
         }
     }
 
-    /// Waits until every acknowledged row push has been applied; throws `.timeout` after `limit`.
+    /// Answers a `flush` from `sender` once every push acknowledged to it has been
+    /// applied: now, or (returning nil) from the thread that applies the last one, so a
+    /// waiting flush holds no thread. Other senders' pushes are not waited for.
+    private func flush(sender: UInt64, responder: Responder) -> Message? {
+        let done = applying.withLock { unapplied.park(flushOf: sender, responder) }
+        return done ? .controlReply(Control(name: "flushed", body: [])) : nil
+    }
+
+    /// Waits until every acknowledged row push, from any sender, has been applied; throws
+    /// `.timeout` after `limit`. For saving, when the workers have finished.
     public func waitForAcknowledgedPushes(limit: Duration = .seconds(60)) throws {
         let deadline = Date(timeIntervalSinceNow: Double(limit.components.seconds) + Double(limit.components.attoseconds) * 1e-18)
         try applying.withLock {
-            while unappliedPushes > 0 {
-                guard applying.wait(until: deadline) || unappliedPushes == 0 else {
-                    throw HeedError(.timeout, "\(unappliedPushes) acknowledged pushes still unapplied after \(limit)")
+            while unapplied.total > 0 {
+                guard applying.wait(until: deadline) || unapplied.total == 0 else {
+                    throw HeedError(.timeout, "\(unapplied.total) acknowledged pushes still unapplied after \(limit)")
                 }
             }
         }
@@ -165,8 +178,7 @@ public final class ParameterServer: @unchecked Sendable {
                 return .ack(Ack(value: UInt64(push.tensors[0].values.count)))
             }
         case .control(let c) where c.name == "flush":
-            try waitForAcknowledgedPushes()
-            return .controlReply(Control(name: "flushed", body: []))
+            return flush(sender: request.envelope.senderID, responder: request.responder)
         case .control(let c) where c.name == "save-model":
             guard let target = lock.withLock({ saveTarget }) else {
                 throw HeedError(.unsupported, "this run saves no model (output.model / --save-model is not set)")
@@ -185,5 +197,42 @@ public final class ParameterServer: @unchecked Sendable {
     private static func tableID(_ id: UInt32) throws -> UInt8 {
         guard id <= 255 else { throw HeedError(.invalidInput, "table id \(id) is out of range (feature groups are 0...255)") }
         return UInt8(id)
+    }
+}
+
+/// Per sender, the row pushes acknowledged on receipt and not yet applied, and the
+/// flushes waiting for that count to reach zero.
+///
+/// Nothing bounds the count per sender but the transport: each pending push is running
+/// on one of nng's callback threads, holding the message it arrived in.
+struct UnappliedPushes {
+    private var counts: [UInt64: Int] = [:]
+    private var flushes: [UInt64: [Responder]] = [:]
+    /// Unapplied pushes over all senders.
+    private(set) var total = 0
+
+    mutating func begin(_ sender: UInt64) {
+        counts[sender, default: 0] += 1
+        total += 1
+    }
+
+    /// Marks one of `sender`'s pushes applied; returns the flushes to answer now.
+    mutating func end(_ sender: UInt64) -> [Responder] {
+        total -= 1
+        let left = counts[sender, default: 1] - 1
+        guard left == 0 else {
+            counts[sender] = left
+            return []
+        }
+        counts[sender] = nil
+        return flushes.removeValue(forKey: sender) ?? []
+    }
+
+    /// True if `sender` has nothing unapplied (answer the flush now); otherwise keeps
+    /// `responder` until its last push is applied.
+    mutating func park(flushOf sender: UInt64, _ responder: Responder) -> Bool {
+        guard counts[sender] != nil else { return true }
+        flushes[sender, default: []].append(responder)
+        return false
     }
 }

@@ -58,7 +58,9 @@ public enum ServerRole {
         }
         if let error = state.error { throw error }
         let totals = shard.tableStats().values.reduce((0, 0)) { ($0.0 + $1.rows, $0.1 + $1.residentBytes) }
-        log("server \(rank): stopping with \(totals.0) rows (\(totals.1 / 1_048_576) MiB resident)")
+        let lateFailures = server.dedupStatistics.failedAfterAcknowledging
+        log("server \(rank): stopping with \(totals.0) rows (\(totals.1 / 1_048_576) MiB resident)"
+            + (lateFailures > 0 ? "; \(lateFailures) pushes failed after they were acknowledged" : ""))
     }
 
     /// The shard for `rank` under `config`'s layout and optimizers.

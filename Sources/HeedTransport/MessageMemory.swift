@@ -7,7 +7,8 @@ import CNNG
 /// freed memory at the top of a heap back to the kernel, so a server receiving 256 KiB
 /// to 1 MiB pushes page-faults every page of every message (~100k faults/s measured with
 /// `perf stat` on `heed bench cluster --sections server`). Keeping freed blocks in the
-/// heap instead roughly doubled raw nng and Heed push throughput at 1 MiB.
+/// heap instead roughly doubled raw nng and Heed push throughput at 1 MiB. The price: each
+/// malloc arena may keep up to `trimThreshold` of freed memory resident.
 public enum MessageMemory {
     /// Blocks up to this size come from the heap (glibc's largest allowed threshold).
     public static let mmapThreshold: Int32 = 32 << 20

@@ -124,6 +124,9 @@ final class NNGServerContext: @unchecked Sendable {
                 return
             }
             let msg = NNGMessage(pointer: nng_aio_get_msg(aio)!)
+            // The message is ours now: clear the aio's pointer so no later path (a stop
+            // while the next receive is pending) frees it a second time.
+            nng_aio_set_msg(aio, nil)
             let pipe = nng_msg_get_pipe(msg.pointer).id
             let cached = state.withLock { s -> String? in
                 if s.phase == .receiving { s.phase = .handling }

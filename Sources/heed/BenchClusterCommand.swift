@@ -195,6 +195,8 @@ enum ServerGoodput {
         }
         var median = results.sorted { $0.ratio < $1.ratio }[results.count / 2]
         median.roundRatios = results.map(\.ratio)
+        // Pushes acknowledged on receipt may still be applying; let them finish first.
+        try server.waitForAcknowledgedPushes()
         median.tableSecondsPerMessage = try tableSecondsPerMessage(op, shard: shard, sets: sets, grads: grads, dim: dim)
         return median
     }

@@ -14,15 +14,21 @@ enum ClusterHarness {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
     /// Prepares a committed sample once per (dataset, shards) into a temporary directory.
+    /// Tests run in parallel: the lock makes a second caller wait for the first
+    /// preparation instead of overwriting the directory while the first caller reads it.
     static func prepared(_ dataset: PrepareOptions.Dataset, sample: String, shards: Int) throws -> String {
-        let out = NSTemporaryDirectory() + "heed-cluster-\(dataset.rawValue)-\(shards)-\(getpid())"
-        if FileManager.default.fileExists(atPath: out + "/manifest.json") { return out }
-        var options = PrepareOptions(dataset: dataset, input: repository + "/data/" + sample, output: out)
-        options.shards = shards
-        options.overwrite = true
-        _ = try Preparer.prepare(options)
-        return out
+        try preparing.withLock {
+            let out = NSTemporaryDirectory() + "heed-cluster-\(dataset.rawValue)-\(shards)-\(getpid())"
+            if FileManager.default.fileExists(atPath: out + "/manifest.json") { return out }
+            var options = PrepareOptions(dataset: dataset, input: repository + "/data/" + sample, output: out)
+            options.shards = shards
+            options.overwrite = true
+            _ = try Preparer.prepare(options)
+            return out
+        }
     }
+
+    private static let preparing = NSLock()
 
     /// A unique ipc directory for one cluster.
     static func socketDirectory() -> String {

@@ -79,6 +79,25 @@ import HeedOptim
         #expect(server.dedupStatistics.failedAfterAcknowledging == 0)
     }
 
+    /// A flush waits only for its own sender's pushes, and is answered when the last applies.
+    @Test func aFlushWaitsOnlyForItsOwnSendersPushes() {
+        var pending = UnappliedPushes()
+        let answered = LockedBox(0)
+        let flush = Responder { _ in answered.update { $0 += 1 } }
+        pending.begin(1)
+        pending.begin(2)
+        pending.begin(1)
+        #expect(pending.park(flushOf: 3, flush), "a sender with nothing pending is answered at once")
+        #expect(!pending.park(flushOf: 1, flush))
+        #expect(pending.end(2).isEmpty && pending.total == 2)
+        #expect(pending.end(1).isEmpty, "sender 1 still has a push pending")
+        let waiting = pending.end(1)
+        #expect(waiting.count == 1 && pending.total == 0)
+        waiting.forEach { $0.reply(.controlReply(Control(name: "flushed"))) }
+        #expect(answered.get() == 1)
+        #expect(pending.park(flushOf: 1, flush))
+    }
+
     /// A push the shard would refuse is refused before any ack, in either mode.
     @Test(arguments: [ParameterServer.PushAcknowledgement.afterApplying, .onReceipt])
     func aBadPushIsRefusedNotAcknowledged(acknowledgement: ParameterServer.PushAcknowledgement) async throws {
