@@ -87,15 +87,20 @@ import HeedOptim
         pending.begin(1)
         pending.begin(2)
         pending.begin(1)
-        #expect(pending.park(flushOf: 3, flush), "a sender with nothing pending is answered at once")
-        #expect(!pending.park(flushOf: 1, flush))
-        #expect(pending.end(2).isEmpty && pending.total == 2)
-        #expect(pending.end(1).isEmpty, "sender 1 still has a push pending")
+        let idleSenderAnswered = pending.park(flushOf: 3, flush)
+        #expect(idleSenderAnswered, "a sender with nothing pending is answered at once")
+        let busySenderAnswered = pending.park(flushOf: 1, flush)
+        #expect(!busySenderAnswered)
+        let afterOther = pending.end(2)
+        #expect(afterOther.isEmpty && pending.total == 2)
+        let afterFirst = pending.end(1)
+        #expect(afterFirst.isEmpty, "sender 1 still has a push pending")
         let waiting = pending.end(1)
         #expect(waiting.count == 1 && pending.total == 0)
         waiting.forEach { $0.reply(.controlReply(Control(name: "flushed"))) }
         #expect(answered.get() == 1)
-        #expect(pending.park(flushOf: 1, flush))
+        let again = pending.park(flushOf: 1, flush)
+        #expect(again)
     }
 
     /// A push the shard would refuse is refused before any ack, in either mode.
