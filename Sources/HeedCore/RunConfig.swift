@@ -53,7 +53,32 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// λ of DIN's mini-batch aware regularisation (§4.3): L2 on the embedding rows each
     /// batch uses, scaled by 1 / the feature's count in the training samples; 0 = off.
     public var miniBatchL2 = 0.0
+    /// How DIN turns attention scores into pooling weights: `raw` (the paper: unnormalised)
+    /// or `softmax` over each sequence's real positions (the paper's public code).
+    public var attentionWeighting = "raw"
+    /// How the base model pools the behaviour sequence: `sum` (the paper) or `mean`.
+    public var basePooling = "sum"
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling
+    }
+
+    /// Decodes a config; keys added since a model was saved take their defaults, so older
+    /// saved models still load.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ModelConfig()
+        name = try c.decodeIfPresent(String.self, forKey: .name) ?? d.name
+        embeddingDim = try c.decodeIfPresent(Int.self, forKey: .embeddingDim) ?? d.embeddingDim
+        hidden = try c.decodeIfPresent([Int].self, forKey: .hidden) ?? d.hidden
+        attentionHidden = try c.decodeIfPresent([Int].self, forKey: .attentionHidden) ?? d.attentionHidden
+        activation = try c.decodeIfPresent(String.self, forKey: .activation) ?? d.activation
+        initScale = try c.decodeIfPresent(Double.self, forKey: .initScale) ?? d.initScale
+        miniBatchL2 = try c.decodeIfPresent(Double.self, forKey: .miniBatchL2) ?? d.miniBatchL2
+        attentionWeighting = try c.decodeIfPresent(String.self, forKey: .attentionWeighting) ?? d.attentionWeighting
+        basePooling = try c.decodeIfPresent(String.self, forKey: .basePooling) ?? d.basePooling
+    }
 }
 
 /// What a run writes besides its metrics.
@@ -141,6 +166,8 @@ extension RunConfig {
         model.activation = try reader.string("model.activation") ?? model.activation
         model.initScale = try reader.double("model.init_scale") ?? model.initScale
         model.miniBatchL2 = try reader.double("model.mini_batch_l2") ?? model.miniBatchL2
+        model.attentionWeighting = try reader.string("model.attention_weighting") ?? model.attentionWeighting
+        model.basePooling = try reader.string("model.base_pooling") ?? model.basePooling
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -178,6 +205,8 @@ extension RunConfig {
         try check(data.epochs >= 1, "data.epochs must be >= 1")
         try check(model.embeddingDim >= 1, "model.embedding_dim must be >= 1")
         try check(model.miniBatchL2 >= 0 && model.miniBatchL2.isFinite, "model.mini_batch_l2 must be a finite number >= 0")
+        try check(["raw", "softmax"].contains(model.attentionWeighting), "model.attention_weighting must be raw or softmax")
+        try check(["sum", "mean"].contains(model.basePooling), "model.base_pooling must be sum or mean")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
     }
 }

@@ -1,3 +1,4 @@
+import HeedCore
 import HeedLayers
 
 /// Settings of the behaviour models (base, din) that `ModelConfig` does not carry.
@@ -17,5 +18,19 @@ public struct BehaviourModelOptions: Equatable, Sendable {
         self.useUserEmbedding = useUserEmbedding
         self.basePooling = basePooling
         self.attentionWeighting = attentionWeighting
+    }
+}
+
+extension BehaviourModelOptions {
+    /// The options a run config names (`model.base_pooling`, `model.attention_weighting`).
+    /// - Throws: `HeedError(.config)` for a value outside the allowed names.
+    public init(_ config: ModelConfig) throws {
+        guard let pooling = PoolingMode(rawValue: config.basePooling) else {
+            throw HeedError(.config, "model.base_pooling must be sum or mean, not \(config.basePooling)")
+        }
+        guard let weighting = TargetAttentionWeighting(rawValue: config.attentionWeighting) else {
+            throw HeedError(.config, "model.attention_weighting must be raw or softmax, not \(config.attentionWeighting)")
+        }
+        self.init(basePooling: pooling, attentionWeighting: weighting)
     }
 }

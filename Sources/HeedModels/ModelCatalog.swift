@@ -20,7 +20,8 @@ public enum ModelCatalog {
             guard ModelFactory.modelNames.contains(config.model.name) else {
                 throw HeedError(.config, "unknown model '\(config.model.name)' (available: \((["lr"] + ModelFactory.modelNames).joined(separator: ", ")))")
             }
-            let m = try ModelFactory.makeStatefulModel(config: config.model, schema: schema, seed: config.seed)
+            let m = try ModelFactory.makeStatefulModel(config: config.model, schema: schema, seed: config.seed,
+                                                       options: try BehaviourModelOptions(config.model))
             fields = m.inputFields
             model = m
         }

@@ -21,6 +21,8 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "Transport for the local cluster: ipc or tcp.") var transport: String?
     @Option(name: .long, help: "Seed.") var seed: UInt64?
     @Option(name: .long, help: "λ of DIN's mini-batch aware L2 on embedding rows (0 = off).") var miniBatchL2: Double?
+    @Option(name: .long, help: "DIN's attention weights: raw (the paper) or softmax.") var attentionWeighting: String?
+    @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
 
     /// The config file (if any) with the flags applied, validated.
@@ -48,6 +50,8 @@ struct RunOptions: ParsableArguments {
         if let v = transport { c.cluster.transport = v }
         if let v = seed { c.seed = v }
         if let v = miniBatchL2 { c.model.miniBatchL2 = v }
+        if let v = attentionWeighting { c.model.attentionWeighting = v }
+        if let v = basePooling { c.model.basePooling = v }
         if let v = saveModel {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import HeedCore
 
@@ -80,5 +81,23 @@ import Testing
         #expect(RunConfig().model.miniBatchL2 == 0)
         let c = try RunConfig(toml: TOMLDocument(text: "[model]\nmini_batch_l2 = 5", source: "x.toml"))
         #expect(c.model.miniBatchL2 == 5)
+    }
+
+    @Test func attentionWeightingAndBasePoolingAreReadAndChecked() throws {
+        #expect(RunConfig().model.attentionWeighting == "raw" && RunConfig().model.basePooling == "sum")
+        let c = try RunConfig(toml: TOMLDocument(text: "[model]\nattention_weighting = \"softmax\"\nbase_pooling = \"mean\"", source: "x.toml"))
+        #expect(c.model.attentionWeighting == "softmax" && c.model.basePooling == "mean")
+        #expect(throws: HeedError.self) { try RunConfig(toml: TOMLDocument(text: "[model]\nattention_weighting = \"max\"", source: "x.toml")) }
+        #expect(throws: HeedError.self) { try RunConfig(toml: TOMLDocument(text: "[model]\nbase_pooling = \"max\"", source: "x.toml")) }
+    }
+
+    /// A model config saved before a key existed decodes with that key's default.
+    @Test func olderModelConfigsDecodeWithDefaults() throws {
+        let old = #"{"name":"din","embeddingDim":18,"hidden":[200,80],"attentionHidden":[80,40],"activation":"dice","initScale":0.01}"#
+        let m = try JSONDecoder().decode(ModelConfig.self, from: Data(old.utf8))
+        #expect(m.name == "din" && m.miniBatchL2 == 0 && m.attentionWeighting == "raw" && m.basePooling == "sum")
+        var changed = ModelConfig()
+        changed.attentionWeighting = "softmax"
+        #expect(try JSONDecoder().decode(ModelConfig.self, from: JSONEncoder().encode(changed)) == changed)
     }
 }

@@ -23,6 +23,17 @@ import Testing
         return c
     }
 
+    /// The run config's names choose the pooling and the attention weighting.
+    @Test func runConfigNamesChooseThePoolingAndTheWeighting() throws {
+        var c = ModelConfig()
+        #expect(try BehaviourModelOptions(c) == BehaviourModelOptions())
+        c.attentionWeighting = "softmax"
+        c.basePooling = "mean"
+        #expect(try BehaviourModelOptions(c) == BehaviourModelOptions(basePooling: .mean, attentionWeighting: .softmax))
+        c.attentionWeighting = "max"
+        #expect(throws: HeedError.self) { try BehaviourModelOptions(c) }
+    }
+
     @Test(arguments: ["base", "din"])
     func buildsModelsWithSharedItemAndCategoryTables(name: String) throws {
         let model = try ModelFactory.makeStatefulModel(config: Self.config(name), schema: Self.schema(), seed: 1)
