@@ -89,6 +89,8 @@ public enum WorkerRole {
         log("worker \(rank): \(mine.count) shards, \(loop.plan.recordCount) samples, \(loop.stepsPerEpoch) steps per epoch, \(mode) mode")
         let task = Task {
             let loss = try await loop.run()
+            // A stopped run ends here: its servers and coordinator may be gone already.
+            if state.isStopped || interrupted() { throw state.error ?? HeedError(.cancelled, "worker \(rank) stopped") }
             // Once every worker has flushed, every push of the run is applied: the model
             // saved and evaluated below is the trained one.
             try await params.flush()
