@@ -106,7 +106,10 @@ public final class TrainingLoop: @unchecked Sendable {
             }
             for i in batches.indices {
                 if hooks.shouldStop() || (settings.maxSteps > 0 && clock >= settings.maxSteps) { next?.cancel(); break }
-                let fetched = try await (next ?? fetchBatch(i)).value
+                // The fetch runs in its own task (so it can overlap the previous step); a cancel
+                // of this loop must reach it, or a pull to a server that died waits out its timeout.
+                let fetch = next ?? fetchBatch(i)
+                let fetched = try await withTaskCancellationHandler { try await fetch.value } onCancel: { fetch.cancel() }
                 next = settings.pipelined && i + 1 < batches.count ? fetchBatch(i + 1) : nil
                 clock += 1
                 let out = try await trainer.step(fetched, clock: clock)
