@@ -71,11 +71,12 @@ public final class ParameterServer: @unchecked Sendable {
         guard let shard else { throw HeedError(.unsupported, "server is starting: parameters not loaded yet") }
         let table = try Self.tableID(push.tableID)
         let ack = Message.ack(Ack(value: UInt64(push.keys.count)))
+        let apply = {
+            try shard.pushRows(table: table, keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
+            return ack
+        }
         guard acknowledgement == .onReceipt else {
-            return dedup.handle(sender: senderID, requestID: requestID, responder: responder) {
-                try shard.pushRows(table: table, keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
-                return ack
-            }
+            return dedup.handle(sender: senderID, requestID: requestID, responder: responder, apply: apply)
         }
         // Everything pushRows could refuse is refused here, before the ack goes out.
         try shard.validatePush(table: table, keyCount: push.keys.count, gradientCount: push.grads.count)
@@ -83,31 +84,31 @@ public final class ParameterServer: @unchecked Sendable {
         // finds the push still pending or already applied.
         applying.withLock { unapplied.begin(senderID) }
         defer {
-            let flushed = applying.withLock { () -> [Responder] in
+            let waitingFlushes = applying.withLock { () -> [Responder] in
                 let waiting = unapplied.end(senderID)
                 if unapplied.total == 0 { applying.broadcast() }
                 return waiting
             }
-            for r in flushed { r.reply(.controlReply(Control(name: "flushed", body: []))) }
+            for r in waitingFlushes { r.reply(Self.flushed) }
         }
-        return dedup.handle(sender: senderID, requestID: requestID, responder: responder, acknowledgeFirst: ack) {
-            try shard.pushRows(table: table, keys: push.keys, grads: push.grads, clock: push.workerClock ?? 0)
-            return ack
-        }
+        return dedup.handle(sender: senderID, requestID: requestID, responder: responder, acknowledgeFirst: ack, apply: apply)
     }
+
+    /// The answer to a `flush`.
+    private static let flushed = Message.controlReply(Control(name: "flushed"))
 
     /// Answers a `flush` from `sender` once every push acknowledged to it has been
     /// applied: now, or (returning nil) from the thread that applies the last one, so a
     /// waiting flush holds no thread. Other senders' pushes are not waited for.
     private func flush(sender: UInt64, responder: Responder) -> Message? {
         let done = applying.withLock { unapplied.park(flushOf: sender, responder) }
-        return done ? .controlReply(Control(name: "flushed", body: [])) : nil
+        return done ? Self.flushed : nil
     }
 
     /// Waits until every acknowledged row push, from any sender, has been applied; throws
     /// `.timeout` after `limit`. For saving, when the workers have finished.
     public func waitForAcknowledgedPushes(limit: Duration = .seconds(60)) throws {
-        let deadline = Date(timeIntervalSinceNow: Double(limit.components.seconds) + Double(limit.components.attoseconds) * 1e-18)
+        let deadline = Date(timeIntervalSinceNow: seconds(limit))
         try applying.withLock {
             while unapplied.total > 0 {
                 guard applying.wait(until: deadline) || unapplied.total == 0 else {

@@ -37,7 +37,7 @@ struct BenchClusterCommand: ParsableCommand {
         let unknown = sections.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !["transport", "server", "training"].contains($0) }
         guard unknown.isEmpty else { throw ValidationError("unknown --sections \(unknown.joined(separator: ", ")); use transport, server, training") }
-        let unknownOps = ops.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { ServerGoodput.Operation(rawValue: $0) == nil }
+        let unknownOps = ops.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { RowTransfer(rawValue: $0) == nil }
         guard unknownOps.isEmpty else { throw ValidationError("unknown --ops \(unknownOps.joined(separator: ", ")); use pull, push") }
     }
 
@@ -45,7 +45,7 @@ struct BenchClusterCommand: ParsableCommand {
         setBLASThreadsForBench()
         let seconds = seconds, keys = keys, inFlight = inFlight, rounds = rounds
         let acknowledgement: ParameterServer.PushAcknowledgement = ackAfterApplying ? .afterApplying : .onReceipt
-        let operations = ops.split(separator: ",").compactMap { ServerGoodput.Operation(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+        let operations = ops.split(separator: ",").compactMap { RowTransfer(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
         let wanted = Set(sections.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         try runRole("bench cluster") {
             let dir = NSTemporaryDirectory() + "heed-bench-\(getpid())"
@@ -66,14 +66,13 @@ struct BenchClusterCommand: ParsableCommand {
     }
 
     /// Heed pull- and push-rows goodput against raw nng REQ/REP at the same message sizes.
-    private static func transportSection(_ operations: [ServerGoodput.Operation], keys: [Int], inFlight: Int, seconds: Double, rounds: Int,
+    private static func transportSection(_ operations: [RowTransfer], keys: [Int], inFlight: Int, seconds: Double, rounds: Int,
                                          directory dir: String) async throws {
         print("== transport: Heed pull/push goodput vs raw nng REQ/REP at the same sizes (ipc, \(inFlight) in flight, dim 64)")
         print("op     keys   rows KiB   raw MB/s   heed MB/s   rows/s       ratio   rounds")
         for (i, k) in keys.enumerated() {
             for op in operations {
-                let transfer = RowTransfer(rawValue: op.rawValue)!
-                let c = try await TransportBenchmark.compare(transfer, keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds),
+                let c = try await TransportBenchmark.compare(op, keysPerRequest: k, dim: 64, inFlight: inFlight, duration: .seconds(seconds),
                                                              rounds: rounds) { round, isRaw in
                     "ipc://\(dir)/\(isRaw ? "raw" : "heed")-\(op.rawValue)-\(i)-\(round).ipc"
                 }
@@ -85,7 +84,7 @@ struct BenchClusterCommand: ParsableCommand {
     }
 
     /// Pulls and pushes through a real `ParameterServer` against raw nng at the same sizes.
-    private static func serverSection(_ operations: [ServerGoodput.Operation], keys: [Int], inFlight: Int, seconds: Double, rounds: Int,
+    private static func serverSection(_ operations: [RowTransfer], keys: [Int], inFlight: Int, seconds: Double, rounds: Int,
                                       acknowledgement: ParameterServer.PushAcknowledgement, directory dir: String) async throws {
         print("\n== parameter server: pulls and pushes through a real table with lazy Adam vs raw nng at the same sizes (pushes acknowledged "
               + (acknowledgement == .onReceipt ? "on receipt, as in async mode)" : "after applying, as in sync/bounded modes)"))
@@ -145,7 +144,6 @@ func setBLASThreadsForBench() {
 
 /// Pull or push goodput through a `ParameterServer` holding a real embedding table.
 enum ServerGoodput {
-    enum Operation: String { case pull, push }
 
     struct Result {
         var rowsPerSecond: Double
@@ -168,7 +166,7 @@ enum ServerGoodput {
 
     /// `rounds` pairs of raw nng and the server, back to back so load from other
     /// processes hits both alike; returns the pair with the median ratio.
-    static func measure(_ op: Operation, keys: Int, dim: Int, inFlight: Int, seconds: Double, directory: String, tag: String,
+    static func measure(_ op: RowTransfer, keys: Int, dim: Int, inFlight: Int, seconds: Double, directory: String, tag: String,
                         rounds: Int, acknowledgement: ParameterServer.PushAcknowledgement = .onReceipt) async throws -> Result {
         let config = EmbeddingTableConfig(name: "bench", dim: dim, optimizer: .adam(AdamConfig(lr: 1e-3)))
         let shard = try ParameterShard(rank: 0, serverCount: 1, tableConfigs: [1: config], initialDense: [], denseOptimizer: .adam(AdamConfig()))
@@ -203,7 +201,7 @@ enum ServerGoodput {
 
     /// The table's time per request for the same key sets, called directly on this thread
     /// (pulls into a reused buffer, as the server writes into the reply).
-    private static func tableSecondsPerMessage(_ op: Operation, shard: ParameterShard, sets: [[UInt64]], grads: [Float], dim: Int) throws -> Double {
+    private static func tableSecondsPerMessage(_ op: RowTransfer, shard: ParameterShard, sets: [[UInt64]], grads: [Float], dim: Int) throws -> Double {
         var out = [Float](repeating: 0, count: sets[0].count * dim)
         let clock = ContinuousClock()
         let start = clock.now
@@ -225,7 +223,7 @@ enum ServerGoodput {
     /// Rows/s of `inFlight` request loops over `seconds`, after a 300 ms warm-up (as the
     /// raw measurement has). The loops read pulled rows in place and prefer the client's
     /// completion executor, as the worker's fetch tasks do.
-    private static func rowsPerSecond(_ op: Operation, client: any RequestClient, sets: [[UInt64]], grads: [Float], dim: Int,
+    private static func rowsPerSecond(_ op: RowTransfer, client: any RequestClient, sets: [[UInt64]], grads: [Float], dim: Int,
                                       inFlight: Int, seconds: Double) async throws -> Double {
         let done = LockedBox(0)
         let running = LockedBox(true)

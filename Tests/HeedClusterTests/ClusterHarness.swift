@@ -30,6 +30,19 @@ enum ClusterHarness {
 
     private static let preparing = NSLock()
 
+    /// The bundled Amazon Beauty sample prepared in 2 shards, and DIN built for it with
+    /// default sizes: what tests that drive a training loop directly need.
+    static func dinOnBeautySample() throws -> (directory: String, manifest: DatasetManifest, model: any RecommenderModel,
+                                              makeBatch: @Sendable (SampleBatch) -> ModelBatch) {
+        let directory = try prepared(.amazonBeauty, sample: "amazon-beauty-sample", shards: 2)
+        let manifest = try DatasetManifest.load(directory: directory)
+        var config = RunConfig()
+        config.model.name = "din"
+        config.data.path = directory
+        let (model, makeBatch) = try ModelCatalog.make(config, schema: manifest.schema)
+        return (directory, manifest, model, makeBatch)
+    }
+
     /// A unique ipc directory for one cluster.
     static func socketDirectory() -> String {
         let dir = NSTemporaryDirectory() + "heed-sock-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

@@ -54,12 +54,7 @@ import HeedWorker
     /// Counting over a real prepared dataset: every real key of every batch is counted, the
     /// counts add up to the number of real keys, and tables outside the set are skipped.
     @Test func countsEveryRealKeyOfTheTrainingSamples() throws {
-        let directory = try ClusterHarness.prepared(.amazonBeauty, sample: "amazon-beauty-sample", shards: 2)
-        let manifest = try DatasetManifest.load(directory: directory)
-        var config = RunConfig()
-        config.model.name = "din"
-        config.data.path = directory
-        let (model, makeBatch) = try ModelCatalog.make(config, schema: manifest.schema)
+        let (directory, manifest, model, makeBatch) = try ClusterHarness.dinOnBeautySample()
         let plan = BatchPlan(shards: try manifest.open(.train, directory: directory), batchSize: 100)
         let tables = Set(model.tableDims.keys)
         let reg = MiniBatchRegularizer.counting(lambda: 1, plan: plan, tables: tables, makeBatch: makeBatch)

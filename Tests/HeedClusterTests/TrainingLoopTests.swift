@@ -26,12 +26,7 @@ import HeedWorker
     /// a worker whose server died waited out the pull's timeout before it could exit.
     @Test(arguments: [true, false])
     func cancellingTheRunCancelsTheFetchItWaitsOn(pipelined: Bool) async throws {
-        let directory = try ClusterHarness.prepared(.amazonBeauty, sample: "amazon-beauty-sample", shards: 2)
-        let manifest = try DatasetManifest.load(directory: directory)
-        var config = RunConfig()
-        config.model.name = "din"
-        config.data.path = directory
-        let (model, makeBatch) = try ModelCatalog.make(config, schema: manifest.schema)
+        let (directory, manifest, model, makeBatch) = try ClusterHarness.dinOnBeautySample()
         let trainer = Trainer(model: model, params: SilentServers(), pushEveryTable: false)
         let loop = TrainingLoop(trainer: trainer, plan: BatchPlan(shards: try manifest.open(.train, directory: directory), batchSize: 64),
                                 settings: .init(epochs: 1, maxSteps: 0, pipelined: pipelined, seed: 1),
