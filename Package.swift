@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
         .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
-        .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCore"]),
+        .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -7,23 +7,43 @@ import Glibc
 /// embedding table it holds, with the rows' optimizer state, so the file can seed a
 /// shard of any server count (rows are routed again by key when read).
 ///
-/// Layout (version 1, explicit little-endian, no padding):
+/// Layout (version 2, explicit little-endian, no padding):
 ///
 ///     magic "HEEDPARM" (8 bytes) · u32 version · u32 rank · u32 serverCount · u32 slotCount
 ///     u32 tableCount · u64 denseStart · u64 denseTotal · u64 denseChunk
 ///     denseChunk × f32                         the dense weights [denseStart, denseStart + denseChunk)
+///     u32 denseStateWidth · u32 denseStep      dense optimizer: state floats per weight, updates applied
+///     denseStateWidth × denseChunk × f32       its state, blockwise (Adam: m of every weight, then v)
 ///     tableCount × table:
 ///         u32 id · u32 dim · u32 width · u64 rows
 ///         rows × (u64 key · u32 step · width × f32)   w (dim) then optimizer state, in (slot, key) order
 ///     u32 CRC-32 (zlib) of every preceding byte
 ///
-/// Dense optimizer state (Adam m, v, t) is not stored yet: a restored run continues the
-/// dense weights with fresh moments (see README limitations).
+/// Version 1 (no dense optimizer state; written before checkpoints existed) is still read:
+/// its dense state comes back empty, so a run resumed from it starts fresh dense moments.
 public enum ParameterFile {
     /// The file magic.
     public static let magic: [UInt8] = Array("HEEDPARM".utf8)
-    /// The layout version this build writes and reads.
-    public static let version: UInt32 = 1
+    /// The layout version this build writes.
+    public static let version: UInt32 = 2
+    /// Versions this build reads.
+    public static let readableVersions: ClosedRange<UInt32> = 1...2
+
+    /// A server's dense optimizer state as stored: `width` floats per dense weight,
+    /// blockwise (`state[k * chunk + i]` is state k of weight i), and the update count.
+    public struct DenseState: Equatable, Sendable {
+        public var width: Int
+        public var step: UInt32
+        /// (width × chunk) floats.
+        public var values: [Float]
+        public init(width: Int, step: UInt32, values: [Float]) {
+            self.width = width
+            self.step = step
+            self.values = values
+        }
+        /// No state (plain SGD, or a version 1 file).
+        public static let empty = DenseState(width: 0, step: 0, values: [])
+    }
 
     /// The fixed-size header.
     public struct Header: Equatable, Sendable {
@@ -68,6 +88,10 @@ public enum ParameterFile {
         public var header: Header
         /// (header.denseChunk) dense weights.
         public var dense: [Float]
+        /// The dense weights' optimizer state (`.empty` from a version 1 file).
+        public var denseState: DenseState
+        /// The layout version the file was written in.
+        public var version: UInt32
         /// Tables in ascending id order.
         public var tables: [Table]
         /// The file's CRC-32 (verified against its bytes when read).
@@ -115,10 +139,12 @@ extension ParameterFile {
         private var finished = false
 
         /// Starts `path` (written as `path.tmp-<pid>` until `finish`).
-        /// - Parameter dense: (header.denseChunk) this server's dense weights.
-        public init(path: String, header: Header, dense: [Float]) throws {
-            guard dense.count == header.denseChunk else {
-                throw HeedError(.internalError, "\(path): \(dense.count) dense values for a chunk of \(header.denseChunk)")
+        /// - Parameters:
+        ///   - dense: (header.denseChunk) this server's dense weights.
+        ///   - denseState: their optimizer state, (denseState.width × header.denseChunk) floats.
+        public init(path: String, header: Header, dense: [Float], denseState: DenseState = .empty) throws {
+            guard dense.count == header.denseChunk, denseState.values.count == denseState.width * header.denseChunk else {
+                throw HeedError(.internalError, "\(path): \(dense.count) dense values and \(denseState.values.count) state values for a chunk of \(header.denseChunk) (state width \(denseState.width))")
             }
             self.path = path
             temporary = path + ".tmp-\(getpid())"
@@ -131,6 +157,8 @@ extension ParameterFile {
             put(UInt32(header.tableCount))
             put(UInt64(header.denseStart)); put(UInt64(header.denseTotal)); put(UInt64(header.denseChunk))
             for v in dense { put(v.bitPattern) }
+            put(UInt32(denseState.width)); put(denseState.step)
+            for v in denseState.values { put(v.bitPattern) }
             try flushIfFull()
         }
 
@@ -210,8 +238,8 @@ extension ParameterFile {
         guard Array(bytes[0..<8]) == magic else { throw HeedError(.corrupt, "\(path): byte offset 0: not a Heed parameter file (bad magic)") }
         reader.position = 8
         let version = try reader.u32()
-        guard version == Self.version else {
-            throw HeedError(.unsupported, "\(path): byte offset 8: parameter file version \(version); this build reads version \(Self.version)")
+        guard readableVersions.contains(version) else {
+            throw HeedError(.unsupported, "\(path): byte offset 8: parameter file version \(version); this build reads versions \(readableVersions.lowerBound)-\(readableVersions.upperBound)")
         }
         guard stored == actual else {
             throw HeedError(.corrupt, "\(path): checksum mismatch (stored \(hex(stored)), computed \(hex(actual))): the file is damaged")
@@ -223,6 +251,13 @@ extension ParameterFile {
             throw HeedError(.corrupt, "\(path): header is inconsistent (rank \(header.rank) of \(header.serverCount), dense \(header.denseStart)+\(header.denseChunk) of \(header.denseTotal))")
         }
         let dense = try reader.floats(header.denseChunk)
+        var denseState = DenseState.empty
+        if version >= 2 {
+            let at = reader.position
+            let width = Int(try reader.u32()), step = try reader.u32()
+            guard width <= 8 else { throw HeedError(.corrupt, "\(path): byte offset \(at): dense state width \(width) (at most 8)") }
+            denseState = DenseState(width: width, step: step, values: try reader.floats(width * header.denseChunk))
+        }
         var tables: [Table] = []
         for _ in 0..<header.tableCount {
             let at = reader.position
@@ -242,7 +277,34 @@ extension ParameterFile {
         guard reader.position == body else {
             throw HeedError(.corrupt, "\(path): byte offset \(reader.position): \(body - reader.position) unexpected bytes before the checksum")
         }
-        return Contents(header: header, dense: dense, tables: tables, crc32: stored)
+        return Contents(header: header, dense: dense, denseState: denseState, version: version, tables: tables, crc32: stored)
+    }
+
+    /// The checksum stored at the end of the file at `path` and the one computed over its
+    /// other bytes, streaming 4 MiB at a time (no parsing, bounded memory).
+    public static func checksums(path: String) throws -> (stored: UInt32, computed: UInt32) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw HeedError(.notFound, "\(path): cannot open (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        let size = try FileOps.size(path)
+        guard size >= magic.count + 8 else { throw HeedError(.corrupt, "\(path): \(size) bytes is too short for a parameter file") }
+        let body = size - 4
+        var crc = CRC32()
+        var chunk = [UInt8](repeating: 0, count: 4 << 20)
+        var done = 0
+        var tail = [UInt8]()
+        while done < size {
+            // Safe: at most chunk.count bytes are read into chunk.
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, min($0.count, size - done)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { throw HeedError(.io, "\(path): read failed at byte offset \(done) of \(size)") }
+            let bodyPart = max(0, min(n, body - done))
+            chunk.withUnsafeBytes { crc.update(UnsafeRawBufferPointer(rebasing: $0[0..<bodyPart])) }
+            if bodyPart < n { tail += chunk[bodyPart..<n] }
+            done += n
+        }
+        let stored = tail.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        return (stored, crc.value)
     }
 
     static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }

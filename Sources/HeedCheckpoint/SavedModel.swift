@@ -1,9 +1,10 @@
 import Foundation
 import HeedCore
 
-/// A trained model on disk: a directory with one `ParameterFile` per server
-/// (`shard-<rank>.bin`) and `manifest.json`, written last, that lists every file with
-/// its size and CRC-32 together with the run config that produced it.
+/// A trained model or a checkpoint on disk (one format for both): a directory with one
+/// `ParameterFile` per server (`shard-<rank>.bin`) and `manifest.json`, written last, that
+/// lists every file with its size and CRC-32 together with the run config that produced
+/// it and, for a checkpoint, every worker's data position.
 ///
 /// A directory without a manifest, or whose files do not match it, is not a model:
 /// `load` says which file is missing or damaged. The files can be loaded onto any number
@@ -13,8 +14,15 @@ public struct SavedModel: Codable, Equatable, Sendable {
     public var format = SavedModel.formatName
     /// Manifest layout version.
     public var version = SavedModel.currentVersion
-    /// Training steps of worker 0 when the model was saved.
+    /// `model` (saved at the end of a run) or `checkpoint` (taken by the coordinator).
+    public var kind = Kind.model
+    /// Training steps when saved: worker 0's for a model, all workers' together for a checkpoint.
     public var step: Int
+    /// Seconds since 1970 when the manifest was written.
+    public var createdAt: Double = 0
+    /// Every worker's position in its data when the checkpoint was taken, in rank order
+    /// (empty for a final model: nothing resumes from it).
+    public var workers: [WorkerPosition] = []
     /// The run config (with its derived layout) of the run that trained the model.
     public var config: RunConfig
     /// Servers and virtual slots of the run.
@@ -29,11 +37,41 @@ public struct SavedModel: Codable, Equatable, Sendable {
     public var statisticsCRC32: UInt32
 
     public static let formatName = "heed-model"
-    public static let currentVersion = 1
+    /// Version 2 added `kind`, `createdAt` and `workers`; version 1 manifests still load.
+    public static let currentVersion = 2
+    public static let readableVersions: ClosedRange<Int> = 1...2
+
+    /// What a directory holds.
+    public enum Kind: String, Codable, Sendable { case model, checkpoint }
+
+    private enum CodingKeys: String, CodingKey {
+        case format, version, kind, step, createdAt, workers, config, servers, slots, files, statistics, statisticsCRC32
+    }
+
+    /// Decodes a manifest; keys a version 1 manifest lacks take their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        format = try c.decode(String.self, forKey: .format)
+        version = try c.decode(Int.self, forKey: .version)
+        kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .model
+        step = try c.decode(Int.self, forKey: .step)
+        createdAt = try c.decodeIfPresent(Double.self, forKey: .createdAt) ?? 0
+        workers = try c.decodeIfPresent([WorkerPosition].self, forKey: .workers) ?? []
+        config = try c.decode(RunConfig.self, forKey: .config)
+        servers = try c.decode(Int.self, forKey: .servers)
+        slots = try c.decode(Int.self, forKey: .slots)
+        files = try c.decode([ParameterFile.Written].self, forKey: .files)
+        statistics = try c.decode([Float].self, forKey: .statistics)
+        statisticsCRC32 = try c.decode(UInt32.self, forKey: .statisticsCRC32)
+    }
     /// The manifest's file name.
     public static let manifestName = "manifest.json"
 
-    public init(step: Int, config: RunConfig, servers: Int, slots: Int, files: [ParameterFile.Written], statistics: [Float] = []) {
+    public init(step: Int, config: RunConfig, servers: Int, slots: Int, files: [ParameterFile.Written], statistics: [Float] = [],
+                kind: Kind = .model, workers: [WorkerPosition] = [], createdAt: Double = Date().timeIntervalSince1970) {
+        self.kind = kind
+        self.workers = workers
+        self.createdAt = createdAt
         self.statistics = statistics
         self.statisticsCRC32 = Self.checksum(statistics)
         self.step = step
@@ -75,8 +113,8 @@ public struct SavedModel: Codable, Equatable, Sendable {
         } catch {
             throw HeedError(.corrupt, "\(path): not a Heed model manifest", cause: error)
         }
-        guard model.format == formatName, model.version == currentVersion else {
-            throw HeedError(.unsupported, "\(path): \(model.format) version \(model.version); this build reads \(formatName) version \(currentVersion)")
+        guard model.format == formatName, readableVersions.contains(model.version) else {
+            throw HeedError(.unsupported, "\(path): \(model.format) version \(model.version); this build reads \(formatName) versions \(readableVersions.lowerBound)-\(readableVersions.upperBound)")
         }
         guard model.statisticsCRC32 == checksum(model.statistics) else {
             throw HeedError(.corrupt, "\(path): the model statistics do not match their checksum")
@@ -91,6 +129,21 @@ public struct SavedModel: Codable, Equatable, Sendable {
             }
         }
         return model
+    }
+
+    /// Checks every file's bytes against its own trailing checksum and the manifest's, without
+    /// parsing rows (streams the file); throws `.corrupt` naming the first bad file.
+    public func verifyFiles(directory: String) throws {
+        for f in files {
+            let path = directory + "/" + f.name
+            let (stored, computed) = try ParameterFile.checksums(path: path)
+            guard stored == computed else {
+                throw HeedError(.corrupt, "\(path): checksum mismatch (stored \(ParameterFile.hex(stored)), computed \(ParameterFile.hex(computed))): the file is damaged")
+            }
+            guard stored == f.crc32 else {
+                throw HeedError(.corrupt, "\(path): checksum \(ParameterFile.hex(stored)) does not match the manifest's \(ParameterFile.hex(f.crc32)) (a file from another save?)")
+            }
+        }
     }
 
     static func checksum(_ values: [Float]) -> UInt32 {

@@ -1,4 +1,5 @@
 import Foundation
+import HeedCheckpoint
 import HeedCore
 import HeedTransport
 
@@ -26,9 +27,16 @@ public final class CoordinatorService: @unchecked Sendable {
         public var failureTimeout: Duration
         /// How long the cluster may take to assemble.
         public var joinTimeout: Duration
+        /// Checkpoints to take (from the run config).
+        public var checkpoint: CheckpointConfig
+        /// The global step of the checkpoint the run resumed from (0 = fresh start).
+        public var resumedStep: Int
 
         public init(config: [UInt8], plan: ShardingPlan, workerCount: Int, dataShards: [[UInt32]],
-                    mode: ConsistencyMode, staleness: Int, failureTimeout: Duration, joinTimeout: Duration) {
+                    mode: ConsistencyMode, staleness: Int, failureTimeout: Duration, joinTimeout: Duration,
+                    checkpoint: CheckpointConfig = CheckpointConfig(), resumedStep: Int = 0) {
+            self.checkpoint = checkpoint
+            self.resumedStep = resumedStep
             self.config = config
             self.plan = plan
             self.workerCount = workerCount
@@ -62,10 +70,25 @@ public final class CoordinatorService: @unchecked Sendable {
     private var stopReason: String?
     private var interrupted = false
     private let log: @Sendable (String) -> Void
+    /// Checkpoint bookkeeping; guarded by `lock`.
+    private let checkpoints: CheckpointSchedule
+    /// Workers paused for the pending checkpoint, and `checkpoint-now` callers, answered when it ends.
+    private var checkpointArrivals: [Responder] = []
+    private var checkpointWaiters: [Responder] = []
+    /// Barriers complete while a checkpoint was being written, released after it.
+    private var deferredReleases: [(key: String, ranks: [Int], release: Message)] = []
+    /// Opens a client to a server (nil: this coordinator cannot take checkpoints).
+    private let connectToServer: (@Sendable (String) throws -> any RequestClient)?
+    private var serverClients: [any RequestClient] = []
 
     /// A coordinator for `settings`; `log` receives one line per membership event.
-    public init(settings: Settings, log: @escaping @Sendable (String) -> Void) {
+    /// `connectToServer` lets it ask servers to write checkpoints.
+    public init(settings: Settings, log: @escaping @Sendable (String) -> Void,
+                connectToServer: (@Sendable (String) throws -> any RequestClient)? = nil) {
         self.settings = settings
+        self.connectToServer = connectToServer
+        self.checkpoints = CheckpointSchedule(config: settings.checkpoint, workerCount: settings.workerCount,
+                                              resumedStep: settings.resumedStep, now: Self.now())
         self.membership = Membership(serverCount: settings.plan.serverCount, workerCount: settings.workerCount,
                                      failureTimeoutNanoseconds: UInt64(settings.failureTimeout.components.seconds) * 1_000_000_000
                                         + UInt64(settings.failureTimeout.components.attoseconds / 1_000_000_000))
@@ -84,22 +107,55 @@ public final class CoordinatorService: @unchecked Sendable {
             return lock.withLock {
                 let id = RoleID(beat.role == .server ? .server : .worker, Int(beat.rank))
                 try? membership.heard(from: id, clock: beat.role == .worker ? Int(beat.clock) : nil, now: now)
+                var command: Control?
+                if id.role == .worker {
+                    checkpoints.observe(rank: id.rank, clock: Int(beat.clock))
+                    _ = requestCheckpointIfDue(now: now)
+                    // Asynchronous workers hear of a checkpoint here; sync and bounded ones
+                    // only through their step barrier or clock advance, so all pause together.
+                    if settings.mode == .async, checkpoints.isPending, !checkpoints.saving, !checkpoints.hasArrived(rank: id.rank) {
+                        command = Control(name: "checkpoint", body: Array("\(checkpoints.requested)".utf8))
+                    }
+                }
                 let stop = stopReason != nil || (id.role == .server && finishedWorkers.count == settings.workerCount)
                 if stop && id.role == .server { serversStopped.insert(id.rank) }
-                return .heartbeatAck(HeartbeatAck(slowestClock: UInt64(membership.minimumWorkerClock), stopRequested: stop))
+                return .heartbeatAck(HeartbeatAck(slowestClock: UInt64(membership.minimumWorkerClock), stopRequested: stop, command: command))
             }
         case .barrier(let b):
             let key = "\(b.name)#\(b.generation)"
             return try lock.withLock { () throws -> Message? in
                 try failIfStopping()
-                try? membership.heard(from: RoleID(.worker, Int(b.rank)), clock: nil, now: now)
-                if membership.arrive(barrier: key, rank: Int(b.rank), participants: settings.workerCount) {
-                    let release = Message.barrierRelease(BarrierRelease(name: b.name, generation: b.generation))
-                    for r in parkedBarriers.removeValue(forKey: key) ?? [] { r.reply(release) }
-                    return release
+                try? membership.heard(from: RoleID(.worker, Int(b.rank)), clock: b.name == "step" ? Int(b.generation) : nil, now: now)
+                if b.name == "step" {
+                    checkpoints.observe(rank: Int(b.rank), clock: Int(b.generation))
+                    _ = requestCheckpointIfDue(now: now)
                 }
-                parkedBarriers[key, default: []].append(request.responder)
-                return nil
+                guard membership.arrive(barrier: key, rank: Int(b.rank), participants: settings.workerCount) else {
+                    parkedBarriers[key, default: []].append(request.responder)
+                    return nil
+                }
+                var name = b.name
+                // Synchronous workers hear of a checkpoint in the step release, all at the same step.
+                if b.name == "step", checkpoints.isPending, !checkpoints.saving {
+                    name = "step/checkpoint/\(checkpoints.requested)"
+                }
+                let release = Message.barrierRelease(BarrierRelease(name: name, generation: b.generation))
+                if b.name == "train-end" && settings.checkpoint.isEnabled && settings.checkpoint.atEnd && !checkpoints.trainingEnded {
+                    // The final checkpoint: every worker is idle here, flushed, at its last position.
+                    checkpoints.trainingEnded = true
+                    checkpoints.request()
+                    log("training ended: taking the final checkpoint")
+                }
+                if checkpoints.saving || (b.name != "step" && checkpoints.isPending && startCheckpointIfReady()) {
+                    // Nobody may push until the checkpoint is written: release afterwards.
+                    parkedBarriers[key, default: []].append(request.responder)
+                    deferredReleases.append((key, Array(0..<settings.workerCount), release))
+                    return nil
+                }
+                checkpoints.trainingEnded = checkpoints.trainingEnded || b.name == "train-end"
+                if b.name != "step" { checkpoints.resumed(ranks: 0..<settings.workerCount) }
+                for r in parkedBarriers.removeValue(forKey: key) ?? [] { r.reply(release) }
+                return release
             }
         case .control(let c):
             return try control(c, responder: request.responder, now: now)
@@ -151,6 +207,12 @@ public final class CoordinatorService: @unchecked Sendable {
             return try lock.withLock { () throws -> Message? in
                 try failIfStopping()
                 try membership.heard(from: RoleID(.worker, rank), clock: clock, now: now)
+                checkpoints.observe(rank: rank, clock: clock)
+                _ = requestCheckpointIfDue(now: now)
+                // A bounded worker hears of a checkpoint here (instead of "go") and pauses for it.
+                if checkpoints.isPending, !checkpoints.saving, !checkpoints.hasArrived(rank: rank) {
+                    return .controlReply(checkpointCommand)
+                }
                 releaseAdvances()
                 if membership.mayProceed(clock: clock, staleness: settings.staleness) { return .controlReply(Control(name: "go")) }
                 parkedAdvances.append((clock, responder))
@@ -166,9 +228,146 @@ public final class CoordinatorService: @unchecked Sendable {
                 log("worker \(rank) finished (\(finishedWorkers.count)/\(settings.workerCount))")
                 return .controlReply(Control(name: "ok"))
             }
+        case "idle":
+            // Body: the worker's position (JSON); it is about to wait at a barrier.
+            let position = try Self.decodePosition(c.body)
+            return lock.withLock {
+                checkpoints.becameIdle(position)
+                _ = startCheckpointIfReady()
+                return .controlReply(Control(name: "ok"))
+            }
+        case "checkpoint-arrive":
+            // Body: CheckpointArrival (JSON): the worker paused at a step boundary.
+            let arrival: CheckpointArrival
+            do { arrival = try JSONDecoder().decode(CheckpointArrival.self, from: Data(c.body)) } catch {
+                throw HeedError(.invalidInput, "checkpoint-arrive needs a JSON arrival: \(error)")
+            }
+            try checkRank(arrival.position.rank)
+            return try lock.withLock { () throws -> Message? in
+                try failIfStopping()
+                guard checkpoints.arrive(arrival.position, generation: arrival.generation) else {
+                    return .controlReply(Control(name: "checkpoint-done", body: Array("\(arrival.generation)".utf8)))
+                }
+                checkpointArrivals.append(responder)
+                _ = startCheckpointIfReady()
+                return nil
+            }
+        case "checkpoint-now":
+            return try lock.withLock { () throws -> Message? in
+                try failIfStopping()
+                guard settings.checkpoint.isEnabled, connectToServer != nil else {
+                    throw HeedError(.unsupported, "this run takes no checkpoints ([checkpoint] dir is not set)")
+                }
+                guard !checkpoints.trainingEnded else { throw HeedError(.unsupported, "training has ended; its final checkpoint is taken") }
+                let fresh = !checkpoints.isPending
+                let generation = checkpoints.request()
+                if fresh { checkpointRequested(reason: "requested by \(String(decoding: c.body, as: UTF8.self))", generation: generation) }
+                checkpointWaiters.append(responder)
+                return nil
+            }
         default:
             throw HeedError(.unsupported, "unknown coordinator command '\(c.name)'")
         }
+    }
+
+    private static func decodePosition(_ body: [UInt8]) throws -> WorkerPosition {
+        do { return try JSONDecoder().decode(WorkerPosition.self, from: Data(body)) } catch {
+            throw HeedError(.invalidInput, "expected a worker position (JSON): \(error)")
+        }
+    }
+
+    private func checkRank(_ rank: Int) throws {
+        guard rank >= 0, rank < settings.workerCount else {
+            throw HeedError(.invalidInput, "worker rank \(rank) is outside 0..<\(settings.workerCount)")
+        }
+    }
+
+    // MARK: - Checkpoints
+
+    /// What tells a bounded or asynchronous worker to pause for the pending checkpoint.
+    private var checkpointCommand: Control { Control(name: "checkpoint", body: Array("\(checkpoints.requested)".utf8)) }
+
+    /// Asks for a checkpoint if one is due. Caller holds the lock.
+    private func requestCheckpointIfDue(now: UInt64) -> Bool {
+        guard connectToServer != nil, checkpoints.requestIfDue(now: now) else { return false }
+        checkpointRequested(reason: "due at global step \(checkpoints.globalStep)", generation: checkpoints.requested)
+        return true
+    }
+
+    /// A new generation was asked for: bounded workers parked on the staleness bound must
+    /// hear of it, or the leaders wait for a checkpoint the laggards never reach. Caller holds the lock.
+    private func checkpointRequested(reason: String, generation: Int) {
+        log("checkpoint \(generation) \(reason)")
+        if settings.mode == .bounded {
+            for p in parkedAdvances { p.responder.reply(.controlReply(checkpointCommand)) }
+            parkedAdvances.removeAll()
+        }
+        _ = startCheckpointIfReady()
+    }
+
+    /// Starts writing the pending checkpoint if every worker has paused. Caller holds the lock.
+    /// - Returns: true if a save is running now.
+    private func startCheckpointIfReady() -> Bool {
+        if checkpoints.saving { return true }
+        guard let (generation, positions) = checkpoints.beginIfReady() else { return false }
+        let clients: [any RequestClient]
+        do {
+            clients = try serverClientsLocked()
+        } catch {
+            log("checkpoint \(generation) not taken: \(error)")
+            finishCheckpoint(generation: generation, outcome: .failure(error as? HeedError ?? HeedError(.io, "\(error)")))
+            return false
+        }
+        let config = settings.checkpoint, plan = settings.plan, runConfig = settings.config
+        Task.detached { [weak self] in
+            let outcome: Result<(step: Int, path: String), HeedError>
+            do {
+                outcome = .success(try await CheckpointWriter.write(generation: generation, positions: positions, servers: clients,
+                                                                    config: config, plan: plan, runConfig: runConfig))
+            } catch {
+                outcome = .failure(error as? HeedError ?? HeedError(.io, "\(error)"))
+            }
+            guard let self else { return }
+            self.lock.withLock { self.finishCheckpoint(generation: generation, outcome: outcome) }
+        }
+        return true
+    }
+
+    /// Clients to every server in rank order, opened once. Caller holds the lock.
+    private func serverClientsLocked() throws -> [any RequestClient] {
+        if serverClients.count == settings.plan.serverCount { return serverClients }
+        guard let connect = connectToServer, let addresses = membership.serverAddresses else {
+            throw HeedError(.unsupported, "not every server has registered")
+        }
+        serverClients = try addresses.map(connect)
+        return serverClients
+    }
+
+    /// Answers everyone waiting on the checkpoint and releases barriers held for it. Caller holds the lock.
+    private func finishCheckpoint(generation: Int, outcome: Result<(step: Int, path: String), HeedError>) {
+        let now = Self.now()
+        let reply: Message
+        switch outcome {
+        case .success(let done):
+            checkpoints.finish(generation: generation, step: done.step, now: now)
+            log("checkpoint \(generation) written: \(done.path)")
+            reply = .controlReply(Control(name: "checkpoint-done", body: Array(done.path.utf8)))
+        case .failure(let error):
+            checkpoints.finish(generation: generation, step: nil, now: now)
+            log("checkpoint \(generation) failed: \(error.message)")
+            reply = .controlReply(Control(name: "checkpoint-failed", body: Array(error.message.utf8)))
+        }
+        for r in checkpointArrivals { r.reply(reply) }
+        checkpointArrivals.removeAll()
+        for r in checkpointWaiters {
+            if case .failure(let error) = outcome { r.reply(.error(ErrorReply(code: error.code, message: error.message))) } else { r.reply(reply) }
+        }
+        checkpointWaiters.removeAll()
+        for d in deferredReleases {
+            checkpoints.resumed(ranks: d.ranks)
+            for r in parkedBarriers.removeValue(forKey: d.key) ?? [] { r.reply(d.release) }
+        }
+        deferredReleases.removeAll()
     }
 
     /// Replies to parked advances that the slowest clock now allows. Caller holds the lock.
@@ -213,6 +412,7 @@ public final class CoordinatorService: @unchecked Sendable {
         while true {
             try? await Task.sleep(for: pollInterval)
             let now = Self.now()
+            lock.withLock { if stopReason == nil { _ = requestCheckpointIfDue(now: now) } }
             let (failed, complete, finished, stopped, reason, wasInterrupted) = lock.withLock {
                 (membership.failedMembers(now: now), membership.isComplete && readyServers.count == settings.plan.serverCount,
                  finishedWorkers.count == settings.workerCount, serversStopped.count == settings.plan.serverCount,

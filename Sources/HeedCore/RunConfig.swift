@@ -16,11 +16,31 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 1
     /// Where the trained model goes.
     public var output = OutputConfig()
+    /// Periodic checkpoints and what to resume from.
+    public var checkpoint = CheckpointConfig()
     /// Derived by the coordinator from the model and the prepared data (never read from
     /// TOML), so every role builds the same tables and model without reading the data.
     public var layout = Layout()
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case model, data, cluster, sparseOptimizer, denseOptimizer, seed, output, checkpoint, layout
+    }
+
+    /// Decodes a config; sections added since a model was saved take their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(ModelConfig.self, forKey: .model)
+        data = try c.decode(DataConfig.self, forKey: .data)
+        cluster = try c.decode(ClusterConfig.self, forKey: .cluster)
+        sparseOptimizer = try c.decode(OptimizerConfig.self, forKey: .sparseOptimizer)
+        denseOptimizer = try c.decode(OptimizerConfig.self, forKey: .denseOptimizer)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        output = try c.decode(OutputConfig.self, forKey: .output)
+        checkpoint = try c.decodeIfPresent(CheckpointConfig.self, forKey: .checkpoint) ?? CheckpointConfig()
+        layout = try c.decode(Layout.self, forKey: .layout)
+    }
 
     /// What the coordinator derives and hands to every role.
     public struct Layout: Codable, Equatable, Sendable {
@@ -88,6 +108,28 @@ public struct OutputConfig: Codable, Equatable, Sendable {
     /// run every server writes its own file here, so it must be a shared path.
     public var modelDirectory = ""
     public init() {}
+}
+
+/// Checkpoints the coordinator takes while training (`[checkpoint]` in TOML), and the one a
+/// run resumes from. Each checkpoint is `dir/step-<global step>/` in the saved-model format.
+public struct CheckpointConfig: Codable, Equatable, Sendable {
+    /// Directory holding the checkpoints; empty = no checkpoints. Shared by every role of a
+    /// multi-host run (servers write their files there).
+    public var directory = ""
+    /// Take one when the workers' steps together have grown by this many since the last (0 = off).
+    public var everySteps = 0
+    /// Take one when this many seconds have passed since the last (0 = off).
+    public var everySeconds = 0.0
+    /// Checkpoints kept; older ones are deleted after a new one is complete.
+    public var keep = 3
+    /// Also take one when training ends (on by default when `directory` is set).
+    public var atEnd = true
+    /// The checkpoint directory this run resumes from (set by `--resume`; empty = fresh start).
+    public var resumeFrom = ""
+    public init() {}
+
+    /// True when the coordinator takes checkpoints.
+    public var isEnabled: Bool { !directory.isEmpty }
 }
 
 /// Where the prepared samples are and how to go through them.
@@ -188,6 +230,11 @@ extension RunConfig {
         denseOptimizer = try reader.optimizer("optimizer.dense", default: denseOptimizer)
         if let s = try reader.int("seed") { seed = UInt64(s) }
         output.modelDirectory = try reader.string("output.model") ?? output.modelDirectory
+        checkpoint.directory = try reader.string("checkpoint.dir") ?? checkpoint.directory
+        checkpoint.everySteps = try reader.int("checkpoint.every_steps") ?? checkpoint.everySteps
+        checkpoint.everySeconds = try reader.double("checkpoint.every_seconds") ?? checkpoint.everySeconds
+        checkpoint.keep = try reader.int("checkpoint.keep") ?? checkpoint.keep
+        if let v = try reader.bool("checkpoint.at_end") { checkpoint.atEnd = v }
         try reader.rejectUnread()
         try validate()
     }
@@ -208,6 +255,11 @@ extension RunConfig {
         try check(["raw", "softmax"].contains(model.attentionWeighting), "model.attention_weighting must be raw or softmax")
         try check(["sum", "mean"].contains(model.basePooling), "model.base_pooling must be sum or mean")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
+        try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")
+        try check(checkpoint.everySeconds >= 0 && checkpoint.everySeconds.isFinite, "checkpoint.every_seconds must be >= 0")
+        try check(checkpoint.keep >= 1, "checkpoint.keep must be >= 1")
+        try check(checkpoint.isEnabled || (checkpoint.everySteps == 0 && checkpoint.everySeconds == 0),
+                  "checkpoint.every_steps / every_seconds need checkpoint.dir")
     }
 }
 
@@ -239,6 +291,12 @@ private struct TOMLReader {
         case .integer(let i)?: return Double(i)
         default: throw error(key, "must be a number")
         }
+    }
+    mutating func bool(_ key: String) throws -> Bool? {
+        read.insert(key)
+        guard let v = doc[key] else { return nil }
+        guard case .bool(let b) = v else { throw error(key, "must be true or false") }
+        return b
     }
     mutating func intArray(_ key: String) throws -> [Int]? {
         read.insert(key)

@@ -24,9 +24,13 @@ extension EmbeddingTable {
     /// and pulls and pushes wait until it ends (stop them first, e.g. at the coordinator's
     /// checkpoint barrier, to keep training from stalling on it). `body` must not call
     /// back into this table. Temporary memory: 16 bytes per row.
-    public func forEachRow(plan: ShardingPlan, _ body: (EmbeddingRowView) throws -> Void) throws {
+    /// `begin` is called first, under the same locks, with the number of rows `body` will
+    /// see, so a writer can record the count even while pulls create rows concurrently.
+    public func forEachRow(plan: ShardingPlan, begin: (Int) throws -> Void = { _ in },
+                           _ body: (EmbeddingRowView) throws -> Void) throws {
         try withAllStripesLocked {
             let total = stripes.reduce(0) { $0 + $1.index.count }
+            try begin(total)
             var starts = [Int](repeating: 0, count: plan.slotCount + 1)
             for s in stripes { s.index.forEach { key, _ in starts[plan.slot(of: key) + 1] += 1 } }
             for i in 0..<plan.slotCount { starts[i + 1] += starts[i] }

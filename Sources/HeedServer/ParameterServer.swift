@@ -1,4 +1,5 @@
 import Foundation
+import HeedCheckpoint
 import HeedCore
 import HeedTransport
 
@@ -121,11 +122,16 @@ public final class ParameterServer: @unchecked Sendable {
     /// Where `save-model` requests write: fixed by the run config, so a peer can ask a
     /// server to save but never choose the path.
     public struct SaveTarget: Sendable {
+        /// The final model's directory ("" = the run saves no model).
         public var directory: String
         public var slotCount: Int
-        public init(directory: String, slotCount: Int) {
+        /// The run's checkpoint directory ("" = no checkpoints); a `checkpoint-save` for
+        /// step N writes `<checkpointDirectory>/step-<N>/shard-<rank>.bin`.
+        public var checkpointDirectory: String
+        public init(directory: String, slotCount: Int, checkpointDirectory: String = "") {
             self.directory = directory
             self.slotCount = slotCount
+            self.checkpointDirectory = checkpointDirectory
         }
     }
 
@@ -180,8 +186,22 @@ public final class ParameterServer: @unchecked Sendable {
             }
         case .control(let c) where c.name == "flush":
             return flush(sender: request.envelope.senderID, responder: request.responder)
+        case .control(let c) where c.name == "checkpoint-save":
+            // Body: the checkpoint's global step, decimal. Only the number comes from the peer.
+            guard let target = lock.withLock({ saveTarget }), !target.checkpointDirectory.isEmpty else {
+                throw HeedError(.unsupported, "this run takes no checkpoints ([checkpoint] dir is not set)")
+            }
+            guard let step = Int(String(decoding: c.body, as: UTF8.self)), step >= 0 else {
+                throw HeedError(.invalidInput, "checkpoint-save needs a step number")
+            }
+            // The coordinator has paused every worker at its checkpoint barrier; pushes
+            // acknowledged before the pause must land before the snapshot.
+            try waitForAcknowledgedPushes()
+            let directory = CheckpointStore(directory: target.checkpointDirectory).path(step: step)
+            let written = try shard.save(directory: directory, slotCount: target.slotCount)
+            return .controlReply(Control(name: "saved", body: Array(try JSONEncoder().encode(written))))
         case .control(let c) where c.name == "save-model":
-            guard let target = lock.withLock({ saveTarget }) else {
+            guard let target = lock.withLock({ saveTarget }), !target.directory.isEmpty else {
                 throw HeedError(.unsupported, "this run saves no model (output.model / --save-model is not set)")
             }
             try waitForAcknowledgedPushes()

@@ -167,6 +167,29 @@ public final class ParameterShard: @unchecked Sendable {
         return true
     }
 
+    /// This server's dense chunk and its optimizer state, read together under one lock.
+    /// - Returns: weights (denseRange.count); state blockwise, ((stateWidth − 1) × count), and t.
+    func denseSnapshot() -> (weights: [Float], state: [Float], step: UInt32) {
+        denseLock.withLock { (dense, denseOptimizer.state, denseOptimizer.step) }
+    }
+
+    /// Replaces the dense chunk and its optimizer state (restore from a checkpoint).
+    /// - Parameters:
+    ///   - weights: (denseRange.count) floats.
+    ///   - state: ((stateWidth − 1) × denseRange.count) floats, or nil to keep fresh state.
+    func restoreDense(weights: [Float], state: [Float]?, step: UInt32) throws {
+        try denseLock.withLock {
+            guard weights.count == dense.count, state == nil || state!.count == denseOptimizer.state.count else {
+                throw HeedError(.corrupt, "server \(rank): restored dense chunk has \(weights.count) weights and \(state?.count ?? 0) state values; this shard holds \(dense.count) and \(denseOptimizer.state.count)")
+            }
+            dense = weights
+            if let state {
+                denseOptimizer.state = state
+                denseOptimizer.step = step
+            }
+        }
+    }
+
     /// Row counts and resident bytes per table, for heartbeats and reports.
     public func tableStats() -> [UInt8: EmbeddingTableStats] {
         tables.mapValues { $0.stats() }

@@ -1,4 +1,5 @@
 import Foundation
+import HeedCheckpoint
 import HeedCore
 import HeedOptim
 import HeedTransport
@@ -39,10 +40,15 @@ public enum ServerRole {
         let rank = Int(reply.rank)
         let config = try JSONDecoder().decode(RunConfig.self, from: Data(reply.config))
         let shard = try makeShard(rank: rank, config: config, initialDense: try initialDense(config))
+        if !config.checkpoint.resumeFrom.isEmpty {
+            let rows = try restore(shard, from: config.checkpoint.resumeFrom, slots: config.cluster.slots)
+            log("server \(rank): restored \(rows) rows and the dense chunk from \(config.checkpoint.resumeFrom)")
+        }
         // Asynchronous workers need not see their own pushes on the next pull, so they are
         // acknowledged on receipt; sync and bounded runs get acks after applying.
-        server.attach(shard, saveTo: config.output.modelDirectory.isEmpty ? nil
-                      : .init(directory: config.output.modelDirectory, slotCount: config.cluster.slots),
+        server.attach(shard, saveTo: config.output.modelDirectory.isEmpty && !config.checkpoint.isEnabled ? nil
+                      : .init(directory: config.output.modelDirectory, slotCount: config.cluster.slots,
+                              checkpointDirectory: config.checkpoint.directory),
                       pushAcknowledgement: config.cluster.mode == .async ? .onReceipt : .afterApplying)
         log("server \(rank): serving \(shard.tables.count) tables and \(shard.denseRange.count) dense values at \(advertised)")
         try await link.serverReady(rank: rank)
@@ -61,6 +67,18 @@ public enum ServerRole {
         let lateFailures = server.dedupStatistics.failedAfterAcknowledging
         log("server \(rank): stopping with \(totals.0) rows (\(totals.1 / 1_048_576) MiB resident)"
             + (lateFailures > 0 ? "; \(lateFailures) pushes failed after they were acknowledged" : ""))
+    }
+
+    /// Loads this shard's part of the checkpoint at `path` (any server count): checks
+    /// every file's checksum first, so a damaged checkpoint is never loaded in part.
+    /// - Returns: rows loaded.
+    public static func restore(_ shard: ParameterShard, from path: String, slots: Int) throws -> Int {
+        let saved = try SavedModel.load(directory: path)
+        let files = try saved.readFiles(directory: path)
+        guard saved.slots == slots else {
+            throw HeedError(.config, "\(path) was saved with \(saved.slots) virtual slots; this run has \(slots) (keep cluster.slots when resuming)")
+        }
+        return try shard.restore(from: files, slotCount: saved.slots)
     }
 
     /// The shard for `rank` under `config`'s layout and optimizers.

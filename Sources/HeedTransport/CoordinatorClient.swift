@@ -25,14 +25,32 @@ public final class CoordinatorClient: @unchecked Sendable {
     }
 
     /// Waits at barrier `name` (generation `generation`) until every worker arrived.
-    public func barrier(_ name: String, rank: Int, generation: Int, timeout: Duration) async throws {
-        _ = try await client.barrier(Barrier(name: name, rank: UInt32(rank), generation: UInt64(generation)), timeout: timeout)
+    /// - Returns: the release; a step barrier's is named `step/checkpoint/<generation>`
+    ///   when the coordinator asks every worker to pause for a checkpoint after this step.
+    @discardableResult
+    public func barrier(_ name: String, rank: Int, generation: Int, timeout: Duration) async throws -> BarrierRelease {
+        try await client.barrier(Barrier(name: name, rank: UInt32(rank), generation: UInt64(generation)), timeout: timeout)
     }
 
     /// Reports `clock` completed steps and waits until the staleness bound lets this
     /// worker start the next one.
-    public func advance(rank: Int, clock: Int, timeout: Duration) async throws {
-        _ = try await client.control(Control(name: "advance", body: Array("\(rank) \(clock)".utf8)), timeout: timeout)
+    /// - Returns: `go`, or `checkpoint` (body: generation) when the worker must pause for a
+    ///   checkpoint first and then ask again.
+    @discardableResult
+    public func advance(rank: Int, clock: Int, timeout: Duration) async throws -> Control {
+        try await client.control(Control(name: "advance", body: Array("\(rank) \(clock)".utf8)), timeout: timeout)
+    }
+
+    /// Says where this worker stands before it waits at a barrier (JSON position), so a
+    /// checkpoint can be taken while it waits.
+    public func idle(position: [UInt8], timeout: Duration) async throws {
+        _ = try await client.control(Control(name: "idle", body: position), timeout: timeout)
+    }
+
+    /// Pauses for a checkpoint (JSON arrival) until it is written.
+    /// - Returns: `checkpoint-done` (body: the path) or `checkpoint-failed` (body: why).
+    public func checkpointArrive(_ arrival: [UInt8], timeout: Duration) async throws -> Control {
+        try await client.control(Control(name: "checkpoint-arrive", body: arrival), timeout: timeout)
     }
 
     /// Says this worker is done; it is no longer watched for heartbeats.
@@ -46,7 +64,8 @@ public final class CoordinatorClient: @unchecked Sendable {
     public func heartbeats(rank: Int, interval: Duration, clock: @escaping @Sendable () -> Int,
                            stats: @escaping @Sendable () -> [String: Double] = { [:] },
                            onStop: @escaping @Sendable () -> Void,
-                           onLost: @escaping @Sendable (HeedError) -> Void) -> Task<Void, Never> {
+                           onLost: @escaping @Sendable (HeedError) -> Void,
+                           onCommand: @escaping @Sendable (Control) -> Void = { _ in }) -> Task<Void, Never> {
         let role = role, client = client
         return Task.detached {
             var stopSent = false
@@ -55,6 +74,7 @@ public final class CoordinatorClient: @unchecked Sendable {
                     let ack = try await client.heartbeat(Heartbeat(rank: UInt32(rank), role: role, clock: UInt64(max(clock(), 0)), stats: stats()),
                                                          timeout: interval * 4)
                     if ack.stopRequested && !stopSent { stopSent = true; onStop() }
+                    if let command = ack.command { onCommand(command) }
                 } catch is CancellationError {
                     return
                 } catch let e as HeedError {

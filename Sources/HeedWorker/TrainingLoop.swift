@@ -1,4 +1,5 @@
 import Foundation
+import HeedCheckpoint
 import HeedCore
 import HeedData
 import HeedModels
@@ -25,9 +26,12 @@ public final class TrainingLoop: @unchecked Sendable {
         /// λ of DIN's mini-batch aware regularisation of embedding rows (0 = off); the
         /// loop counts its samples' features once before the first epoch.
         public var miniBatchL2: Double
+        /// Where to start (a checkpoint's position for this worker); nil = the beginning.
+        public var start: WorkerPosition?
 
         public init(epochs: Int, maxSteps: Int = 0, stepsPerEpoch: Int = 0, pipelined: Bool, seed: UInt64, progressInterval: Double = 5,
-                    miniBatchL2: Double = 0) {
+                    miniBatchL2: Double = 0, start: WorkerPosition? = nil) {
+            self.start = start
             self.epochs = epochs
             self.maxSteps = maxSteps
             self.stepsPerEpoch = stepsPerEpoch
@@ -40,8 +44,9 @@ public final class TrainingLoop: @unchecked Sendable {
 
     /// Called around steps and epochs; roles use them for barriers and clocks.
     public struct Hooks: Sendable {
-        /// After step `clock` has pushed its gradients (bounded: advance; sync: step barrier).
-        public var afterStep: @Sendable (_ clock: Int) async throws -> Void = { _ in }
+        /// After a step has pushed its gradients (bounded: advance; sync: step barrier;
+        /// checkpoints), with where the loop stands then (`clock` is the step's number).
+        public var afterStep: @Sendable (_ position: WorkerPosition) async throws -> Void = { _ in }
         /// After an epoch's last step.
         public var afterEpoch: @Sendable (_ epoch: Int) async throws -> Void = { _ in }
         /// A progress line.
@@ -57,6 +62,8 @@ public final class TrainingLoop: @unchecked Sendable {
         public var samples = 0
         public var recentLoss = Double.nan
         public var samplesPerSecond = 0.0
+        /// Where the loop stands: after its last step, or at its start.
+        public var position = WorkerPosition(rank: 0, epoch: 0, batch: 0, clock: 0, samples: 0)
     }
 
     public let trainer: Trainer
@@ -94,17 +101,27 @@ public final class TrainingLoop: @unchecked Sendable {
         }
         let start = Date()
         var lastReport = start
-        var clock = 0
+        let from = settings.start ?? WorkerPosition(rank: 0, epoch: 0, batch: 0, clock: 0, samples: 0)
+        var clock = from.clock
+        let startSamples = from.samples
+        progressLock.withLock {
+            _progress.clock = clock
+            _progress.samples = from.samples
+            _progress.position = from
+        }
         var lastEpochLoss = Double.nan
         let totalSteps = settings.maxSteps > 0 ? min(settings.maxSteps, stepsPerEpoch * settings.epochs) : stepsPerEpoch * settings.epochs
-        for epoch in 0..<settings.epochs {
+        for epoch in from.epoch..<max(from.epoch, settings.epochs) {
             let batches = Array(plan.batches(epoch: epoch, seed: settings.seed).prefix(stepsPerEpoch))
-            var lossSum = 0.0, lossCount = 0
+            // A resumed run continues its epoch's batches and running loss where the checkpoint left them.
+            let resumed = epoch == from.epoch
+            var lossSum = resumed ? from.epochLossSum : 0.0, lossCount = resumed ? from.epochLossCount : 0
+            let firstBatch = resumed ? min(from.batch, batches.count) : 0
             var next: Task<Trainer.Fetched, Error>? = nil
             let fetchBatch: @Sendable (Int) -> Task<Trainer.Fetched, Error> = { [trainer, plan, makeBatch] i in
                 Task { try await trainer.fetch(makeBatch(plan.gather(batches[i]))) }
             }
-            for i in batches.indices {
+            for i in firstBatch..<batches.count {
                 if hooks.shouldStop() || (settings.maxSteps > 0 && clock >= settings.maxSteps) { next?.cancel(); break }
                 // The fetch runs in its own task (so it can overlap the previous step); a cancel
                 // of this loop must reach it, or a pull to a server that died waits out its timeout.
@@ -113,16 +130,19 @@ public final class TrainingLoop: @unchecked Sendable {
                 next = settings.pipelined && i + 1 < batches.count ? fetchBatch(i + 1) : nil
                 clock += 1
                 let out = try await trainer.step(fetched, clock: clock)
-                try await hooks.afterStep(clock)
                 lossSum += out.loss * Double(fetched.batch.size)
                 lossCount += fetched.batch.size
                 let elapsed = Date().timeIntervalSince(start)
-                progressLock.withLock {
+                let position = progressLock.withLock {
                     _progress.clock = clock
                     _progress.samples += fetched.batch.size
                     _progress.recentLoss = lossSum / Double(max(lossCount, 1))
-                    _progress.samplesPerSecond = Double(_progress.samples) / max(elapsed, 1e-9)
+                    _progress.samplesPerSecond = Double(_progress.samples - startSamples) / max(elapsed, 1e-9)
+                    _progress.position = WorkerPosition(rank: 0, epoch: epoch, batch: i + 1, clock: clock, samples: _progress.samples,
+                                                        epochLossSum: lossSum, epochLossCount: lossCount)
+                    return _progress.position
                 }
+                try await hooks.afterStep(position)
                 if settings.progressInterval > 0, Date().timeIntervalSince(lastReport) >= settings.progressInterval {
                     lastReport = Date()
                     let p = progress

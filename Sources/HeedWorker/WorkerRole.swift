@@ -1,4 +1,5 @@
 import Foundation
+import HeedCheckpoint
 import HeedCore
 import HeedData
 import HeedModels
@@ -51,27 +52,73 @@ public enum WorkerRole {
         let params = RemoteParameterAccess(servers: clients, plan: reply.plan, tableDims: config.layout.tableDims,
                                            denseCount: config.layout.denseCount, pushToEveryServer: config.cluster.mode == .sync)
         let trainer = Trainer(model: model, params: params, pushEveryTable: config.cluster.mode == .sync)
+        var start: WorkerPosition?
+        if !config.checkpoint.resumeFrom.isEmpty {
+            let saved = try SavedModel.load(directory: config.checkpoint.resumeFrom)
+            guard saved.workers.count == config.cluster.workers, let p = saved.workers.first(where: { $0.rank == rank }) else {
+                throw HeedError(.config, "\(config.checkpoint.resumeFrom) holds positions for \(saved.workers.count) workers; resume it with --workers \(saved.workers.count)")
+            }
+            if !p.statistics.isEmpty { try trainer.loadModelStatistics(p.statistics) }
+            start = p
+            log("worker \(rank): resuming at epoch \(p.epoch + 1), batch \(p.batch), step \(p.clock)")
+        }
 
         let state = RoleState()
         let mode = config.cluster.mode
         let waitTimeout = Duration.milliseconds(config.cluster.failureTimeoutMilliseconds * 6)
-        var hooks = TrainingLoop.Hooks()
-        hooks.afterStep = { clock in
-            switch mode {
-            case .async: break
-            case .bounded: try await link.advance(rank: rank, clock: clock, timeout: waitTimeout)
-            case .sync: try await link.barrier("step", rank: rank, generation: clock, timeout: waitTimeout)
+        let checkpoints = CheckpointRequests()
+        // The worker's own position with its rank and model statistics, as JSON.
+        let encodePosition: @Sendable (WorkerPosition) throws -> WorkerPosition = { p in
+            var p = p
+            p.rank = rank
+            p.statistics = trainer.modelStatistics
+            return p
+        }
+        let pauseForCheckpoint: @Sendable (Int, WorkerPosition) async throws -> Void = { generation, position in
+            let arrival = CheckpointArrival(generation: generation, position: try encodePosition(position))
+            let reply = try await link.checkpointArrive(Array(try JSONEncoder().encode(arrival)), timeout: CheckpointRequests.saveTimeout)
+            checkpoints.done(generation)
+            if reply.name == "checkpoint-failed" {
+                log("worker \(rank): checkpoint \(generation) failed at the coordinator: \(String(decoding: reply.body, as: UTF8.self)); training goes on")
             }
         }
-        hooks.afterEpoch = { epoch in try await link.barrier("epoch", rank: rank, generation: epoch, timeout: waitTimeout) }
+        var hooks = TrainingLoop.Hooks()
+        hooks.afterStep = { position in
+            switch mode {
+            case .async: break
+            case .bounded:
+                while true {
+                    let reply = try await link.advance(rank: rank, clock: position.clock, timeout: waitTimeout)
+                    guard reply.name == "checkpoint", let generation = Int(String(decoding: reply.body, as: UTF8.self)) else { break }
+                    checkpoints.request(generation)
+                    try await pauseForCheckpoint(generation, position)
+                }
+            case .sync:
+                let release = try await link.barrier("step", rank: rank, generation: position.clock, timeout: waitTimeout)
+                if let generation = CheckpointRequests.generation(inRelease: release.name) { checkpoints.request(generation) }
+            }
+            if let generation = checkpoints.pending { try await pauseForCheckpoint(generation, position) }
+        }
+        // Before waiting at a barrier, say where this worker stands: a checkpoint the others
+        // pause for can then be taken while it waits.
+        let declareIdle: @Sendable (WorkerPosition) async throws -> Void = { position in
+            guard config.checkpoint.isEnabled else { return }
+            try await link.idle(position: Array(try JSONEncoder().encode(try encodePosition(position))), timeout: waitTimeout)
+        }
+        let positionNow = LockedBox<@Sendable () -> WorkerPosition>({ WorkerPosition(rank: rank, epoch: 0, batch: 0, clock: 0, samples: 0) })
+        hooks.afterEpoch = { epoch in
+            try await declareIdle(positionNow.get()())
+            try await link.barrier("epoch", rank: rank, generation: epoch, timeout: waitTimeout)
+        }
         hooks.progress = { line in if rank == 0 { log("worker 0: \(line)") } }
         hooks.shouldStop = { state.isStopped || interrupted() }
         let loop = TrainingLoop(
             trainer: trainer, plan: BatchPlan(shards: mine, batchSize: config.data.batchSize),
             settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps,
                             stepsPerEpoch: config.layout.stepsPerEpoch, pipelined: mode == .async, seed: config.seed &+ UInt64(rank),
-                            miniBatchL2: config.model.miniBatchL2),
+                            miniBatchL2: config.model.miniBatchL2, start: start),
             hooks: hooks, makeBatch: makeBatch)
+        positionNow.set { loop.progress.position }
         // The work runs in its own task so that a stop from the coordinator, or losing the
         // coordinator, cancels whatever it waits on (a barrier, a pull) at once.
         let work = LockedBox<Task<Double, Error>?>(nil)
@@ -83,7 +130,14 @@ public enum WorkerRole {
                                     clock: { loop.progress.clock },
                                     stats: { let p = loop.progress; return ["samplesPerSecond": p.samplesPerSecond, "loss": p.recentLoss] },
                                     onStop: { stop(HeedError(.peerFailed, "the coordinator stopped the run")) },
-                                    onLost: { stop($0) })
+                                    onLost: { stop($0) },
+                                    onCommand: { command in
+                                        // Only asynchronous workers take checkpoint requests from heartbeats.
+                                        if mode == .async, command.name == "checkpoint",
+                                           let generation = Int(String(decoding: command.body, as: UTF8.self)) {
+                                            checkpoints.request(generation)
+                                        }
+                                    })
         defer { beats.cancel() }
 
         log("worker \(rank): \(mine.count) shards, \(loop.plan.recordCount) samples, \(loop.stepsPerEpoch) steps per epoch, \(mode) mode")
@@ -94,7 +148,9 @@ public enum WorkerRole {
             // Once every worker has flushed, every push of the run is applied: the model
             // saved and evaluated below is the trained one.
             try await params.flush()
-            try await link.barrier("train-end", rank: rank, generation: 0, timeout: waitTimeout)
+            try await declareIdle(loop.progress.position)
+            // The final checkpoint (if any) is written while every worker waits here.
+            try await link.barrier("train-end", rank: rank, generation: 0, timeout: max(waitTimeout, CheckpointRequests.saveTimeout))
             if rank == 0 && !config.output.modelDirectory.isEmpty {
                 let saved = try await ModelSave.viaServers(clients, config: config, step: loop.progress.clock, statistics: trainer.modelStatistics)
                 log("worker 0: saved the model (\(saved.files.reduce(0) { $0 + $1.rows }) rows in \(saved.files.count) files) to \(config.output.modelDirectory)")
@@ -125,5 +181,30 @@ public enum WorkerRole {
         }
         try await link.finished(rank: rank)
         return report
+    }
+}
+
+/// Checkpoint generations a worker was asked to pause for and has paused for.
+final class CheckpointRequests: @unchecked Sendable {
+    /// How long a worker waits for the servers to write a checkpoint.
+    static let saveTimeout = Duration.seconds(900)
+    private let lock = NSLock()
+    private var requested = 0
+    private var completed = 0
+
+    /// Records a request for `generation`.
+    func request(_ generation: Int) { lock.withLock { requested = max(requested, generation) } }
+
+    /// Records that this worker paused for `generation`.
+    func done(_ generation: Int) { lock.withLock { completed = max(completed, generation) } }
+
+    /// The generation to pause for now, if any.
+    var pending: Int? { lock.withLock { requested > completed ? requested : nil } }
+
+    /// The generation a sync step release asks for (`step/checkpoint/<g>`), if any.
+    static func generation(inRelease name: String) -> Int? {
+        let prefix = "step/checkpoint/"
+        guard name.hasPrefix(prefix) else { return nil }
+        return Int(name.dropFirst(prefix.count))
     }
 }

@@ -51,7 +51,7 @@ enum SavedModelEvaluation {
             throw HeedError(.config, "\(config.data.path) does not fit the model in \(modelDirectory): its tables \(model.tableDims.sorted { $0.key < $1.key }) and \(model.denseParameterCount) dense values differ from the model's \(saved.config.layout.tableDims.sorted { $0.key < $1.key }) and \(saved.config.layout.denseCount)")
         }
         let shard = try ServerRole.makeShard(rank: 0, config: config, initialDense: SavedModel.denseVector(of: files))
-        try shard.restoreRows(from: files, slotCount: saved.slots)
+        try shard.restore(from: files, slotCount: saved.slots)
         let trainer = Trainer(model: model, params: LocalParameterAccess(shard: shard), pushEveryTable: false)
         try trainer.loadModelStatistics(saved.statistics)
         let plan = BatchPlan(shards: try manifest.open(split, directory: config.data.path), batchSize: batchSize)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HeedCheckpoint
 import HeedCoordinator
 import HeedModels
 import HeedCore
@@ -63,8 +64,11 @@ struct CoordinatorCommand: ParsableCommand {
         let settings = CoordinatorService.Settings(
             config: Array(try JSONEncoder().encode(config)), plan: ShardingPlan(serverCount: config.cluster.servers, slotCount: config.cluster.slots),
             workerCount: config.cluster.workers, dataShards: assignment, mode: config.cluster.mode, staleness: config.cluster.staleness,
-            failureTimeout: .milliseconds(config.cluster.failureTimeoutMilliseconds), joinTimeout: .seconds(joinTimeout))
-        let service = CoordinatorService(settings: settings, log: { logLine("coordinator: \($0)") })
+            failureTimeout: .milliseconds(config.cluster.failureTimeoutMilliseconds), joinTimeout: .seconds(joinTimeout),
+            checkpoint: config.checkpoint, resumedStep: try resumedStep(config))
+        let transport = NNGTransport()
+        let service = CoordinatorService(settings: settings, log: { logLine("coordinator: \($0)") },
+                                         connectToServer: { try transport.connect(to: $0, options: ClientOptions(secret: secret)) })
         let listener = try NNGTransport().listen(on: listen, options: ServerOptions(concurrency: 16 + 4 * config.cluster.workers + config.cluster.servers, secret: secret)) {
             try service.handle($0)
         }
@@ -80,6 +84,12 @@ struct CoordinatorCommand: ParsableCommand {
         case .interrupted: printError("coordinator: interrupted"); throw ExitCode(130)
         }
     }
+}
+
+/// The global step of the checkpoint a run resumes from (0 for a fresh run).
+private func resumedStep(_ config: RunConfig) throws -> Int {
+    guard !config.checkpoint.resumeFrom.isEmpty else { return 0 }
+    return try SavedModel.load(directory: config.checkpoint.resumeFrom).step
 }
 
 /// `heed server`: one parameter server.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HeedCheckpoint
 import HeedCore
 import HeedData
 import HeedModels
@@ -24,6 +25,12 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "DIN's attention weights: raw (the paper) or softmax.") var attentionWeighting: String?
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
+    @Option(name: .long, help: "Directory for checkpoints (TOML [checkpoint] dir).") var checkpointDir: String?
+    @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
+    @Option(name: .long, help: "Checkpoint every this many seconds (0 = off).") var checkpointEverySeconds: Double?
+    @Option(name: .long, help: "Checkpoints to keep.") var checkpointKeep: Int?
+    @Option(name: .long, help: "Continue from a checkpoint: its directory, or 'latest' (the newest valid one in the checkpoint directory).")
+    var resume: String?
 
     /// The config file (if any) with the flags applied, validated.
     func resolve() throws -> RunConfig {
@@ -56,8 +63,25 @@ struct RunOptions: ParsableArguments {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v
         }
+        if let v = checkpointDir { c.checkpoint.directory = absolute(v) }
+        if let v = checkpointEverySteps { c.checkpoint.everySteps = v }
+        if let v = checkpointEverySeconds { c.checkpoint.everySeconds = v }
+        if let v = checkpointKeep { c.checkpoint.keep = v }
+        if !c.checkpoint.directory.isEmpty { c.checkpoint.directory = absolute(c.checkpoint.directory) }
+        if let resume {
+            let (path, _) = try CheckpointStore.resolve(resume == "latest" ? resume : absolute(resume), directory: c.checkpoint.directory,
+                                                        skipped: { printError("resume: \($0)") })
+            c.checkpoint.resumeFrom = path
+            // Resuming a named checkpoint keeps checkpointing beside it unless told otherwise.
+            if c.checkpoint.directory.isEmpty { c.checkpoint.directory = FileOps.dirname(of: path) }
+        }
         try c.validate()
         return c
+    }
+
+    /// `path` made absolute, so every role of a local cluster reads and writes the same place.
+    private func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 }
 

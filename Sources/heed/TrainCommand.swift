@@ -22,6 +22,7 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         if evalEachEpoch && !inProcess { throw ValidationError("--eval-each-epoch needs --in-process") }
+        if inProcess && runOptions.resume != nil { throw ValidationError("--resume continues a cluster run; it does not apply to --in-process") }
     }
 
     func run() throws {
@@ -39,7 +40,8 @@ struct TrainCommand: ParsableCommand {
         let cluster = try LocalCluster(config: config, binary: URL(fileURLWithPath: binary).standardized.path)
         defer { cluster.cleanUp() }
         let signals = SignalWatcher()
-        logLine("train: \(config.model.name), \(config.cluster.servers) servers, \(config.cluster.workers) workers, \(config.cluster.mode) mode over \(config.cluster.transport)")
+        logLine("train: \(config.model.name), \(config.cluster.servers) servers, \(config.cluster.workers) workers, \(config.cluster.mode) mode over \(config.cluster.transport)"
+                + (config.checkpoint.resumeFrom.isEmpty ? "" : ", resuming from \(config.checkpoint.resumeFrom)"))
         try cluster.start()
         if let failure = cluster.wait(interrupted: { signals.isInterrupted }) {
             printError("train: \(failure)")
