@@ -28,6 +28,8 @@ enum CheckpointWriter {
         do { run = try JSONDecoder().decode(RunConfig.self, from: Data(runConfig)) } catch {
             throw HeedError(.internalError, "the coordinator's run config does not decode: \(error)")
         }
+        // A directory without a valid manifest is a save that died (a killed server): start it afresh.
+        FileOps.removeTree(path)
         try SavedModel.prepareDirectory(path)
         var files = [ParameterFile.Written?](repeating: nil, count: servers.count)
         try await withThrowingTaskGroup(of: (Int, ParameterFile.Written).self) { group in

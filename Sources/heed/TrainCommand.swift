@@ -19,6 +19,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Write the final test metrics (JSON) here.") var metricsOut: String?
     @Flag(help: "With --in-process: also evaluate the valid and test splits after every epoch and log them (pick the epoch count on valid).")
     var evalEachEpoch = false
+    @Option(help: "With checkpoints: restarts allowed per role within --restart-window before the run is given up.")
+    var maxRestarts = 3
+    @Option(help: "Seconds over which --max-restarts counts a role's deaths.") var restartWindow = 300.0
 
     func validate() throws {
         if evalEachEpoch && !inProcess { throw ValidationError("--eval-each-epoch needs --in-process") }
@@ -27,30 +30,72 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let config = try runOptions.resolve()
-        let report = inProcess ? try trainInProcess(config, evalEachEpoch: evalEachEpoch) : try trainLocalCluster(config)
+        let report = inProcess ? try trainInProcess(config, evalEachEpoch: evalEachEpoch)
+            : try trainLocalCluster(config, supervision: Supervision(maxRestarts: maxRestarts, window: restartWindow))
         print("\(config.data.path): \(report.summary)")
         if let path = metricsOut { try writeJSONAtomically(report, to: path) }
     }
 
-    func trainLocalCluster(_ config: RunConfig) throws -> TrainingReport {
+    /// How the launcher treats a role that dies.
+    struct Supervision {
+        /// Deaths of one role (by label) allowed within `window` seconds; one more ends the run.
+        var maxRestarts = 3
+        var window = 300.0
+    }
+
+    /// Runs the local cluster. With checkpoints on, the launcher supervises it: when any
+    /// role dies, it stops the others and starts the whole cluster again from the newest
+    /// valid checkpoint (or from scratch if there is none yet), so every server and worker
+    /// rolls back to one consistent state; the updates since that checkpoint are lost. A
+    /// role that dies more than `maxRestarts` times within `window` seconds ends the run.
+    func trainLocalCluster(_ config: RunConfig, supervision: Supervision = Supervision()) throws -> TrainingReport {
         // Fail fast on data/model problems before starting processes.
         _ = try ModelCatalog.deriveLayout(config)
         let binary = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
             : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
-        let cluster = try LocalCluster(config: config, binary: URL(fileURLWithPath: binary).standardized.path)
-        defer { cluster.cleanUp() }
         let signals = SignalWatcher()
-        logLine("train: \(config.model.name), \(config.cluster.servers) servers, \(config.cluster.workers) workers, \(config.cluster.mode) mode over \(config.cluster.transport)"
-                + (config.checkpoint.resumeFrom.isEmpty ? "" : ", resuming from \(config.checkpoint.resumeFrom)"))
-        try cluster.start()
-        if let failure = cluster.wait(interrupted: { signals.isInterrupted }) {
-            printError("train: \(failure)")
-            throw ExitCode(failure == "interrupted" ? 130 : 1)
+        var config = config
+        var deaths: [String: [Date]] = [:]
+        var restarts = 0
+        while true {
+            let cluster = try LocalCluster(config: config, binary: URL(fileURLWithPath: binary).standardized.path)
+            defer { cluster.cleanUp() }
+            logLine("train: \(config.model.name), \(config.cluster.servers) servers, \(config.cluster.workers) workers, \(config.cluster.mode) mode over \(config.cluster.transport)"
+                    + (config.checkpoint.resumeFrom.isEmpty ? "" : ", resuming from \(config.checkpoint.resumeFrom)"))
+            try cluster.start()
+            let supervised = config.checkpoint.isEnabled
+            let ending = cluster.wait(interrupted: { signals.isInterrupted }, quickStop: supervised)
+            switch ending {
+            case .completed:
+                guard let data = FileManager.default.contents(atPath: cluster.metricsPath) else {
+                    throw HeedError(.io, "worker 0 wrote no metrics")
+                }
+                if restarts > 0 { logLine("train: completed after \(restarts) restart\(restarts == 1 ? "" : "s") from checkpoints") }
+                return try JSONDecoder().decode(TrainingReport.self, from: data)
+            case .interrupted:
+                printError("train: interrupted")
+                throw ExitCode(130)
+            case .failed(let label, _):
+                guard supervised else {
+                    printError("train: \(ending.description)")
+                    throw ExitCode(1)
+                }
+                let now = Date()
+                deaths[label, default: []].append(now)
+                deaths[label]!.removeAll { now.timeIntervalSince($0) > supervision.window }
+                if deaths[label]!.count > supervision.maxRestarts {
+                    printError("train: \(ending.description); \(label) died \(deaths[label]!.count) times within \(Int(supervision.window)) s (--max-restarts \(supervision.maxRestarts)): giving up")
+                    throw ExitCode(1)
+                }
+                restarts += 1
+                var skipped: [String] = []
+                let latest = CheckpointStore(directory: config.checkpoint.directory).latestValid { skipped.append($0) }
+                skipped.forEach { logLine("train: \($0)") }
+                config.checkpoint.resumeFrom = latest?.path ?? ""
+                logLine("train: \(ending.description); restarting the cluster (restart \(restarts)) "
+                        + (latest.map { "from \($0.path): the updates after global step \($0.model.step) are lost" } ?? "from scratch: no checkpoint yet"))
+            }
         }
-        guard let data = FileManager.default.contents(atPath: cluster.metricsPath) else {
-            throw HeedError(.io, "worker 0 wrote no metrics")
-        }
-        return try JSONDecoder().decode(TrainingReport.self, from: data)
     }
 
     /// Also used by `heed bench cluster` on a `TrainCommand()` that was never parsed, so it

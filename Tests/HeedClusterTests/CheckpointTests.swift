@@ -143,3 +143,22 @@ import Glibc
         #expect(run.wait(seconds: 180) == 0, "\(run.output)")
     }
 }
+
+/// The chaos test: a real-data run of the `lr` model (sync, 2 servers, 2 workers) whose
+/// roles are killed with SIGKILL five times completes with the fault-free run's test AUC
+/// (sync mode resumes exactly, so the delta is 0; the bound is 0.003), and every
+/// checkpoint left on disk verifies.
+@Suite(.serialized) struct ChaosTests {
+    @Test func aRunSurvivesFiveKillsWithTheFaultFreeAUC() throws {
+        let data = try ClusterHarness.prepared(.amazonBeauty, sample: "amazon-beauty-sample", shards: 2)
+        let run = try LauncherTests.Run(["bench", "chaos", "--kills", "5", "--data", data, "--epochs", "1", "--batch-size", "128",
+                                         "--every-steps", "60", "--timeout", "100"])
+        #expect(run.wait(seconds: 230) == 0, "\(run.output)")
+        let out = run.output
+        #expect(out.contains("kills survived 5 of 5"), "\(out)")
+        let delta = out.split(separator: "\n").first { $0.contains("delta") }.flatMap { $0.components(separatedBy: "delta ").last }.flatMap { Double($0) }
+        #expect(delta != nil && delta! <= 0.003, "\(out)")
+        let verified = out.split(separator: "\n").first { $0.hasPrefix("checkpoints verified") }?.split(separator: " ").last?.split(separator: "/")
+        #expect(verified?.count == 2 && verified?[0] == verified?[1] && (Int(verified?[0] ?? "") ?? 0) > 0, "\(out)")
+    }
+}

@@ -49,11 +49,27 @@ final class LocalCluster {
         }
     }
 
-    /// Waits for the run. Returns nil on success, or the first failure: a role that exited
-    /// non-zero (then every other child is stopped). `interrupted` reports Ctrl-C; the
-    /// coordinator is asked to stop first so roles finish their step, then everyone.
-    func wait(interrupted: () -> Bool) -> String? {
-        var failure: String?
+    /// How a run ended.
+    enum Ending: Equatable {
+        case completed
+        case interrupted
+        /// A role exited non-zero (the first one seen); every other child has been stopped.
+        case failed(label: String, status: Int32)
+
+        var description: String {
+            switch self {
+            case .completed: return "completed"
+            case .interrupted: return "interrupted"
+            case .failed(let label, let status): return "\(label) exited with status \(status)"
+            }
+        }
+    }
+
+    /// Waits for the run. `interrupted` reports Ctrl-C; the coordinator is asked to stop
+    /// first so roles finish their step, then everyone. `quickStop` (the launcher will
+    /// restart from a checkpoint anyway) kills the other roles at once after a failure.
+    func wait(interrupted: () -> Bool, quickStop: Bool = false) -> Ending {
+        var failure: Ending?
         var stopAt: Date?
         var interruptForwarded = false
         while true {
@@ -61,20 +77,20 @@ final class LocalCluster {
             for child in children {
                 if let status = child.poll() {
                     if status != 0 && failure == nil && !interruptForwarded {
-                        failure = "\(child.label) exited with status \(status)"
+                        failure = .failed(label: child.label, status: status)
                     }
                 } else {
                     running += 1
                 }
             }
-            if running == 0 { return interruptForwarded ? "interrupted" : failure }
+            if running == 0 { return interruptForwarded ? .interrupted : failure ?? .completed }
             if interrupted() && !interruptForwarded {
                 interruptForwarded = true
                 children.first?.send(SIGTERM)
                 stopAt = Date()
             }
             if failure != nil && stopAt == nil {
-                children.forEach { $0.send(SIGTERM) }
+                children.forEach { $0.send(quickStop ? SIGKILL : SIGTERM) }
                 stopAt = Date()
             }
             if let t = stopAt {
