@@ -80,6 +80,8 @@ public final class CoordinatorService: @unchecked Sendable {
     /// Opens a client to a server (nil: this coordinator cannot take checkpoints).
     private let connectToServer: (@Sendable (String) throws -> any RequestClient)?
     private var serverClients: [any RequestClient] = []
+    /// When the running save began (ns), for the log.
+    private var checkpointBegan: UInt64 = 0
 
     /// A coordinator for `settings`; `log` receives one line per membership event.
     /// `connectToServer` lets it ask servers to write checkpoints.
@@ -310,6 +312,7 @@ public final class CoordinatorService: @unchecked Sendable {
     private func startCheckpointIfReady() -> Bool {
         if checkpoints.saving { return true }
         guard let (generation, positions) = checkpoints.beginIfReady() else { return false }
+        checkpointBegan = Self.now()
         let clients: [any RequestClient]
         do {
             clients = try serverClientsLocked()
@@ -350,7 +353,7 @@ public final class CoordinatorService: @unchecked Sendable {
         switch outcome {
         case .success(let done):
             checkpoints.finish(generation: generation, step: done.step, now: now)
-            log("checkpoint \(generation) written: \(done.path)")
+            log(String(format: "checkpoint %d written: %@ (workers paused %.3f s)", generation, done.path, Double(now - checkpointBegan) / 1e9))
             reply = .controlReply(Control(name: "checkpoint-done", body: Array(done.path.utf8)))
         case .failure(let error):
             checkpoints.finish(generation: generation, step: nil, now: now)
