@@ -59,7 +59,9 @@ let package = Package(
         .testTarget(name: "HeedOptimTests", dependencies: ["HeedOptim", "HeedCore"]),
         .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
-        .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore", "HeedData", "HeedServer", "HeedOptim"]),
+        .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore", "HeedData", "HeedServer", "HeedOptim", "HeedWorker"],
+                    // Read by path (#filePath) rather than bundled; written by scripts/reference-models.py.
+                    exclude: ["Fixtures"]),
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
         .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),

@@ -175,17 +175,27 @@ public final class SelfAttentionBench {
     ///   - repeats: timed repetitions of each.
     ///   - seconds: approximate duration of one repetition (it runs as many steps as fit).
     public func measure(repeats: Int = 7, seconds: Double = 0.15) -> Result {
-        step(); runRawGemms()
-        let once = max(Self.time(1, step), 1e-6)
+        Self.measure(flops: flops, repeats: repeats, seconds: seconds, layer: step, raw: runRawGemms)
+    }
+
+    /// The timing loop of `measure` for any pair of bodies (tests time bodies of known length).
+    static func measure(flops: Double, repeats: Int, seconds: Double, layer: () -> Void, raw: () -> Void) -> Result {
+        layer(); raw()
+        let once = max(time(1, layer), 1e-6)
         let steps = max(2, Int(seconds / once))
         var layerTimes: [Double] = [], rawTimes: [Double] = [], ratios: [Double] = []
         for _ in 0..<max(1, repeats) {
-            let t = Self.time(steps, step) / Double(steps)
-            let r = Self.time(steps, runRawGemms) / Double(steps)
+            let t = time(steps, layer) / Double(steps)
+            let r = time(steps, raw) / Double(steps)
             layerTimes.append(t); rawTimes.append(r); ratios.append(r / t)
         }
-        return Result(flops: flops, layerSeconds: Self.median(layerTimes), rawSeconds: Self.median(rawTimes), ratio: Self.median(ratios))
+        return Result(flops: flops, layerSeconds: median(layerTimes), rawSeconds: median(rawTimes), ratio: median(ratios))
     }
+
+    /// (B × L × D) the output of the last `step`.
+    var lastOutput: Tensor<Float> { out }
+    /// (B × L × D) the input gradient accumulated by `step` since `init`.
+    var accumulatedInputGradient: Tensor<Float> { dx }
 
     /// The GEMMs one step performs, in call order, as the kernels issue them.
     public static func gemmShapes(component: Component, batch: Int, length: Int, dim: Int, heads: Int) -> [Gemm] {
