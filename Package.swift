@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore", "HeedData", "HeedServer", "HeedOptim", "HeedWorker"],
                     // Read by path (#filePath) rather than bundled; written by scripts/reference-models.py.
                     exclude: ["Fixtures"]),
-        .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCore"]),
+        .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedCore"]),

@@ -48,9 +48,23 @@ public final class CheckpointSchedule {
 
     /// Asks for a checkpoint (or joins the pending one); returns its generation.
     @discardableResult
-    public func request() -> Int {
-        if !isPending { requested += 1 }
+    public func request(now: UInt64 = 0) -> Int {
+        if !isPending {
+            requested += 1
+            requestedAt = now
+        }
         return requested
+    }
+
+    /// When the pending generation was asked for (ns).
+    public private(set) var requestedAt: UInt64 = 0
+
+    /// The pending generation, when it was asked for and the workers not yet paused, if it
+    /// has waited longer than `limit` without its save starting.
+    public func stalled(now: UInt64, after limit: Duration) -> (generation: Int, since: UInt64, missing: [Int])? {
+        let ns = UInt64(limit.components.seconds) * 1_000_000_000 + UInt64(limit.components.attoseconds / 1_000_000_000)
+        guard isPending, !saving, requestedAt > 0, now > requestedAt, now - requestedAt > ns else { return nil }
+        return (requested, requestedAt, (0..<workerCount).filter { arrived[$0] == nil && idle[$0] == nil })
     }
 
     /// Asks for one if `every_steps` or `every_seconds` says it is due; true if a new
@@ -60,7 +74,7 @@ public final class CheckpointSchedule {
         let bySteps = config.everySteps > 0 && globalStep - lastStep >= config.everySteps
         let bySeconds = config.everySeconds > 0 && Double(now &- lastTime) / 1e9 >= config.everySeconds
         guard bySteps || bySeconds else { return false }
-        request()
+        request(now: now)
         return true
     }
 

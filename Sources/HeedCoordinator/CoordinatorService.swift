@@ -82,6 +82,7 @@ public final class CoordinatorService: @unchecked Sendable {
     private var serverClients: [any RequestClient] = []
     /// When the running save began (ns), for the log.
     private var checkpointBegan: UInt64 = 0
+    private var lastStallReport: UInt64 = 0
 
     /// A coordinator for `settings`; `log` receives one line per membership event.
     /// `connectToServer` lets it ask servers to write checkpoints.
@@ -145,7 +146,7 @@ public final class CoordinatorService: @unchecked Sendable {
                 if b.name == "train-end" && settings.checkpoint.isEnabled && settings.checkpoint.atEnd && !checkpoints.trainingEnded {
                     // The final checkpoint: every worker is idle here, flushed, at its last position.
                     checkpoints.trainingEnded = true
-                    checkpoints.request()
+                    checkpoints.request(now: now)
                     log("training ended: taking the final checkpoint")
                 }
                 if checkpoints.saving || (b.name != "step" && checkpoints.isPending && startCheckpointIfReady()) {
@@ -262,7 +263,7 @@ public final class CoordinatorService: @unchecked Sendable {
                 }
                 guard !checkpoints.trainingEnded else { throw HeedError(.unsupported, "training has ended; its final checkpoint is taken") }
                 let fresh = !checkpoints.isPending
-                let generation = checkpoints.request()
+                let generation = checkpoints.request(now: now)
                 if fresh { checkpointRequested(reason: "requested by \(String(decoding: c.body, as: UTF8.self))", generation: generation) }
                 checkpointWaiters.append(responder)
                 return nil
@@ -396,7 +397,9 @@ public final class CoordinatorService: @unchecked Sendable {
             for (_, r) in parkedRegistrations { r.reply(error) }
             for (_, rs) in parkedBarriers { rs.forEach { $0.reply(error) } }
             for p in parkedAdvances { p.responder.reply(error) }
+            for r in checkpointArrivals + checkpointWaiters { r.reply(error) }
             parkedRegistrations.removeAll(); parkedBarriers.removeAll(); parkedAdvances.removeAll()
+            checkpointArrivals.removeAll(); checkpointWaiters.removeAll(); deferredReleases.removeAll()
         }
     }
 
@@ -415,7 +418,16 @@ public final class CoordinatorService: @unchecked Sendable {
         while true {
             try? await Task.sleep(for: pollInterval)
             let now = Self.now()
-            lock.withLock { if stopReason == nil { _ = requestCheckpointIfDue(now: now) } }
+            lock.withLock {
+                guard stopReason == nil else { return }
+                _ = requestCheckpointIfDue(now: now)
+                // A checkpoint nobody can finish must say whom it waits for.
+                if let (generation, since, missing) = checkpoints.stalled(now: now, after: settings.failureTimeout), now - lastStallReport > 10_000_000_000 {
+                    lastStallReport = now
+                    log(String(format: "checkpoint %d has waited %.0f s for worker %@ to pause", generation, Double(now - since) / 1e9,
+                               missing.map(String.init).joined(separator: ", worker ")))
+                }
+            }
             let (failed, complete, finished, stopped, reason, wasInterrupted) = lock.withLock {
                 (membership.failedMembers(now: now), membership.isComplete && readyServers.count == settings.plan.serverCount,
                  finishedWorkers.count == settings.workerCount, serversStopped.count == settings.plan.serverCount,
