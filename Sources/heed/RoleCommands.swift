@@ -8,13 +8,46 @@ import HeedServer
 import HeedTransport
 import HeedWorker
 
-/// Reads a cluster secret file (raw bytes, surrounding whitespace trimmed).
+/// The environment variable that may carry the cluster secret instead of a file.
+let secretEnvironmentVariable = "HEED_CLUSTER_SECRET"
+
+/// Reads the cluster secret: from `path` (raw bytes, surrounding whitespace trimmed; the
+/// file must not be readable by group or others), else from `HEED_CLUSTER_SECRET`, else nil.
 func readSecret(_ path: String?) throws -> [UInt8]? {
-    guard let path else { return nil }
+    guard let path else {
+        guard let text = ProcessInfo.processInfo.environment[secretEnvironmentVariable]?.trimmingCharacters(in: .whitespacesAndNewlines),
+              !text.isEmpty else { return nil }
+        guard text.utf8.count >= 16 else { throw HeedError(.config, "\(secretEnvironmentVariable) holds fewer than 16 bytes") }
+        return Array(text.utf8)
+    }
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw HeedError(.io, "cannot read secret file \(path): \(String(cString: strerror(errno)))") }
+    guard info.st_mode & 0o077 == 0 else {
+        throw HeedError(.config, "secret file \(path) is readable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); run chmod 600 \(path)")
+    }
     guard let data = FileManager.default.contents(atPath: path) else { throw HeedError(.io, "cannot read secret file \(path)") }
     let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     guard text.utf8.count >= 16 else { throw HeedError(.config, "secret file \(path) holds fewer than 16 bytes") }
     return Array(text.utf8)
+}
+
+/// True for addresses only this host can reach: `ipc://`, `inproc://`, and tcp on
+/// 127.0.0.0/8, `localhost` or `[::1]`.
+func isLoopback(_ address: String) -> Bool {
+    if address.hasPrefix("ipc://") || address.hasPrefix("inproc://") { return true }
+    for scheme in ["tcp://", "tcp4://", "tcp6://", "tls+tcp://"] where address.hasPrefix(scheme) {
+        let rest = address.dropFirst(scheme.count)
+        return rest.hasPrefix("127.") || rest.hasPrefix("localhost:") || rest.hasPrefix("[::1]:")
+    }
+    return false
+}
+
+/// Refuses to listen where other hosts can connect without a cluster secret: anyone who
+/// reaches the port could read and change the model, or stop the run.
+func checkListenAddress(_ address: String, secret: [UInt8]?, insecure: Bool) throws {
+    guard secret == nil, !insecure, !isLoopback(address) else { return }
+    throw HeedError(.config, "refusing to listen on \(address) without a cluster secret: any host that reaches it could read and change the model. "
+                    + "Pass --secret-file FILE (mode 0600) or set \(secretEnvironmentVariable), or --insecure on a network you trust")
 }
 
 /// Runs an async role body from a synchronous command and maps errors to exit codes.
@@ -46,7 +79,8 @@ struct CoordinatorCommand: ParsableCommand {
 
     @Option(help: "Address to listen on (tcp://0.0.0.0:7070, ipc:///path).") var listen: String
     @Option(help: "A resolved run config as JSON (written by `heed train`); replaces --config and flags.") var resolvedConfig: String?
-    @Option(help: "Cluster secret file: authenticate every message with HMAC-SHA256.") var secretFile: String?
+    @Option(help: "Cluster secret file (mode 0600; or set HEED_CLUSTER_SECRET): authenticate every message with HMAC-SHA256.") var secretFile: String?
+    @Flag(help: "Allow a non-loopback --listen without a cluster secret.") var insecure = false
     @Option(help: "Seconds the cluster may take to assemble.") var joinTimeout: Int = 120
     @OptionGroup var runOptions: RunOptions
 
@@ -61,6 +95,7 @@ struct CoordinatorCommand: ParsableCommand {
         let (derived, assignment) = try ModelCatalog.deriveLayout(config)
         config = derived
         let secret = try readSecret(secretFile)
+        try checkListenAddress(listen, secret: secret, insecure: insecure)
         let settings = CoordinatorService.Settings(
             config: Array(try JSONEncoder().encode(config)), plan: ShardingPlan(serverCount: config.cluster.servers, slotCount: config.cluster.slots),
             workerCount: config.cluster.workers, dataShards: assignment, mode: config.cluster.mode, staleness: config.cluster.staleness,
@@ -100,10 +135,13 @@ struct ServerCommand: ParsableCommand {
     @Option(help: "Address to listen on.") var listen: String
     @Option(help: "Address workers dial, if different from --listen.") var advertise: String?
     @Option(help: "Preferred rank.") var rank: Int?
-    @Option(help: "Cluster secret file.") var secretFile: String?
+    @Option(help: "Cluster secret file (mode 0600; or set HEED_CLUSTER_SECRET).") var secretFile: String?
+    @Flag(help: "Allow a non-loopback --listen without a cluster secret.") var insecure = false
 
     func run() throws {
-        let options = ServerRole.Options(coordinator: coordinator, listen: listen, advertise: advertise, rankHint: rank, secret: try readSecret(secretFile))
+        let secret = try readSecret(secretFile)
+        try checkListenAddress(listen, secret: secret, insecure: insecure)
+        let options = ServerRole.Options(coordinator: coordinator, listen: listen, advertise: advertise, rankHint: rank, secret: secret)
         let signals = SignalWatcher()
         try runRole("server") {
             try await ServerRole.run(options: options, transport: NNGTransport(), initialDense: { config in
@@ -119,7 +157,7 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(help: "Coordinator address.") var coordinator: String
     @Option(help: "Preferred rank.") var rank: Int?
-    @Option(help: "Cluster secret file.") var secretFile: String?
+    @Option(help: "Cluster secret file (mode 0600; or set HEED_CLUSTER_SECRET).") var secretFile: String?
     @Option(help: "Where rank 0 writes the test metrics (JSON).") var metricsOut: String?
 
     func run() throws {

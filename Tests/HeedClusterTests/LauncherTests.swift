@@ -15,9 +15,13 @@ import Glibc
     final class Run {
         let process = Process()
         let out = NSTemporaryDirectory() + "heed-launch-\(UUID().uuidString).log"
-        init(_ arguments: [String]) throws {
+        convenience init(_ arguments: [String]) throws {
+            try self.init(executable: LauncherTests.binary, arguments)
+        }
+        /// Starts `executable` (e.g. a script) with `arguments`.
+        init(executable: String, _ arguments: [String]) throws {
             FileManager.default.createFile(atPath: out, contents: nil)
-            process.executableURL = URL(fileURLWithPath: LauncherTests.binary)
+            process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
             let handle = FileHandle(forWritingAtPath: out)!
             process.standardOutput = handle
