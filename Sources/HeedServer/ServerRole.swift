@@ -56,6 +56,7 @@ public enum ServerRole {
 
         let state = RoleState()
         let beats = link.heartbeats(rank: rank, interval: .milliseconds(config.cluster.heartbeatMilliseconds),
+                                    giveUpAfter: .milliseconds(config.cluster.failureTimeoutMilliseconds),
                                     clock: { 0 }, stats: { Self.stats(shard) },
                                     onStop: { state.stop(nil) }, onLost: { state.stop($0) })
         defer { beats.cancel() }

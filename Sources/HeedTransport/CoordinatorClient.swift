@@ -59,9 +59,10 @@ public final class CoordinatorClient: @unchecked Sendable {
     }
 
     /// Sends heartbeats every `interval` until cancelled. `onStop` runs once when the
-    /// coordinator asks this role to stop; `onLost` when the coordinator cannot be reached
-    /// (after the client's retries), after which the loop ends.
-    public func heartbeats(rank: Int, interval: Duration, clock: @escaping @Sendable () -> Int,
+    /// coordinator asks this role to stop; `onLost` when no heartbeat has been answered for
+    /// `giveUpAfter` (the cluster's failure timeout: a network blip shorter than that is
+    /// ridden out, as the coordinator rides it out on its side), after which the loop ends.
+    public func heartbeats(rank: Int, interval: Duration, giveUpAfter: Duration, clock: @escaping @Sendable () -> Int,
                            stats: @escaping @Sendable () -> [String: Double] = { [:] },
                            onStop: @escaping @Sendable () -> Void,
                            onLost: @escaping @Sendable (HeedError) -> Void,
@@ -69,21 +70,25 @@ public final class CoordinatorClient: @unchecked Sendable {
         let role = role, client = client
         return Task.detached {
             var stopSent = false
+            var lastAnswer = ContinuousClock.now
             while !Task.isCancelled {
                 do {
                     let ack = try await client.heartbeat(Heartbeat(rank: UInt32(rank), role: role, clock: UInt64(max(clock(), 0)), stats: stats()),
                                                          timeout: interval * 4)
+                    lastAnswer = .now
                     if ack.stopRequested && !stopSent { stopSent = true; onStop() }
                     if let command = ack.command { onCommand(command) }
                 } catch is CancellationError {
                     return
-                } catch let e as HeedError {
-                    if Task.isCancelled { return }
-                    onLost(HeedError(e.code, "lost the coordinator at \(client.peerAddress): \(e.message)"))
-                    return
                 } catch {
-                    onLost(HeedError(.peerFailed, "lost the coordinator at \(client.peerAddress): \(error)"))
-                    return
+                    if Task.isCancelled { return }
+                    let silent = ContinuousClock.now - lastAnswer
+                    if silent >= giveUpAfter {
+                        let message = (error as? HeedError)?.message ?? "\(error)"
+                        onLost(HeedError((error as? HeedError)?.code ?? .peerFailed,
+                                         "lost the coordinator at \(client.peerAddress): no heartbeat answered for \(silent) (\(message))"))
+                        return
+                    }
                 }
                 try? await Task.sleep(for: interval)
             }

@@ -127,6 +127,7 @@ public enum WorkerRole {
             work.get()?.cancel()
         }
         let beats = link.heartbeats(rank: rank, interval: .milliseconds(config.cluster.heartbeatMilliseconds),
+                                    giveUpAfter: .milliseconds(config.cluster.failureTimeoutMilliseconds),
                                     clock: { loop.progress.clock },
                                     stats: { let p = loop.progress; return ["samplesPerSecond": p.samplesPerSecond, "loss": p.recentLoss] },
                                     onStop: { stop(HeedError(.peerFailed, "the coordinator stopped the run")) },

@@ -45,23 +45,25 @@ struct MultiHostTests {
         try FileOps.makeDirectories(scratch)
     }
 
-    func writeConfig() throws -> String {
+    func writeConfig(model: String = "din", maxSteps: Int = 60, batch: Int = 256, extra: String = "") throws -> String {
         let path = scratch + "/run.toml"
         try """
         seed = 5
         [model]
-        name = "din"
+        name = "\(model)"
         embedding_dim = 8
         hidden = [32, 16]
         attention_hidden = [16, 8]
         [data]
         path = "\(data)"
-        batch_size = 256
-        max_steps = 60
+        batch_size = \(batch)
+        max_steps = \(maxSteps)
+        epochs = 20
         [cluster]
         servers = 2
         workers = 1
         mode = "sync"
+        \(extra)
         """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -98,6 +100,76 @@ struct MultiHostTests {
         #expect(hosts?["auc"] as? Double == cluster?["auc"] as? Double)
         #expect(hosts?["logLoss"] as? Double == cluster?["logLoss"] as? Double)
         #expect(hosts?["gauc"] as? Double == cluster?["gauc"] as? Double)
+    }
+
+    /// Starts coordinator (host 0), servers (hosts 1, 2) and a worker (host 3).
+    func startRoles(addresses: [String], config: String, secret: String) throws -> [LauncherTests.Run] {
+        let coordinator = "tcp://\(addresses[0]):7070"
+        return try [
+            MultiHostBed.heed(tag: tag, host: 0, ["coordinator", "--listen", coordinator, "--config", config, "--secret-file", secret]),
+            MultiHostBed.heed(tag: tag, host: 1, ["server", "--coordinator", coordinator, "--listen", "tcp://\(addresses[1]):7071", "--rank", "0", "--secret-file", secret]),
+            MultiHostBed.heed(tag: tag, host: 2, ["server", "--coordinator", coordinator, "--listen", "tcp://\(addresses[2]):7071", "--rank", "1", "--secret-file", secret]),
+            MultiHostBed.heed(tag: tag, host: 3, ["worker", "--coordinator", coordinator, "--rank", "0", "--secret-file", secret, "--metrics-out", scratch + "/hosts.json"]),
+        ]
+    }
+
+    /// Sets host `k`'s link down or up.
+    func link(host k: Int, up: Bool) throws {
+        let run = try LauncherTests.Run(executable: "/usr/bin/env", ["ip", "-n", "heed-\(tag)-h\(k)", "link", "set", "eth0", up ? "up" : "down"])
+        #expect(run.wait(seconds: 10) == 0, "\(run.output)")
+    }
+
+    /// Waits until the worker has started training (its first log line about its shards).
+    func waitForTraining(_ worker: LauncherTests.Run) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while !worker.output.contains("steps per epoch") && Date() < deadline && worker.process.isRunning { usleep(20_000) }
+        try #require(worker.output.contains("steps per epoch"), "the worker never started: \(worker.output)")
+    }
+
+    static let failureTimeout = "heartbeat_ms = 100\nfailure_timeout_ms = 3000"
+
+    @Test func aLinkCutShorterThanTheFailureTimeoutLosesNothing() throws {
+        defer { FileOps.removeTree(scratch) }
+        let addresses = try MultiHostBed.up(tag: tag, hosts: 4)
+        defer { MultiHostBed.down(tag: tag) }
+        let config = try writeConfig(model: "lr", maxSteps: 1500, batch: 64, extra: Self.failureTimeout), secret = try writeSecret()
+        let roles = try startRoles(addresses: addresses, config: config, secret: secret)
+        try waitForTraining(roles[3])
+        // 1.5 s of silence from server 1's host: longer than a heartbeat's retries (3 × 400 ms), shorter than the 3 s timeout.
+        try link(host: 2, up: false)
+        usleep(1_500_000)
+        try link(host: 2, up: true)
+        #expect(roles[3].process.isRunning, "the run ended before the link came back: rerun with more steps")
+        for role in roles { #expect(role.wait(seconds: 180) == 0, "\(role.output)") }
+        let local = try LauncherTests.Run(["train", "--config", config, "--metrics-out", scratch + "/local.json"])
+        #expect(local.wait(seconds: 180) == 0, "\(local.output)")
+        let test = { (path: String) -> [String: Any]? in
+            (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])?["test"] as? [String: Any]
+        }
+        #expect(test(scratch + "/hosts.json")?["auc"] as? Double != nil)
+        #expect(test(scratch + "/hosts.json")?["auc"] as? Double == test(scratch + "/local.json")?["auc"] as? Double, "sync: nothing may be lost")
+    }
+
+    @Test func aLinkCutLongerThanTheFailureTimeoutStopsTheRunNamingTheServer() throws {
+        defer { FileOps.removeTree(scratch) }
+        let addresses = try MultiHostBed.up(tag: tag, hosts: 4)
+        defer { MultiHostBed.down(tag: tag) }
+        let config = try writeConfig(model: "lr", maxSteps: 100_000, batch: 64, extra: Self.failureTimeout), secret = try writeSecret()
+        let roles = try startRoles(addresses: addresses, config: config, secret: secret)
+        try waitForTraining(roles[3])
+        try link(host: 2, up: false)
+        let cut = Date()
+        // Every role exits on its own well within a minute (no hang): the coordinator, the
+        // worker and the cut-off server with an error; server 0 because it was told to stop.
+        for (k, role) in roles.enumerated() {
+            let status = role.wait(seconds: 60)
+            #expect(status != nil, "role \(k) did not exit: \(role.output)")
+            if k != 1 { #expect(status != 0, "role \(k) exited 0: \(role.output)") }
+        }
+        #expect(roles[0].wait(seconds: 1) == 3, "the coordinator's status is the run's failure")
+        #expect(Date().timeIntervalSince(cut) < 45)
+        #expect(roles[0].output.contains("server 1") && roles[0].output.contains("sent nothing for"), "\(roles[0].output)")
+        #expect(roles[2].output.contains("lost the coordinator"), "\(roles[2].output)")
     }
 
     @Test func aRoleRefusesANonLoopbackAddressWithoutASecret() throws {
