@@ -2,6 +2,7 @@ import Foundation
 import HeedCoordinator
 import HeedCore
 import HeedData
+import HeedLayers
 import HeedModels
 import HeedServer
 import HeedTransport
@@ -57,8 +58,14 @@ enum ClusterHarness {
         var outcome: CoordinatorService.Outcome
     }
 
+    /// One OpenBLAS thread, as `heed` runs (Heed.swift): the suite's processes share one
+    /// BLAS setting, and a test that compares two runs bit for bit needs both to sum in
+    /// the same order (two threads block the products differently from one).
+    static func oneBLASThread() { setBLASThreads(1) }
+
     /// Coordinator, S servers and W workers as tasks of this process, talking over ipc.
     static func runCluster(_ config: RunConfig, transport: any Transport = NNGTransport()) async throws -> Result {
+        oneBLASThread()
         let (derived, assignment) = try ModelCatalog.deriveLayout(config)
         let dir = socketDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -99,6 +106,7 @@ enum ClusterHarness {
 
     /// The in-process reference run; returns its single shard and test evaluation.
     static func runInProcess(_ config: RunConfig) async throws -> (ParameterShard, Evaluation) {
+        oneBLASThread()
         let shard = LockedBox<ParameterShard?>(nil)
         let evaluation = try await InProcessRun.train(config, interrupted: { false }, log: { _ in }, onShard: { shard.set($0) })
         return (shard.get()!, evaluation.test)

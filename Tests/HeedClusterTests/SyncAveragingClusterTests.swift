@@ -85,6 +85,7 @@ import HeedWorker
     /// divided by W, and pushed once into a single shard that applies each push as it
     /// comes. Then worker 0's model evaluates the test split, as rank 0 does.
     static func meanGradientReference(_ config: RunConfig) async throws -> (ParameterShard, Evaluation) {
+        ClusterHarness.oneBLASThread()
         let (derived, assignment) = try ModelCatalog.deriveLayout(config)
         let workers = derived.cluster.workers
         let manifest = try DatasetManifest.load(directory: derived.data.path)
