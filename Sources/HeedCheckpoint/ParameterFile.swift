@@ -245,8 +245,8 @@ extension ParameterFile {
             throw HeedError(.corrupt, "\(path): checksum mismatch (stored \(hex(stored)), computed \(hex(actual))): the file is damaged")
         }
         let header = Header(rank: Int(try reader.u32()), serverCount: Int(try reader.u32()), slotCount: Int(try reader.u32()),
-                            tableCount: Int(try reader.u32()), denseStart: Int(try reader.u64()),
-                            denseTotal: Int(try reader.u64()), denseChunk: Int(try reader.u64()))
+                            tableCount: Int(try reader.u32()), denseStart: try reader.count("dense start"),
+                            denseTotal: try reader.count("dense total"), denseChunk: try reader.count("dense chunk"))
         guard header.denseStart + header.denseChunk <= header.denseTotal, header.rank < header.serverCount else {
             throw HeedError(.corrupt, "\(path): header is inconsistent (rank \(header.rank) of \(header.serverCount), dense \(header.denseStart)+\(header.denseChunk) of \(header.denseTotal))")
         }
@@ -261,7 +261,7 @@ extension ParameterFile {
         var tables: [Table] = []
         for _ in 0..<header.tableCount {
             let at = reader.position
-            let id = try reader.u32(), dim = Int(try reader.u32()), width = Int(try reader.u32()), rows = Int(try reader.u64())
+            let id = try reader.u32(), dim = Int(try reader.u32()), width = Int(try reader.u32()), rows = try reader.count("row count")
             guard id <= 255, dim >= 1, width >= dim, rows <= (body - reader.position) / (12 + 4 * width) else {
                 throw HeedError(.corrupt, "\(path): byte offset \(at): bad table header (id \(id), dim \(dim), width \(width), rows \(rows))")
             }
@@ -349,12 +349,25 @@ struct ByteReader {
 
     mutating func u32() throws -> UInt32 { u32(at: try take(4)) }
 
+    /// A u64 count or offset, refused above 2^48 (far beyond any table or dense vector) so
+    /// sums and products of counts cannot overflow.
+    mutating func count(_ what: String) throws -> Int {
+        let at = position
+        let v = try u64()
+        guard v <= 1 << 48 else { throw HeedError(.corrupt, "\(path): byte offset \(at): \(what) \(v) is impossibly large") }
+        return Int(v)
+    }
+
     mutating func u64() throws -> UInt64 {
         let at = try take(8)
         return bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
     }
 
     mutating func floats(_ n: Int) throws -> [Float] {
+        // Checked before allocating: a damaged count must not ask for terabytes.
+        guard n >= 0, n <= (limit - position) / 4 else {
+            throw HeedError(.corrupt, "\(path): byte offset \(position): file ends inside \(n) floats")
+        }
         var out = [Float](repeating: 0, count: n)
         try floats(into: &out, at: 0, count: n)
         return out

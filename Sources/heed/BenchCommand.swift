@@ -5,6 +5,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput against the machine's limits (sgemm, memory bandwidth, raw nng).",
-        subcommands: [BenchDenseCommand.self, BenchClusterCommand.self, BenchPrepareCommand.self, BenchStorageCommand.self, BenchChaosCommand.self]
+        subcommands: [BenchDenseCommand.self, BenchClusterCommand.self, BenchPrepareCommand.self, BenchStorageCommand.self, BenchChaosCommand.self, BenchFuzzCommand.self]
     )
 }
