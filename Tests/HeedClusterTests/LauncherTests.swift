@@ -50,7 +50,11 @@ import Glibc
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metrics))) as? [String: Any]
         let test = report?["test"] as? [String: Any]
         #expect((test?["samples"] as? Int) == 10_000)
-        #expect(((test?["auc"] as? Double) ?? 0) > 0.5)
+        // Measured over 5 runs (async, 40 steps of logistic regression): 0.5605-0.5630. The
+        // band is that ± about 5× its spread: below, the run did not learn what 40 steps
+        // teach; above, it trained more than it was asked to.
+        let auc = (test?["auc"] as? Double) ?? 0
+        #expect(auc > 0.55 && auc < 0.575, "test AUC \(auc)")
         #expect(run.output.contains("coordinator: run completed"))
     }
 
