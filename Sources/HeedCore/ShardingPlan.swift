@@ -19,9 +19,14 @@ public struct ShardingPlan: Equatable, Codable, Sendable {
         self.slotOwners = (0..<slotCount).map { $0 % serverCount }
     }
 
-    /// The virtual slot of a key.
+    /// The virtual slot of a key. A power-of-two slot count (the default) takes the low
+    /// bits, the same value as `%` without a 64-bit division: servers check every key of
+    /// every row request against the plan.
     @inlinable
-    public func slot(of key: UInt64) -> Int { Int(KeyHash.mix64(key ^ 0x5EED_5107) % UInt64(slotCount)) }
+    public func slot(of key: UInt64) -> Int {
+        let hash = KeyHash.mix64(key ^ 0x5EED_5107), n = UInt64(slotCount)
+        return Int(n & (n &- 1) == 0 ? hash & (n &- 1) : hash % n)
+    }
 
     /// The server rank that owns a key.
     @inlinable

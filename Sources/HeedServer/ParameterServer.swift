@@ -44,9 +44,9 @@ public final class ParameterServer: @unchecked Sendable {
         // Pulls and pushes are served from and into the transport's buffers; the Message
         // path below handles everything else (and the same requests in tests that call it).
         options.rowHandlers = RowRequestHandlers(
-            pull: { [weak self] tableID in
+            pull: { [weak self] tableID, keys in
                 guard let self else { throw HeedError(.cancelled, "server is shutting down") }
-                return try self.rowReader(tableID)
+                return try self.rowReader(tableID, keys: keys)
             },
             push: { [weak self] push, senderID, requestID, responder in
                 guard let self else { throw HeedError(.cancelled, "server is shutting down") }
@@ -58,11 +58,14 @@ public final class ParameterServer: @unchecked Sendable {
         }
     }
 
-    /// The row width of table `tableID` and a function reading its rows into a reply buffer.
-    private func rowReader(_ tableID: UInt32) throws
+    /// The row width of table `tableID` and a function reading its rows into a reply
+    /// buffer; throws if `keys` name a key another server owns.
+    private func rowReader(_ tableID: UInt32, keys: UnsafeBufferPointer<UInt64>) throws
         -> (dim: Int, read: (UnsafeBufferPointer<UInt64>, UnsafeMutableBufferPointer<Float>) -> Void) {
         guard let shard else { throw HeedError(.unsupported, "server is starting: parameters not loaded yet") }
-        let table = try shard.table(try Self.tableID(tableID))
+        let id = try Self.tableID(tableID)
+        let table = try shard.table(id)
+        try shard.checkOwnership(keys, table: id, request: "pull")
         return (table.dim, { keys, values in table.pull(keys: keys, into: values, step: shard.pullStep) })
     }
 
@@ -80,7 +83,7 @@ public final class ParameterServer: @unchecked Sendable {
             return dedup.handle(sender: senderID, requestID: requestID, responder: responder, apply: apply)
         }
         // Everything pushRows could refuse is refused here, before the ack goes out.
-        try shard.validatePush(table: table, keyCount: push.keys.count, gradientCount: push.grads.count)
+        try shard.validatePush(table: table, keys: push.keys, gradientCount: push.grads.count)
         // Counted before the ack leaves, so a flush the sender sends after seeing the ack
         // finds the push still pending or already applied.
         applying.withLock { unapplied.begin(senderID) }
@@ -209,7 +212,7 @@ public final class ParameterServer: @unchecked Sendable {
             return .controlReply(Control(name: "saved", body: Array(try JSONEncoder().encode(written))))
         case .control(let c) where c.name == "stats":
             let stats = shard.tableStats().map { "\"\($0.key)\":{\"rows\":\($0.value.rows),\"residentBytes\":\($0.value.residentBytes)}" }
-            return .controlReply(Control(name: "stats", body: Array("{\(stats.joined(separator: ","))}".utf8)))
+            return .controlReply(Control(name: "stats", body: Array("{\((stats + ["\"foreignKeyRejections\":\(shard.foreignKeyRejections)"]).joined(separator: ","))}".utf8)))
         default:
             throw HeedError(.unsupported, "a parameter server does not handle \(request.message.kind) requests")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import HeedCore
 import HeedOptim
+import Synchronization
 
 /// The parameters one server owns: the rows of its slots in every embedding table and a
 /// contiguous chunk of the flat dense vector, each with its optimizer state.
@@ -12,10 +13,16 @@ import HeedOptim
 /// averaged over W, when the W-th arrives (each worker pushes to every server and table
 /// every step, empty pushes included). With W ≤ 1 every push is applied on arrival,
 /// which is also the asynchronous and bounded-staleness behaviour.
+///
+/// Row requests are checked against the sharding plan: a pull or push naming a key of
+/// another server's slot is refused whole before it touches any row (see `checkOwnership`).
 public final class ParameterShard: @unchecked Sendable {
     /// This server's rank and the number of servers.
     public let rank: Int
     public let serverCount: Int
+    /// Key → slot → server: the round-robin plan over `serverCount` servers and the run's
+    /// slot count that the coordinator hands the workers, so both sides agree on owners.
+    public let plan: ShardingPlan
     /// Embedding tables by id (feature group).
     public let tables: [UInt8: EmbeddingTable]
     /// The part of the flat dense vector this server owns.
@@ -33,20 +40,27 @@ public final class ParameterShard: @unchecked Sendable {
     private let syncLock = NSLock()
     private var latestClock: UInt64 = 0
     private let clockLock = NSLock()
+    private let rejections = Atomic<Int>(0)
 
     /// Builds the shard for server `rank` of `serverCount`.
     /// - Parameters:
+    ///   - slotCount: the plan's virtual slots (`cluster.slots`); which keys are this
+    ///     server's depends on it whenever there is more than one server.
     ///   - tableConfigs: one config per table id.
     ///   - initialDense: the model's whole initial dense vector; this shard keeps its chunk.
     ///   - denseOptimizer: optimizer settings for dense weights.
-    public init(rank: Int, serverCount: Int, tableConfigs: [UInt8: EmbeddingTableConfig],
+    public init(rank: Int, serverCount: Int, slotCount: Int = 4096, tableConfigs: [UInt8: EmbeddingTableConfig],
                 initialDense: [Float], denseOptimizer: OptimizerSettings, syncWorkers: Int = 0,
                 tableOptions: EmbeddingTableOptions = EmbeddingTableOptions()) throws {
         guard serverCount >= 1, rank >= 0, rank < serverCount else {
             throw HeedError(.config, "server rank \(rank) is outside 0..<\(serverCount)")
         }
+        guard slotCount >= serverCount else {
+            throw HeedError(.config, "\(slotCount) slots cannot be spread over \(serverCount) servers (cluster.slots must be >= the server count)")
+        }
         self.rank = rank
         self.serverCount = serverCount
+        self.plan = ShardingPlan(serverCount: serverCount, slotCount: slotCount)
         self.syncWorkers = syncWorkers
         var tables: [UInt8: EmbeddingTable] = [:]
         for (id, config) in tableConfigs { tables[id] = try EmbeddingTable(config: config, options: tableOptions) }
@@ -73,7 +87,9 @@ public final class ParameterShard: @unchecked Sendable {
     /// Rows for `keys` of table `id`, (keys.count × dim), created lazily. Pulls carry no
     /// clock; rows read are marked touched at the latest clock any push carried.
     public func pullRows(table id: UInt8, keys: [UInt64]) throws -> [Float] {
-        try table(id).pull(keys, step: pullStep)
+        let t = try table(id)
+        try keys.withUnsafeBufferPointer { try checkOwnership($0, table: id, request: "pull") }
+        return t.pull(keys, step: pullStep)
     }
 
     /// Pointer form of `pullRows(table:keys:)`, writing into the caller's buffer.
@@ -83,7 +99,24 @@ public final class ParameterShard: @unchecked Sendable {
         guard values.count == keys.count * t.dim else {
             throw HeedError(.invalidInput, "pull from table \(id): room for \(values.count) values for \(keys.count) keys × dim \(t.dim)")
         }
+        try checkOwnership(keys, table: id, request: "pull")
         t.pull(keys: keys, into: values, step: pullStep)
+    }
+
+    /// Row requests refused because they named a key of another server's slot.
+    public var foreignKeyRejections: Int { rejections.load(ordering: .relaxed) }
+
+    /// Throws `.invalidInput` if a key of `keys` is not this server's under `plan`, naming
+    /// the first such key, its slot and its owner, and counts the refusal. Callers run it
+    /// before the request touches any row, so a refused request changes nothing. One
+    /// hash and one table lookup per key; skipped with one server (it owns every slot).
+    func checkOwnership(_ keys: UnsafeBufferPointer<UInt64>, table id: UInt8, request: String) throws {
+        guard serverCount > 1 else { return }
+        for key in keys where plan.server(of: key) != rank {
+            rejections.add(1, ordering: .relaxed)
+            throw HeedError(.invalidInput, "\(request) of table \(id) refused by server \(rank): key \(key) is in slot \(plan.slot(of: key)), "
+                            + "which server \(plan.server(of: key)) owns (\(serverCount) servers, \(plan.slotCount) slots)")
+        }
     }
 
     /// The step pulled rows are marked touched at: the latest clock any push carried.
@@ -99,14 +132,16 @@ public final class ParameterShard: @unchecked Sendable {
         }
     }
 
-    /// Throws exactly the errors `pushRows` would for this table and these sizes (no such
-    /// table, gradients not keys × dim); after it passes, `pushRows` cannot fail.
+    /// Throws exactly the errors `pushRows` would for this table, these keys and sizes (no
+    /// such table, gradients not keys × dim, a key of another server); after it passes,
+    /// `pushRows` cannot fail.
     @discardableResult
-    public func validatePush(table id: UInt8, keyCount: Int, gradientCount: Int) throws -> EmbeddingTable {
+    public func validatePush(table id: UInt8, keys: UnsafeBufferPointer<UInt64>, gradientCount: Int) throws -> EmbeddingTable {
         let t = try table(id)
-        guard gradientCount == keyCount * t.dim else {
-            throw HeedError(.invalidInput, "push to table \(id): \(gradientCount) gradient values for \(keyCount) keys × dim \(t.dim)")
+        guard gradientCount == keys.count * t.dim else {
+            throw HeedError(.invalidInput, "push to table \(id): \(gradientCount) gradient values for \(keys.count) keys × dim \(t.dim)")
         }
+        try checkOwnership(keys, table: id, request: "push")
         return t
     }
 
@@ -117,7 +152,7 @@ public final class ParameterShard: @unchecked Sendable {
     ///   - grads: (n × dim), row-major; `grads[i*dim ..< (i+1)*dim]` belongs to `keys[i]`.
     @discardableResult
     public func pushRows(table id: UInt8, keys: UnsafeBufferPointer<UInt64>, grads: UnsafeBufferPointer<Float>, clock: UInt64) throws -> Bool {
-        let t = try validatePush(table: id, keyCount: keys.count, gradientCount: grads.count)
+        let t = try validatePush(table: id, keys: keys, gradientCount: grads.count)
         let step = UInt32(clamping: clock)
         clockLock.withLock { latestClock = max(latestClock, clock) }
         guard syncWorkers > 1 else {

@@ -91,14 +91,15 @@ public enum ServerRole {
                                               optimizer: OptimizerSettings(config.sparseOptimizer),
                                               seed: config.seed)
         }
-        return try ParameterShard(rank: rank, serverCount: config.cluster.servers, tableConfigs: tables,
+        return try ParameterShard(rank: rank, serverCount: config.cluster.servers, slotCount: config.cluster.slots, tableConfigs: tables,
                                   initialDense: initialDense, denseOptimizer: OptimizerSettings(config.denseOptimizer),
                                   syncWorkers: config.cluster.mode == .sync ? config.cluster.workers : 0)
     }
 
     static func stats(_ shard: ParameterShard) -> [String: Double] {
         let s = shard.tableStats().values
-        return ["rows": Double(s.reduce(0) { $0 + $1.rows }), "residentBytes": Double(s.reduce(0) { $0 + $1.residentBytes })]
+        return ["rows": Double(s.reduce(0) { $0 + $1.rows }), "residentBytes": Double(s.reduce(0) { $0 + $1.residentBytes }),
+                "foreignKeyRejections": Double(shard.foreignKeyRejections)]
     }
 }
 

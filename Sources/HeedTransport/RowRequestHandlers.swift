@@ -8,10 +8,11 @@ import HeedCore
 /// push or pull then costs one pass over the rows instead of three copies and a
 /// zero-filled 1 MiB array per request. Everything else goes to the `RequestHandler`.
 package struct RowRequestHandlers: Sendable {
-    /// Reads rows: for table `tableID`, returns the row width and a function that writes
-    /// `values` (keys.count × dim, row-major) for `keys`. Throws (becoming an error reply)
-    /// for a table this server does not serve; `read` itself cannot fail.
-    package typealias Pull = @Sendable (_ tableID: UInt32) throws
+    /// Reads rows: for table `tableID` and the request's `keys`, returns the row width and
+    /// a function that writes `values` (keys.count × dim, row-major) for `keys`. Throws
+    /// (becoming an error reply) for a table or keys this server does not serve; `read`
+    /// itself cannot fail.
+    package typealias Pull = @Sendable (_ tableID: UInt32, _ keys: UnsafeBufferPointer<UInt64>) throws
         -> (dim: Int, read: (_ keys: UnsafeBufferPointer<UInt64>, _ values: UnsafeMutableBufferPointer<Float>) -> Void)
 
     /// Applies a push (the view is valid only during the call) and returns the reply, or

@@ -95,7 +95,7 @@ final class ServerCore: Sendable {
                            tally: Locked<ServerCounters>, send: ReplySender) {
         let table: (dim: Int, read: (UnsafeBufferPointer<UInt64>, UnsafeMutableBufferPointer<Float>) -> Void)
         do {
-            table = try rows.pull(pull.tableID)
+            table = try rows.pull(pull.tableID, pull.keys)
         } catch {
             tally.withLock { $0.handlerErrors += 1 }
             reply(Envelope(senderID: header.senderID, requestID: header.requestID, message: .error(ErrorReply(error))), via: send)

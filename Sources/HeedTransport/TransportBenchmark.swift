@@ -103,7 +103,7 @@ public enum TransportBenchmark {
         // Pulls are served as a ParameterServer serves them: validated in place, the rows
         // written straight into the reply (here copied from `values`, as a table copies its rows).
         options.rowHandlers = RowRequestHandlers(
-            pull: { _ in
+            pull: { _, _ in
                 (dim, { keys, out in
                     values.withUnsafeBufferPointer { src in
                         let n = min(src.count, out.count)
@@ -149,7 +149,7 @@ public enum TransportBenchmark {
         let limit = max(size.request, size.reply) + 4096
         var options = ServerOptions(concurrency: inFlight, maxMessageSize: limit, secret: secret)
         options.rowHandlers = RowRequestHandlers(
-            pull: { _ in throw HeedError(.unsupported, "benchmark server serves pushes only") },
+            pull: { _, _ in throw HeedError(.unsupported, "benchmark server serves pushes only") },
             push: { view, _, _, _ in
                 guard view.keys.count == keysPerRequest, view.grads.last == last else {
                     throw HeedError(.corrupt, "benchmark push arrived with \(view.keys.count) keys or altered gradients")

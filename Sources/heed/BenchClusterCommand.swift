@@ -169,14 +169,24 @@ enum ServerGoodput {
     static func measure(_ op: RowTransfer, keys: Int, dim: Int, inFlight: Int, seconds: Double, directory: String, tag: String,
                         rounds: Int, acknowledgement: ParameterServer.PushAcknowledgement = .onReceipt) async throws -> Result {
         let config = EmbeddingTableConfig(name: "bench", dim: dim, optimizer: .adam(AdamConfig(lr: 1e-3)))
-        let shard = try ParameterShard(rank: 0, serverCount: 1, tableConfigs: [1: config], initialDense: [], denseOptimizer: .adam(AdamConfig()))
+        // Rank 0 of 2 servers, so every request passes the key-ownership check as it does
+        // in a cluster; the keys below are all rank 0's.
+        let shard = try ParameterShard(rank: 0, serverCount: 2, tableConfigs: [1: config], initialDense: [], denseOptimizer: .adam(AdamConfig()))
         let server = try ParameterServer(transport: NNGTransport(), address: "ipc://\(directory)/ps-\(op.rawValue)-\(tag).ipc",
                                          options: ServerOptions(concurrency: inFlight), shard: shard, pushAcknowledgement: acknowledgement)
         defer { server.close() }
         let client = try NNGTransport().connect(to: server.address, options: ClientOptions(maxInFlight: inFlight, retry: .none))
         defer { client.close() }
         // Distinct key sets per request, all pre-created, so the timed part is steady state.
-        let sets = (0..<16).map { s in (0..<keys).map { UInt64(s * keys + $0) &* 0x9E37_79B9_7F4A_7C15 >> 8 }.sorted() }
+        var owned: [UInt64] = []
+        owned.reserveCapacity(16 * keys)
+        var i: UInt64 = 0
+        while owned.count < 16 * keys {
+            let key = i &* 0x9E37_79B9_7F4A_7C15 >> 8
+            if shard.plan.server(of: key) == shard.rank { owned.append(key) }
+            i += 1
+        }
+        let sets = (0..<16).map { s in owned[s * keys ..< (s + 1) * keys].sorted() }
         for set in sets { _ = try await client.pullRows(PullRows(tableID: 1, keys: set), timeout: .seconds(30)) }
         let grads = [Float](repeating: 0.001, count: keys * dim)
         // Raw nng moving the same bytes: the row block travels in the reply (pull) or the request (push).
