@@ -63,3 +63,8 @@ CASES = [
 ]
 for name, group, raw in CASES:
     print("%-48s key 0x%016X  raw 0x%016X" % (name, key(group, raw), raw))
+
+# Virtual slots of ShardingPlan (4096 slots; round-robin owners slot % servers).
+for name, group, raw in CASES[:1] + CASES[1:2] + CASES[4:5]:
+    slot = mix64(key(group, raw) ^ 0x5EED5107) % 4096
+    print("slot of %-40s %4d  server of 3: %d  of 2: %d" % (name, slot, slot % 3, slot % 2))

@@ -44,6 +44,18 @@ import Testing
         #expect(CRC32.of(Array("123456789".utf8)) == 0xCBF4_3926)
     }
 
+    /// Checkpoints store rows per virtual slot, so slot(of:) is part of the on-disk format:
+    /// pinned for real keys, with literals from scripts/feature-key-literals.py
+    /// (slot = mix64(key ^ 0x5EED5107) mod 4096; round-robin owner = slot mod servers).
+    @Test func shardingPlanMapsRealKeysToPinnedSlotsAndServers() {
+        let plan = ShardingPlan(serverCount: 3)
+        let keys: [UInt64] = [0x010A_2DEC_8902_5CC1, 0x02B7_2ED3_B014_2490, 0x02A2_E95E_9624_35AF]
+        #expect(keys.map { plan.slot(of: $0) } == [1998, 5, 2501])
+        #expect(keys.map { plan.server(of: $0) } == [0, 2, 2])
+        #expect(keys.map { ShardingPlan(serverCount: 2).server(of: $0) } == [0, 1, 1])
+        #expect(ShardingPlan.denseRange(rank: 1, serverCount: 3, count: 10) == 3..<6)
+    }
+
     @Test func shardingPlanSpreadsSlotsEvenly() {
         let plan = ShardingPlan(serverCount: 3, slotCount: 4096)
         var counts = [0, 0, 0]
