@@ -307,7 +307,8 @@ extension ParameterFile {
         return (stored, crc.value)
     }
 
-    static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
+    /// `v` as 0x-prefixed hex, for messages.
+    package static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
 
     static func readAll(_ path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

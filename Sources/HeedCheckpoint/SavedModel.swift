@@ -179,3 +179,38 @@ public struct SavedModel: Codable, Equatable, Sendable {
         return out
     }
 }
+
+extension SavedModel {
+    /// Every parameter file's layout (headers only, no rows or checksums read), checked
+    /// against the manifest and the run's layout as `readFiles` checks the contents: rank
+    /// order, server count, the dense vector covered exactly once, table dims as configured,
+    /// and one width per table across files.
+    public func layouts(directory: String) throws -> [ParameterFile.Layout] {
+        var out: [ParameterFile.Layout] = []
+        var denseCovered = 0
+        var widths: [UInt8: Int] = [:]
+        for (rank, f) in files.enumerated() {
+            let path = directory + "/" + f.name
+            let layout = try ParameterFile.layout(path: path)
+            let h = layout.header
+            guard h.rank == rank, h.serverCount == servers, h.denseTotal == config.layout.denseCount, h.denseStart == denseCovered else {
+                throw HeedError(.corrupt, "\(path): header (rank \(h.rank) of \(h.serverCount), dense from \(h.denseStart) of \(h.denseTotal)) does not fit the manifest (rank \(rank) of \(servers), dense from \(denseCovered) of \(config.layout.denseCount))")
+            }
+            for t in layout.tables {
+                guard config.layout.tableDims[t.id] == t.dim else {
+                    throw HeedError(.corrupt, "\(path): table \(t.id) has dim \(t.dim); the run config says \(config.layout.tableDims[t.id].map(String.init) ?? "no such table")")
+                }
+                if let w = widths[t.id], w != t.width {
+                    throw HeedError(.corrupt, "\(path): table \(t.id) has width \(t.width); an earlier file has \(w)")
+                }
+                widths[t.id] = t.width
+            }
+            denseCovered += h.denseChunk
+            out.append(layout)
+        }
+        guard denseCovered == config.layout.denseCount else {
+            throw HeedError(.corrupt, "\(directory): the files hold \(denseCovered) dense values, the model has \(config.layout.denseCount)")
+        }
+        return out
+    }
+}

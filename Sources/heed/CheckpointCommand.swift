@@ -8,7 +8,8 @@ import HeedTransport
 struct CheckpointCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "checkpoint", abstract: "List, verify, export and take checkpoints.",
-        subcommands: [CheckpointListCommand.self, CheckpointVerifyCommand.self, CheckpointNowCommand.self])
+        subcommands: [CheckpointListCommand.self, CheckpointVerifyCommand.self, CheckpointNowCommand.self,
+                      CheckpointExportCommand.self, CheckpointRowsCommand.self])
 }
 
 /// `heed checkpoint list DIR`: every checkpoint of a run, newest first.
@@ -94,5 +95,77 @@ struct CheckpointNowCommand: ParsableCommand {
             path.set(String(decoding: reply.body, as: UTF8.self))
         }
         print(path.get() ?? "")
+    }
+}
+
+/// `heed checkpoint export DIR --out FILE.safetensors`: a checkpoint or saved model as one
+/// safetensors file (tensor names in docs/checkpoints.md, Export).
+struct CheckpointExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Export a checkpoint or saved model to a safetensors file (verified first; written atomically).",
+        discussion: """
+            Tensors: dense.weight (F32 [denseTotal]); per table table.<id>.keys (U64 [rows], ascending) and \
+            table.<id>.weight (F32 [rows, dim]); with --with-optimizer-state also dense.adam_m, dense.adam_v, \
+            table.<id>.adam_m, table.<id>.adam_v (F32) and table.<id>.steps (U32 [rows]). See docs/checkpoints.md, Export.
+            """)
+
+    @Argument(help: "A checkpoint or saved model directory (holds manifest.json).") var directory: String
+    @Option(help: "The safetensors file to write.") var out: String
+    @Flag(help: "Also export the optimizer state (Adam moments, per-row update counts).") var withOptimizerState = false
+
+    func run() throws {
+        let summary = try SafetensorsExport(directory: directory, withOptimizerState: withOptimizerState).write(to: out)
+        print("\(summary.path): \(summary.bytes) bytes, \(summary.tensors.count) tensors "
+              + "(\(summary.metadata["kind"] ?? "?") of \(summary.metadata["model"] ?? "?") at step \(summary.metadata["step"] ?? "?"))")
+        for t in summary.tensors {
+            print("  \(t.name)  \(t.dtype)  [\(t.shape.map(String.init).joined(separator: ", "))]")
+        }
+    }
+}
+
+/// `heed checkpoint rows DIR --table ID --keys K1,K2`: saved rows as JSON lines, one per
+/// key, for checking an export against the checkpoint it came from (scripts/check-export.py).
+struct CheckpointRowsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rows", abstract: "Print saved embedding rows (w, optimizer state, step) as JSON lines.",
+        discussion: """
+            One line per key, in the order given: {"table":ID,"key":K,"step":S,"w":[...],"state":[...]} \
+            ("state" is the optimizer state after w: Adam's m then v), or {"table":ID,"key":K,"missing":true}. \
+            Floats are printed with the shortest decimal that reads back to the same float32.
+            """)
+
+    @Argument(help: "A checkpoint or saved model directory (holds manifest.json).") var directory: String
+    @Option(help: "Table id (feature group).") var table: UInt8
+    @Option(help: "Comma-separated feature keys (decimal).") var keys: String
+
+    func run() throws {
+        let wanted = try keys.split(separator: ",").map { text -> UInt64 in
+            guard let k = UInt64(text.trimmingCharacters(in: .whitespaces)) else {
+                throw HeedError(.invalidInput, "--keys: '\(text)' is not a decimal 64-bit key")
+            }
+            return k
+        }
+        let model = try SavedModel.load(directory: directory)
+        try model.verifyFiles(directory: directory)
+        guard let dim = model.config.layout.tableDims[table] else {
+            throw HeedError(.invalidInput, "\(directory): the model has no table \(table) (tables: \(model.config.layout.tableDims.keys.sorted().map(String.init).joined(separator: ", ")))")
+        }
+        let rows = try model.rows(directory: directory, table: table, keys: Set(wanted))
+        for k in wanted {
+            guard let r = rows[k] else {
+                print("{\"table\":\(table),\"key\":\(k),\"missing\":true}")
+                continue
+            }
+            print("{\"table\":\(table),\"key\":\(k),\"step\":\(r.step),\"w\":\(Self.floats(r.values[..<dim])),\"state\":\(Self.floats(r.values[dim...]))}")
+        }
+    }
+
+    /// A JSON array of floats (non-finite values as Python's json reads them).
+    static func floats(_ values: ArraySlice<Float>) -> String {
+        "[" + values.map { v -> String in
+            if v.isNaN { return "NaN" }
+            if v.isInfinite { return v < 0 ? "-Infinity" : "Infinity" }
+            return "\(v)"
+        }.joined(separator: ",") + "]"
     }
 }
