@@ -79,8 +79,11 @@ public final class Membership {
     public func finished(_ id: RoleID) { members[id]?.finished = true }
 
     /// The slowest worker's clock (for bounded staleness).
+    /// A worker that has not registered yet counts as clock 0: otherwise the first worker
+    /// to start could run ahead of one still joining, past the bound.
     public var minimumWorkerClock: Int {
-        members.values.filter { $0.id.role == .worker }.map(\.clock).min() ?? 0
+        let clocks = members.values.filter { $0.id.role == .worker }.map(\.clock)
+        return clocks.count < workerCount ? 0 : clocks.min() ?? 0
     }
 
     /// Whether a worker at `clock` may start its next step under a staleness bound.

@@ -132,17 +132,20 @@ public final class TrainingLoop: @unchecked Sendable {
                 let out = try await trainer.step(fetched, clock: clock)
                 lossSum += out.loss * Double(fetched.batch.size)
                 lossCount += fetched.batch.size
-                let elapsed = Date().timeIntervalSince(start)
-                let position = progressLock.withLock {
-                    _progress.clock = clock
-                    _progress.samples += fetched.batch.size
-                    _progress.recentLoss = lossSum / Double(max(lossCount, 1))
-                    _progress.samplesPerSecond = Double(_progress.samples - startSamples) / max(elapsed, 1e-9)
-                    _progress.position = WorkerPosition(rank: 0, epoch: epoch, batch: i + 1, clock: clock, samples: _progress.samples,
-                                                        epochLossSum: lossSum, epochLossCount: lossCount)
-                    return _progress.position
-                }
+                let samples = progressLock.withLock { _progress.samples } + fetched.batch.size
+                let position = WorkerPosition(rank: 0, epoch: epoch, batch: i + 1, clock: clock, samples: samples,
+                                              epochLossSum: lossSum, epochLossCount: lossCount)
+                // Progress (which heartbeats report) moves on only once the step's hook has
+                // run: the coordinator learns a worker's clock from its advance first.
                 try await hooks.afterStep(position)
+                let elapsed = Date().timeIntervalSince(start)
+                progressLock.withLock {
+                    _progress.clock = clock
+                    _progress.samples = samples
+                    _progress.recentLoss = lossSum / Double(max(lossCount, 1))
+                    _progress.samplesPerSecond = Double(samples - startSamples) / max(elapsed, 1e-9)
+                    _progress.position = position
+                }
                 if settings.progressInterval > 0, Date().timeIntervalSince(lastReport) >= settings.progressInterval {
                     lastReport = Date()
                     let p = progress

@@ -33,15 +33,15 @@ import Testing
         stride(from: 0, to: bytes.count, by: size).map { i in (0..<size).reduce(UInt64(0)) { $0 | UInt64(bytes[i + $1]) << (8 * $1) } }
     }
 
-    @Test func aClusterTrainedModelExportsEveryRowAndTheDenseVector() throws {
+    @Test func aClusterTrainedModelExportsEveryRowAndTheDenseVector() async throws {
         defer { FileOps.removeTree(scratch) }
         let data = try ClusterHarness.prepared(.amazonBeauty, sample: "amazon-beauty-sample", shards: 2)
         let model = scratch + "/model"
         let train = try Run(["train", "--model", "lr", "--data", data, "--servers", "2", "--workers", "1", "--max-steps", "30", "--save-model", model])
-        #expect(train.wait(seconds: 180) == 0, "\(train.output)")
+        #expect(await train.exit(within: 180) == 0, "\(train.output)")
         let out = scratch + "/model.safetensors"
         let export = try Run(["checkpoint", "export", model, "--out", out, "--with-optimizer-state"])
-        #expect(export.wait(seconds: 120) == 0, "\(export.output)")
+        #expect(await export.exit(within: 120) == 0, "\(export.output)")
         #expect(export.output.contains("table.") && export.output.contains("dense.weight"), "\(export.output)")
 
         // The reference: the saved files read whole (ParameterFile.read), keyed by table and key.
@@ -66,7 +66,7 @@ import Testing
             // `heed checkpoint rows` prints the same row.
             let key = keys[keys.count / 2]
             let show = try Run(["checkpoint", "rows", model, "--table", "\(id)", "--keys", "\(key),7"])
-            #expect(show.wait(seconds: 60) == 0, "\(show.output)")
+            #expect(await show.exit(within: 60) == 0, "\(show.output)")
             let lines = show.output.split(separator: "\n")
             #expect(lines.count == 2 && lines[1].contains("\"missing\":true"), "\(show.output)")
             let row = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
@@ -75,7 +75,7 @@ import Testing
         }
     }
 
-    @Test func aDamagedCheckpointIsRefusedByTheCommandAndNoOutputIsLeft() throws {
+    @Test func aDamagedCheckpointIsRefusedByTheCommandAndNoOutputIsLeft() async throws {
         defer { FileOps.removeTree(scratch) }
         let dir = scratch + "/ckpt"
         try SavedModel.prepareDirectory(dir)
@@ -91,7 +91,7 @@ import Testing
         bytes[bytes.count - 6] ^= 0x01
         try Data(bytes).write(to: URL(fileURLWithPath: dir + "/shard-0.bin"))
         let export = try Run(["checkpoint", "export", dir, "--out", scratch + "/x.safetensors"])
-        #expect(export.wait(seconds: 60) != 0)
+        #expect(await export.exit(within: 60) != 0)
         #expect(export.output.contains("shard-0.bin") && export.output.contains("checksum"), "\(export.output)")
         #expect(FileOps.list(scratch) == ["ckpt"])
     }

@@ -50,16 +50,16 @@ import Glibc
         return report?["test"] as? [String: Any] ?? [:]
     }
 
-    @Test func aRunInterruptedAndResumedOnAnotherServerCountEqualsAnUninterruptedOne() throws {
+    @Test func aRunInterruptedAndResumedOnAnotherServerCountEqualsAnUninterruptedOne() async throws {
         defer { FileOps.removeTree(scratch) }
         // The reference: one uninterrupted epoch on 2 servers.
         let whole = try Run(trainArguments(servers: 2, extra: ["--save-model", scratch + "/whole", "--metrics-out", scratch + "/whole.json"]))
-        #expect(whole.wait(seconds: 180) == 0, "\(whole.output)")
+        #expect(await whole.exit(within: 180) == 0, "\(whole.output)")
 
         // Interrupted: stops after 70 steps, having checkpointed at 30 and 60 and at the end (70).
         let checkpoints = scratch + "/checkpoints"
         let first = try Run(trainArguments(servers: 2, extra: ["--checkpoint-dir", checkpoints, "--checkpoint-every-steps", "30", "--max-steps", "70"]))
-        #expect(first.wait(seconds: 180) == 0, "\(first.output)")
+        #expect(await first.exit(within: 180) == 0, "\(first.output)")
         let store = CheckpointStore(directory: checkpoints)
         #expect(store.entries().map(\.step) == [70, 60, 30])
 
@@ -74,7 +74,7 @@ import Glibc
         // Resumed onto 3 servers: positions, rows, Adam state and Dice statistics carry over.
         let resumed = try Run(trainArguments(servers: 3, extra: ["--checkpoint-dir", checkpoints, "--checkpoint-every-steps", "30", "--resume", "latest",
                                                                  "--save-model", scratch + "/resumed", "--metrics-out", scratch + "/resumed.json"]))
-        #expect(resumed.wait(seconds: 180) == 0, "\(resumed.output)")
+        #expect(await resumed.exit(within: 180) == 0, "\(resumed.output)")
         #expect(resumed.output.contains("skipping checkpoint \(store.path(step: 70))"), "\(resumed.output)")
         #expect(resumed.output.contains("shard-1.bin"), "the damaged file is named")
         #expect(resumed.output.contains("resuming at epoch 1, batch 60, step 60"), "\(resumed.output)")
@@ -91,32 +91,32 @@ import Glibc
         #expect(lossLine(whole.output) != nil && lossLine(whole.output) == lossLine(resumed.output))
     }
 
-    @Test func asyncCheckpointsAreConsistentVerifiedAndPruned() throws {
+    @Test func asyncCheckpointsAreConsistentVerifiedAndPruned() async throws {
         defer { FileOps.removeTree(scratch) }
         let checkpoints = scratch + "/checkpoints"
         let run = try Run(["train", "--model", "din", "--data", data, "--servers", "2", "--workers", "2", "--epochs", "1",
                            "--checkpoint-dir", checkpoints, "--checkpoint-every-steps", "40", "--checkpoint-keep", "2",
                            "--metrics-out", scratch + "/run.json"])
-        #expect(run.wait(seconds: 180) == 0, "\(run.output)")
+        #expect(await run.exit(within: 180) == 0, "\(run.output)")
         let entries = CheckpointStore(directory: checkpoints).entries()
         #expect(entries.count == 2, "keep = 2: \(entries.map(\.path))")
         #expect(run.output.split(separator: "\n").filter { $0.contains("coordinator: checkpoint") && $0.contains("written") }.count >= 3)
         let verify = try Run(["checkpoint", "verify", checkpoints])
-        #expect(verify.wait(seconds: 60) == 0, "\(verify.output)")
+        #expect(await verify.exit(within: 60) == 0, "\(verify.output)")
         // The final checkpoint holds exactly the parameters worker 0 evaluated after training.
         let final = try #require(entries.first)
         let manifest = try SavedModel.load(directory: final.path)
         #expect(manifest.kind == .checkpoint && manifest.workers.count == 2 && manifest.workers.map(\.rank) == [0, 1])
         #expect(manifest.step == manifest.workers.reduce(0) { $0 + $1.clock })
         let eval = try Run(["eval", "--model", final.path, "--metrics-out", scratch + "/eval.json"])
-        #expect(eval.wait(seconds: 120) == 0, "\(eval.output)")
+        #expect(await eval.exit(within: 120) == 0, "\(eval.output)")
         // `heed eval --metrics-out` writes the evaluation itself, `heed train` a report holding it under "test".
         let evaluation = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: scratch + "/eval.json"))) as? [String: Any]
         let evaluated = evaluation?["auc"] as? Double, trained = try metrics(scratch + "/run.json")["auc"] as? Double
         #expect(evaluated != nil && evaluated == trained, "\(run.output)\n\(eval.output)")
     }
 
-    @Test func checkpointNowAsksARunningClusterAndWaitsForTheCheckpoint() throws {
+    @Test func checkpointNowAsksARunningClusterAndWaitsForTheCheckpoint() async throws {
         defer { FileOps.removeTree(scratch) }
         let checkpoints = scratch + "/checkpoints"
         let run = try Run(["train", "--model", "din", "--data", data, "--servers", "2", "--workers", "2", "--epochs", "3",
@@ -130,17 +130,17 @@ import Glibc
                let line = run.output.split(separator: "\n").first(where: { $0.contains("coordinator: listening at ") }) {
                 address = line.components(separatedBy: "listening at ").last?.components(separatedBy: " ").first
             } else {
-                usleep(50_000)
+                try? await Task.sleep(nanoseconds: 50_000 * 1000)
             }
         }
         let coordinator = try #require(address, "\(run.output)")
         let now = try Run(["checkpoint", "now", "--coordinator", coordinator, "--timeout", "120"])
-        #expect(now.wait(seconds: 150) == 0, "\(now.output)")
+        #expect(await now.exit(within: 150) == 0, "\(now.output)")
         let path = now.output.split(separator: "\n").last.map(String.init) ?? ""
         #expect(path.hasPrefix(checkpoints + "/step-"), "\(now.output)")
         let saved = try CheckpointStore.verify(path)
         #expect(saved.step > 0 && saved.workers.count == 2)
-        #expect(run.wait(seconds: 180) == 0, "\(run.output)")
+        #expect(await run.exit(within: 180) == 0, "\(run.output)")
     }
 }
 
@@ -149,11 +149,11 @@ import Glibc
 /// (sync mode resumes exactly, so the delta is 0; the bound is 0.003), and every
 /// checkpoint left on disk verifies.
 @Suite(.serialized) struct ChaosTests {
-    @Test func aRunSurvivesFiveKillsWithTheFaultFreeAUC() throws {
+    @Test func aRunSurvivesFiveKillsWithTheFaultFreeAUC() async throws {
         let data = try ClusterHarness.prepared(.amazonBeauty, sample: "amazon-beauty-sample", shards: 2)
         let run = try LauncherTests.Run(["bench", "chaos", "--kills", "5", "--data", data, "--epochs", "1", "--batch-size", "128",
                                          "--every-steps", "60", "--timeout", "100"])
-        #expect(run.wait(seconds: 230) == 0, "\(run.output)")
+        #expect(await run.exit(within: 230) == 0, "\(run.output)")
         let out = run.output
         #expect(out.contains("kills survived 5 of 5"), "\(out)")
         let delta = out.split(separator: "\n").first { $0.contains("delta") }.flatMap { $0.components(separatedBy: "delta ").last }.flatMap { Double($0) }

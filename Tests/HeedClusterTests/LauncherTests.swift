@@ -29,7 +29,16 @@ import Glibc
             try process.run()
         }
         var output: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
-        /// Waits up to `seconds`; kills the process group's leader on timeout.
+        /// Waits up to `seconds` without holding a thread of the test pool (a blocked pool
+        /// starves every async test of the suite); terminates the process on timeout.
+        func exit(within seconds: Double) async -> Int32? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            if process.isRunning { process.terminate(); return nil }
+            return process.terminationStatus
+        }
+
+        /// Blocking form of `exit(within:)`, for `defer` blocks and synchronous helpers.
         func wait(seconds: Double) -> Int32? {
             _ = waitUntil(seconds: seconds) { !process.isRunning }
             if process.isRunning { process.terminate(); return nil }
@@ -52,10 +61,10 @@ import Glibc
         output.range(of: "worker \(rank): [^\n]*steps per epoch", options: .regularExpression) != nil
     }
 
-    @Test func aLocalClusterOfProcessesTrainsAndWritesMetrics() throws {
+    @Test func aLocalClusterOfProcessesTrainsAndWritesMetrics() async throws {
         let metrics = NSTemporaryDirectory() + "heed-metrics-\(getpid()).json"
         let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "2", "--workers", "2", "--max-steps", "40", "--metrics-out", metrics])
-        #expect(run.wait(seconds: 120) == 0, "\(run.output)")
+        #expect(await run.exit(within: 120) == 0, "\(run.output)")
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metrics))) as? [String: Any]
         let test = report?["test"] as? [String: Any]
         #expect((test?["samples"] as? Int) == 10_000)
@@ -69,13 +78,13 @@ import Glibc
 
     /// `heed bench cluster`'s training section drives the train command's in-process and
     /// local-cluster runs from code; a short run must complete and print its ratio.
-    @Test func benchClusterTrainingSectionRuns() throws {
+    @Test func benchClusterTrainingSectionRuns() async throws {
         let run = try Run(["bench", "cluster", "--sections", "training", "--storage-rows", "0", "--steps", "20", "--data", data])
-        #expect(run.wait(seconds: 180) == 0, "\(run.output)")
+        #expect(await run.exit(within: 180) == 0, "\(run.output)")
         #expect(run.output.contains("in-process") && run.output.contains("ratio"), "\(run.output)")
     }
 
-    @Test func aKilledWorkerFailsTheRunAndNamesIt() throws {
+    @Test func aKilledWorkerFailsTheRunAndNamesIt() async throws {
         let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "1", "--workers", "2", "--epochs", "200", "--batch-size", "32"])
         var victim: pid_t?
         _ = waitUntil(seconds: 10) { victim = run.child(containing: ["worker", "--rank 1"]); return victim != nil }
@@ -84,14 +93,14 @@ import Glibc
         let training = waitUntil(seconds: 30) { Self.isTraining(1, run.output) }
         #expect(training, "worker 1 never started training: \(run.output)")
         kill(pid, SIGKILL)
-        let status = run.wait(seconds: 60)
+        let status = await run.exit(within: 60)
         #expect(status != nil && status != 0)
         #expect(run.output.contains("worker 1 exited with status 137"), "\(run.output)")
         // Every child is gone: the launcher stopped the rest.
         #expect(run.child(containing: ["heed"]) == nil)
     }
 
-    @Test func theCoordinatorReportsASilentWorkerAndExitsNonZero() throws {
+    @Test func theCoordinatorReportsASilentWorkerAndExitsNonZero() async throws {
         let dir = ClusterHarness.socketDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = dir + "/run.toml"
@@ -121,24 +130,24 @@ import Glibc
         #expect(training, "worker 1 never started training: \(roles[3].output)")
         // Freeze worker 1: it stops heartbeating without exiting, as a hung host would.
         kill(roles[3].process.processIdentifier, SIGSTOP)
-        let status = roles[0].wait(seconds: 30)
+        let status = await roles[0].exit(within: 30)
         #expect(status == 3, "\(roles[0].output)")
         #expect(roles[0].output.contains("worker 1 missed its heartbeats"), "\(roles[0].output)")
         // The other roles hear "stop" and exit on their own, non-zero for the worker.
-        #expect(roles[1].wait(seconds: 20) != nil)
-        #expect(roles[2].wait(seconds: 20).map { $0 != 0 } == true, "\(roles[2].output)")
+        #expect(await roles[1].exit(within: 20) != nil)
+        #expect(await roles[2].exit(within: 20).map { $0 != 0 } == true, "\(roles[2].output)")
         kill(roles[3].process.processIdentifier, SIGKILL)
     }
 
     /// `heed train --save-model` then `heed eval --model`: the same test metrics, printed
     /// and written; a damaged file makes eval fail naming it, and writes no metrics.
-    @Test func evalOfASavedModelReproducesTheTrainingRunsMetrics() throws {
+    @Test func evalOfASavedModelReproducesTheTrainingRunsMetrics() async throws {
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let model = NSTemporaryDirectory() + "heed-saved-\(tag)", trainMetrics = model + "-train.json", evalMetrics = model + "-eval.json"
         let train = try Run(["train", "--in-process", "--model", "din", "--data", data, "--max-steps", "50", "--save-model", model, "--metrics-out", trainMetrics])
-        #expect(train.wait(seconds: 120) == 0, "\(train.output)")
+        #expect(await train.exit(within: 120) == 0, "\(train.output)")
         let eval = try Run(["eval", "--model", model, "--metrics-out", evalMetrics])
-        #expect(eval.wait(seconds: 120) == 0, "\(eval.output)")
+        #expect(await eval.exit(within: 120) == 0, "\(eval.output)")
         let trained = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trainMetrics))) as? [String: Any]
         let evaluated = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evalMetrics))) as? [String: Any]
         let test = try #require(trained?["test"] as? [String: Any])
@@ -153,7 +162,7 @@ import Glibc
         try bytes.write(to: URL(fileURLWithPath: path))
         unlink(evalMetrics)
         let broken = try Run(["eval", "--model", model, "--metrics-out", evalMetrics])
-        #expect(broken.wait(seconds: 60) == 1)
+        #expect(await broken.exit(within: 60) == 1)
         #expect(broken.output.contains("shard-0.bin") && broken.output.contains("checksum"), "\(broken.output)")
         #expect(!FileManager.default.fileExists(atPath: evalMetrics))
     }
@@ -161,7 +170,7 @@ import Glibc
     /// Ctrl-C at the launcher (SIGINT to it alone, as a terminal sends to the foreground
     /// job's leader) stops the whole local cluster gracefully: exit status 130, every child
     /// gone, and the run's metrics file not written.
-    @Test func ctrlCAtTheLauncherShutsTheClusterDown() throws {
+    @Test func ctrlCAtTheLauncherShutsTheClusterDown() async throws {
         let metrics = NSTemporaryDirectory() + "heed-ctrlc-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
         let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "2", "--workers", "2", "--epochs", "200", "--batch-size", "32", "--metrics-out", metrics])
         // Interrupted once both workers train (each logs its steps just before its first step).
@@ -170,7 +179,7 @@ import Glibc
         let children = ["coordinator", "server", "worker"].compactMap { run.child(containing: ["heed", $0]) }
         #expect(children.count == 3)
         kill(run.process.processIdentifier, SIGINT)
-        #expect(run.wait(seconds: 60) == 130, "\(run.output)")
+        #expect(await run.exit(within: 60) == 130, "\(run.output)")
         #expect(run.child(containing: ["heed"]) == nil)
         for pid in children { #expect(kill(pid, 0) != 0, "child \(pid) outlived the launcher") }
         #expect(!FileManager.default.fileExists(atPath: metrics))

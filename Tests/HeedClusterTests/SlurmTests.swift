@@ -42,11 +42,11 @@ struct SlurmTests {
         return String(line[start.lowerBound...])
     }
 
-    @Test func sbatchOnFiveNodesGivesTheLocalClustersMetricsInSyncMode() throws {
+    @Test func sbatchOnFiveNodesGivesTheLocalClustersMetricsInSyncMode() async throws {
         defer { FileOps.removeTree(scratch) }
         let up = try LauncherTests.Run(executable: SlurmBed.script, ["up", tag, "5"])
         defer { _ = try? LauncherTests.Run(executable: SlurmBed.script, ["down", tag]).wait(seconds: 60) }
-        #expect(up.wait(seconds: 120) == 0, "\(up.output)")
+        #expect(await up.exit(within: 120) == 0, "\(up.output)")
         #expect(up.output.contains("5 nodes up in"), "\(up.output)")
 
         let config = scratch + "/run.toml"
@@ -70,15 +70,15 @@ struct SlurmTests {
         let submit = try SlurmBed.slurm(tag: tag, ["sbatch", "--parsable", "--nodes=5", "--output=\(scratch)/job-%j.out", "--chdir=\(scratch)",
                                                    "--export=ALL,SERVERS=2", ClusterHarness.repository + "/cluster/slurm/heed.sbatch", config],
                                         extraPath: binDir)
-        #expect(submit.wait(seconds: 60) == 0, "\(submit.output)")
+        #expect(await submit.exit(within: 60) == 0, "\(submit.output)")
         let job = try #require(submit.output.split(separator: "\n").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }, "\(submit.output)")
         let deadline = Date().addingTimeInterval(180)
         var finished = false
         while !finished && Date() < deadline {
             let queue = try SlurmBed.slurm(tag: tag, ["squeue", "-h", "-j", "\(job)"])
-            _ = queue.wait(seconds: 30)
+            _ = await queue.exit(within: 30)
             finished = !queue.output.contains("\(job)")
-            if !finished { usleep(200_000) }
+            if !finished { try? await Task.sleep(nanoseconds: 200_000 * 1000) }
         }
         #expect(finished, "job \(job) still queued or running after 180 s")
         let output = (try? String(contentsOfFile: "\(scratch)/job-\(job).out", encoding: .utf8)) ?? ""
@@ -86,7 +86,7 @@ struct SlurmTests {
         #expect(output.contains("server 1 registered (tcp://10.213."), "roles dial the nodes' own addresses: \(output)")
 
         let local = try LauncherTests.Run(["train", "--config", config])
-        #expect(local.wait(seconds: 180) == 0, "\(local.output)")
+        #expect(await local.exit(within: 180) == 0, "\(local.output)")
         let slurmLine = Self.testLine(output), localLine = Self.testLine(local.output)
         #expect(slurmLine != nil && slurmLine == localLine, "Slurm: \(slurmLine ?? "none"), local: \(localLine ?? "none")")
     }

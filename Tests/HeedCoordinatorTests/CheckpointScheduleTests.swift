@@ -64,3 +64,18 @@ import Testing
         #expect(s.beginIfReady() == nil)
     }
 }
+
+/// The staleness bound holds from the first step: a worker that has not registered yet
+/// counts as clock 0.
+@Suite struct StalenessStartTests {
+    @Test func aWorkerStillJoiningHoldsTheOthersBack() throws {
+        let m = Membership(serverCount: 1, workerCount: 2, failureTimeoutNanoseconds: 1_000_000_000)
+        let first = try m.register(role: .worker, address: "w0", rankHint: 0, now: 0)
+        try m.heard(from: first, clock: 3, now: 1)
+        #expect(m.minimumWorkerClock == 0)
+        #expect(!m.mayProceed(clock: 3, staleness: 2), "worker 1 has not joined: worker 0 may not be 3 ahead of it")
+        let second = try m.register(role: .worker, address: "w1", rankHint: 1, now: 2)
+        try m.heard(from: second, clock: 1, now: 3)
+        #expect(m.mayProceed(clock: 3, staleness: 2))
+    }
+}

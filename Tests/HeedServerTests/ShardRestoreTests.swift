@@ -19,7 +19,7 @@ import Testing
 
     static func shards(_ count: Int, initialDense: [Float]) throws -> [ParameterShard] {
         try (0..<count).map {
-            try ParameterShard(rank: $0, serverCount: count, tableConfigs: tableConfigs(), initialDense: initialDense,
+            try ParameterShard(rank: $0, serverCount: count, slotCount: slots, tableConfigs: tableConfigs(), initialDense: initialDense,
                                denseOptimizer: .adam(AdamConfig(lr: 0.01)), tableOptions: EmbeddingTableOptions(stripes: 4, hugePages: false))
         }
     }
