@@ -184,7 +184,13 @@ extension ParameterFile {
             rowsLeft -= 1
             totalRows += 1
             put(key); put(step)
+            #if _endian(little)
+            // One copy per row: the floats' in-memory bytes are already little-endian
+            // (appending them one by one was most of a checkpoint's write time).
+            buffer.append(contentsOf: UnsafeRawBufferPointer(values))
+            #else
             for v in values { put(v.bitPattern) }
+            #endif
             try flushIfFull()
         }
 

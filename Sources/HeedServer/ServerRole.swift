@@ -70,16 +70,17 @@ public enum ServerRole {
             + (lateFailures > 0 ? "; \(lateFailures) pushes failed after they were acknowledged" : ""))
     }
 
-    /// Loads this shard's part of the checkpoint at `path` (any server count): checks
-    /// every file's checksum first, so a damaged checkpoint is never loaded in part.
+    /// Loads this shard's part of the checkpoint at `path` (any server count), streaming
+    /// the files it needs (`ParameterShard.restore(directory:model:)`). Every file read is
+    /// checked against its checksum; on a mismatch this throws and the server stops before
+    /// serving, so the partly loaded shard is never used.
     /// - Returns: rows loaded.
     public static func restore(_ shard: ParameterShard, from path: String, slots: Int) throws -> Int {
         let saved = try SavedModel.load(directory: path)
-        let files = try saved.readFiles(directory: path)
         guard saved.slots == slots else {
             throw HeedError(.config, "\(path) was saved with \(saved.slots) virtual slots; this run has \(slots) (keep cluster.slots when resuming)")
         }
-        return try shard.restore(from: files, slotCount: saved.slots)
+        return try shard.restore(directory: path, model: saved)
     }
 
     /// The shard for `rank` under `config`'s layout and optimizers.

@@ -4,7 +4,8 @@ import ArgumentParser
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure throughput against the machine's limits (sgemm, memory bandwidth, raw nng).",
-        subcommands: [BenchDenseCommand.self, BenchClusterCommand.self, BenchPrepareCommand.self, BenchStorageCommand.self, BenchChaosCommand.self, BenchFuzzCommand.self]
+        abstract: "Measure throughput against the machine's limits (sgemm, memory bandwidth, raw nng, disk).",
+        subcommands: [BenchDenseCommand.self, BenchClusterCommand.self, BenchPrepareCommand.self, BenchStorageCommand.self,
+                      BenchCheckpointCommand.self, BenchChaosCommand.self, BenchFuzzCommand.self]
     )
 }

@@ -25,13 +25,16 @@ import Testing
     }
 
     /// Pushes (round-dependent) gradients for `keys` of every table, routed to their owners.
+    /// A key's gradient depends on its place in `keys`, not on which server owns it, so
+    /// any server count receives the same gradients.
     static func push(_ shards: [ParameterShard], keys: [UInt64], round: Int) throws {
         let plan = ShardingPlan(serverCount: shards.count, slotCount: slots)
+        let position = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, $0) })
         for (id, config) in tableConfigs() {
             for shard in shards {
                 let mine = keys.filter { plan.server(of: $0) == shard.rank }
                 var grads: [Float] = []
-                for i in mine.indices {
+                for i in mine.map({ position[$0]! }) {
                     for j in 0..<config.dim {
                         let n: Int = (i * 7 + j * 3 + round) % 11
                         grads.append(Float(n) / 10 - 0.5)
@@ -45,9 +48,14 @@ import Testing
     }
 
     /// Trains 4 shards so rows have different step counts and the dense state is non-trivial.
+    /// Rows are created by pulls (pushes skip keys without a row), as workers do.
     static func trained() throws -> [ParameterShard] {
         let shards = try shards(4, initialDense: (0..<denseCount).map { Float($0) / 10 })
         let keys = (0..<400).map { FeatureKey(group: 1, id: UInt64($0)).rawValue }
+        let plan = ShardingPlan(serverCount: shards.count, slotCount: slots)
+        for shard in shards {
+            for id in tableConfigs().keys { _ = try shard.pullRows(table: id, keys: keys.filter { plan.server(of: $0) == shard.rank }) }
+        }
         for round in 0..<5 { try push(shards, keys: Array(keys[(round * 60)...]), round: round) }
         return shards
     }
@@ -100,6 +108,7 @@ import Testing
         let restored = try Self.shards(servers, initialDense: [Float](repeating: 0, count: Self.denseCount))
         let loaded = try restored.map { try $0.restore(from: files, slotCount: Self.slots) }
         let before = try Self.rows(original)
+        #expect(before.values.map(\.count) == [400, 400])
         #expect(loaded.reduce(0, +) == before.values.reduce(0) { $0 + $1.count })
         #expect(Self.equal(before, try Self.rows(restored)))
         let plan = ShardingPlan(serverCount: servers, slotCount: Self.slots)
