@@ -87,10 +87,10 @@ import Glibc
     @Test func aKilledWorkerFailsTheRunAndNamesIt() async throws {
         let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "1", "--workers", "2", "--epochs", "200", "--batch-size", "32"])
         var victim: pid_t?
-        _ = waitUntil(seconds: 10) { victim = run.child(containing: ["worker", "--rank 1"]); return victim != nil }
+        _ = await waitUntil(timeout: .seconds(30)) { victim = run.child(containing: ["worker", "--rank 1"]); return victim != nil }
         let pid = try #require(victim, "worker 1 never started: \(run.output)")
         // Killed once it trains (it logs its shards and steps just before its first step).
-        let training = waitUntil(seconds: 30) { Self.isTraining(1, run.output) }
+        let training = await waitUntil(timeout: .seconds(60)) { Self.isTraining(1, run.output) }
         #expect(training, "worker 1 never started training: \(run.output)")
         kill(pid, SIGKILL)
         let status = await run.exit(within: 60)
@@ -126,7 +126,7 @@ import Glibc
         ]
         defer { roles.forEach { if $0.process.isRunning { kill($0.process.processIdentifier, SIGKILL) } } }
         // Frozen once it trains (it logs its shards and steps just before its first step).
-        let training = waitUntil(seconds: 30) { Self.isTraining(1, roles[3].output) }
+        let training = await waitUntil(timeout: .seconds(60)) { Self.isTraining(1, roles[3].output) }
         #expect(training, "worker 1 never started training: \(roles[3].output)")
         // Freeze worker 1: it stops heartbeating without exiting, as a hung host would.
         kill(roles[3].process.processIdentifier, SIGSTOP)
@@ -174,7 +174,7 @@ import Glibc
         let metrics = NSTemporaryDirectory() + "heed-ctrlc-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
         let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "2", "--workers", "2", "--epochs", "200", "--batch-size", "32", "--metrics-out", metrics])
         // Interrupted once both workers train (each logs its steps just before its first step).
-        let started = waitUntil(seconds: 20) { Self.isTraining(0, run.output) && Self.isTraining(1, run.output) }
+        let started = await waitUntil(timeout: .seconds(60)) { Self.isTraining(0, run.output) && Self.isTraining(1, run.output) }
         #expect(started, "the workers never started: \(run.output)")
         let children = ["coordinator", "server", "worker"].compactMap { run.child(containing: ["heed", $0]) }
         #expect(children.count == 3)
