@@ -28,7 +28,7 @@ import HeedTransport
             // Hold the slow worker's report of `clock` until every other worker has asked
             // to go past clock + K (or reached the last step): only then is it K ahead.
             let target = min(clock + staleness, Self.steps)
-            let reached = await waitUntil(timeout: .seconds(20)) {
+            let reached = await waitUntil(timeout: .seconds(60)) {
                 (0..<3).allSatisfy { $0 == Self.slowRank || trace.highestSent(by: $0) >= target }
             }
             if !reached {

@@ -27,8 +27,7 @@ import Glibc
         var output: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
         /// Waits up to `seconds`; kills the process group's leader on timeout.
         func wait(seconds: Double) -> Int32? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while process.isRunning && Date() < deadline { usleep(50_000) }
+            _ = waitUntil(seconds: seconds) { !process.isRunning }
             if process.isRunning { process.terminate(); return nil }
             return process.terminationStatus
         }
@@ -41,6 +40,12 @@ import Glibc
             }
             return nil
         }
+    }
+
+    /// Whether worker `rank` has logged its shards and steps, which it does just before
+    /// its first training step.
+    static func isTraining(_ rank: Int, _ output: String) -> Bool {
+        output.range(of: "worker \(rank): [^\n]*steps per epoch", options: .regularExpression) != nil
     }
 
     @Test func aLocalClusterOfProcessesTrainsAndWritesMetrics() throws {
@@ -69,9 +74,11 @@ import Glibc
     @Test func aKilledWorkerFailsTheRunAndNamesIt() throws {
         let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "1", "--workers", "2", "--epochs", "200", "--batch-size", "32"])
         var victim: pid_t?
-        for _ in 0..<200 where victim == nil { usleep(50_000); victim = run.child(containing: ["worker", "--rank 1"]) }
+        _ = waitUntil(seconds: 30) { victim = run.child(containing: ["worker", "--rank 1"]); return victim != nil }
         let pid = try #require(victim, "worker 1 never started: \(run.output)")
-        usleep(500_000)
+        // Killed once it trains (it logs its shards and steps just before its first step).
+        let training = waitUntil(seconds: 60) { Self.isTraining(1, run.output) }
+        #expect(training, "worker 1 never started training: \(run.output)")
         kill(pid, SIGKILL)
         let status = run.wait(seconds: 60)
         #expect(status != nil && status != 0)
@@ -105,8 +112,9 @@ import Glibc
             Run(["worker", "--coordinator", coordinator, "--rank", "1"]),
         ]
         defer { roles.forEach { if $0.process.isRunning { kill($0.process.processIdentifier, SIGKILL) } } }
-        for _ in 0..<200 where !roles[0].output.contains("worker 1 registered") { usleep(50_000) }
-        usleep(500_000)
+        // Frozen once it trains (it logs its shards and steps just before its first step).
+        let training = waitUntil(seconds: 60) { Self.isTraining(1, roles[3].output) }
+        #expect(training, "worker 1 never started training: \(roles[3].output)")
         // Freeze worker 1: it stops heartbeating without exiting, as a hung host would.
         kill(roles[3].process.processIdentifier, SIGSTOP)
         let status = roles[0].wait(seconds: 30)
@@ -152,12 +160,11 @@ import Glibc
     @Test func ctrlCAtTheLauncherShutsTheClusterDown() throws {
         let metrics = NSTemporaryDirectory() + "heed-ctrlc-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
         let run = try Run(["train", "--model", "lr", "--data", data, "--servers", "2", "--workers", "2", "--epochs", "200", "--batch-size", "32", "--metrics-out", metrics])
-        var started = false
-        for _ in 0..<400 where !started { usleep(50_000); started = run.output.contains("steps per epoch") }
+        // Interrupted once both workers train (each logs its steps just before its first step).
+        let started = waitUntil(seconds: 60) { Self.isTraining(0, run.output) && Self.isTraining(1, run.output) }
         #expect(started, "the workers never started: \(run.output)")
         let children = ["coordinator", "server", "worker"].compactMap { run.child(containing: ["heed", $0]) }
         #expect(children.count == 3)
-        usleep(300_000)
         kill(run.process.processIdentifier, SIGINT)
         #expect(run.wait(seconds: 60) == 130, "\(run.output)")
         #expect(run.child(containing: ["heed"]) == nil)

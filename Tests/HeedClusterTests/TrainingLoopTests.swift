@@ -9,12 +9,16 @@ import HeedWorker
     /// Parameters whose pulls never answer, as a server that died mid-request; they end
     /// only when the pulling task is cancelled.
     final class SilentServers: ParameterAccess {
+        /// Pulls that have started waiting.
+        let pulls = LockedBox(0)
         func pullRows(table: UInt8, keys: [UInt64]) async throws -> [Float] {
+            pulls.update { $0 += 1 }
             try await Task.sleep(for: .seconds(3600))
             throw HeedError(.timeout, "silent server")
         }
         func pushRowGradients(table: UInt8, keys: [UInt64], gradients: [Float], clock: Int) async throws {}
         func pullDense() async throws -> [Float] {
+            pulls.update { $0 += 1 }
             try await Task.sleep(for: .seconds(3600))
             throw HeedError(.timeout, "silent server")
         }
@@ -27,7 +31,8 @@ import HeedWorker
     @Test(arguments: [true, false])
     func cancellingTheRunCancelsTheFetchItWaitsOn(pipelined: Bool) async throws {
         let (directory, manifest, model, makeBatch) = try ClusterHarness.dinOnBeautySample()
-        let trainer = Trainer(model: model, params: SilentServers(), pushEveryTable: false)
+        let servers = SilentServers()
+        let trainer = Trainer(model: model, params: servers, pushEveryTable: false)
         let loop = TrainingLoop(trainer: trainer, plan: BatchPlan(shards: try manifest.open(.train, directory: directory), batchSize: 64),
                                 settings: .init(epochs: 1, maxSteps: 0, pipelined: pipelined, seed: 1),
                                 hooks: TrainingLoop.Hooks(), makeBatch: makeBatch)
@@ -36,11 +41,16 @@ import HeedWorker
             defer { finished.set(true) }
             _ = try await loop.run()
         }
-        try await Task.sleep(for: .milliseconds(200))
+        // Cancel once the run is waiting on its first fetch, the state the fix is about. The
+        // deadlines only bound a failure (the full suite runs every test at once on two
+        // cores, so a task may wait seconds for a thread); a fetch that ignored the cancel
+        // would wait out its silent server's hour.
+        let waiting = await waitUntil(timeout: .seconds(60)) { servers.pulls.get() > 0 }
+        #expect(waiting, "the run never started its first fetch")
         #expect(!finished.get(), "the run cannot finish while its pulls go unanswered")
         run.cancel()
-        for _ in 0..<500 where !finished.get() { try await Task.sleep(for: .milliseconds(10)) }
-        try #require(finished.get(), "the run was still waiting on its fetch 5 s after being cancelled")
+        let ended = await waitUntil(timeout: .seconds(60)) { finished.get() }
+        try #require(ended, "the run was still waiting on its fetch 60 s after being cancelled")
         await #expect(throws: (any Error).self) { try await run.value }
     }
 }

@@ -10,3 +10,13 @@ func waitUntil(timeout: Duration, interval: Duration = .milliseconds(5), _ condi
     }
     return true
 }
+
+/// The blocking form of `waitUntil`, for synchronous tests that watch processes.
+func waitUntil(seconds timeout: Double, interval: Double = 0.02, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !condition() {
+        if Date() >= deadline { return condition() }
+        Thread.sleep(forTimeInterval: interval)
+    }
+    return true
+}

@@ -65,8 +65,9 @@ import Testing
         let server = try dedupServer(network, "mem://dup", applied: applied)
         let client = try network.connect(to: "mem://dup", options: ClientOptions())
         for i in 0..<25 { _ = try await client.pushRows(push(i), timeout: .seconds(5)) }
-        // Let the second copies land before counting.
-        try await Task.sleep(for: .milliseconds(100))
+        // The second copies land after the first copies' replies; wait for all 50 to arrive.
+        let landed = await waitUntil(timeout: .seconds(30)) { server.counters.received >= 50 }
+        #expect(landed, "only \(server.counters.received) of 50 copies arrived")
         #expect(network.statistics.duplicated == 25)
         #expect(server.counters.received == 50)
         #expect(applied.get == 25)
