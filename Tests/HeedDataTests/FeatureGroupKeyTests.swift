@@ -49,6 +49,10 @@ import Testing
     @Test func titleWordsKeyTheirLowerCasedFNVHash() {
         let keys = withBytes("INFLATABLE POLITICAL GLOBE") { textTokenKeys($0, $1, $2, limit: 8) }
         #expect(keys == [0x0B73_92D0_AAA2_6A20, 0x0BA2_679E_A4D3_411F, 0x0BE9_F3FE_5A8A_E52D])
+        // 'Z' and 'A' are the edges of the case folding; the one-letter "T" is dropped.
+        let zinc = withBytes("ZINC HEART LATTICE T-LIGHT HOLDER") { textTokenKeys($0, $1, $2, limit: 8) }
+        #expect(zinc == [0x0B29_D850_3D6E_D136, 0x0B75_86C3_3AC0_FE55, 0x0BA9_B09E_A609_9D2E, 0x0B25_DAFF_5FF5_AD82, 0x0B73_5D85_FC57_1915])
+        #expect(withBytes("ZINC HEART LATTICE T-LIGHT HOLDER") { textTokenKeys($0, $1, $2, limit: 2) } == Array(zinc.prefix(2)))
     }
 
     /// Small enumerations keyed by their number, and the missing-value key.

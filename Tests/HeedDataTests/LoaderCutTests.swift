@@ -199,6 +199,22 @@ import Testing
         #expect(d.users.count == 15)
     }
 
+    /// An item rated again under another category keeps the category it was first seen with
+    /// (Ciao's categories are per review; on the real cut every item has one, so the rule
+    /// is checked by appending a re-rating of the first item under category 999).
+    @Test func ciaoKeepsAnItemsFirstCategory() throws {
+        let dir = Scratch(); defer { dir.remove() }
+        var first: [String] = []
+        try Self.corruptedCopy("ciao", "ratings.tsv", into: dir) { lines in
+            first = lines[1].split(separator: "\t").map(String.init)
+            lines.append([first[0], first[1], "999", "3", "1", "1300000000"].joined(separator: "\t"))
+        }
+        var log = BadRowLog(skip: false)
+        let d = try Preparer.load(PrepareOptions(dataset: .ciao, input: dir.path, output: "/nonexistent"), log: &log)
+        let ii = try #require(d.items.find(UInt64(first[1])!))
+        #expect(d.itemCategory[ii] == UInt64(first[2])!)
+    }
+
     @Test func ciaoMalformedLineNamesFileAndLine() throws {
         let dir = Scratch(); defer { dir.remove() }
         try Self.corruptedCopy("ciao", "ratings.tsv", into: dir) { $0[200] = "6119\t92579\t24\tfive\t4\t959670000" }
