@@ -14,6 +14,24 @@ extension ParameterFile {
         public var rowBytes: Int { 12 + 4 * width }
         /// Byte offset just past the last row.
         public var endOffset: Int { rowsOffset + rows * rowBytes }
+
+        /// Reads this table's rows from `file` in blocks of about 4 MiB and calls `body`
+        /// with each block's bytes ((count × rowBytes): u64 key · u32 step · width × f32 per
+        /// row) and the index of its first row. Valid only during the call.
+        func forEachRowBlock(in file: PosixReadFile, _ body: (UnsafeRawBufferPointer, _ firstRow: Int, _ count: Int) throws -> Void) throws {
+            let perBlock = max(1, (4 << 20) / rowBytes)
+            var block = [UInt8](repeating: 0, count: min(perBlock, max(rows, 1)) * rowBytes)
+            var row = 0
+            while row < rows {
+                let n = min(perBlock, rows - row)
+                try block.withUnsafeMutableBytes { b in
+                    let part = UnsafeMutableRawBufferPointer(rebasing: b[0 ..< n * rowBytes])
+                    try file.read(into: part, at: rowsOffset + row * rowBytes)
+                    try body(UnsafeRawBufferPointer(part), row, n)
+                }
+                row += n
+            }
+        }
     }
 
     /// Everything of a parameter file but its rows and dense values: the header and where

@@ -186,20 +186,12 @@ public struct SafetensorsExport: Sendable {
             }
             width = t.width
             refs.reserveCapacity(refs.count + t.rows)
-            let perBlock = max(1, (4 << 20) / t.rowBytes)
-            var block = [UInt8](repeating: 0, count: perBlock * t.rowBytes)
-            var row = 0
-            while row < t.rows {
-                let n = min(perBlock, t.rows - row)
-                try block.withUnsafeMutableBytes { b in
-                    try files[i].read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<n * t.rowBytes]), at: t.rowsOffset + row * t.rowBytes)
-                    for r in 0..<n {
-                        // Safe: row r's 8-byte key lies inside the n rows just read.
-                        let key = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: r * t.rowBytes, as: UInt64.self))
-                        refs.append(RowRef(key: key, file: UInt32(i), row: UInt32(row + r)))
-                    }
+            try t.forEachRowBlock(in: files[i]) { b, first, n in
+                for r in 0..<n {
+                    // Safe: row r's 8-byte key lies inside the n rows just read.
+                    let key = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: r * t.rowBytes, as: UInt64.self))
+                    refs.append(RowRef(key: key, file: UInt32(i), row: UInt32(first + r)))
                 }
-                row += n
             }
         }
         refs.sort { $0.key < $1.key }

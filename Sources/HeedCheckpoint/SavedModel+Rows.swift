@@ -18,26 +18,18 @@ extension SavedModel {
         for layout in try layouts(directory: directory) {
             guard let t = layout.tables.first(where: { $0.id == table }), t.rows > 0 else { continue }
             let file = try PosixReadFile(path: layout.path)
-            let perBlock = max(1, (4 << 20) / t.rowBytes)
-            var block = [UInt8](repeating: 0, count: perBlock * t.rowBytes)
-            var row = 0
-            while row < t.rows {
-                let n = min(perBlock, t.rows - row)
-                try block.withUnsafeMutableBytes { b in
-                    try file.read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<n * t.rowBytes]), at: t.rowsOffset + row * t.rowBytes)
-                    for r in 0..<n {
-                        // Safe: row r (rowBytes bytes) lies inside the n rows just read.
-                        let at = r * t.rowBytes
-                        let key = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-                        guard keys.contains(key) else { continue }
-                        let step = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
-                        let values = (0..<t.width).map {
-                            Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at + 12 + 4 * $0, as: UInt32.self)))
-                        }
-                        found[key] = Row(key: key, step: step, values: values)
+            try t.forEachRowBlock(in: try PosixReadFile(path: layout.path)) { b, _, n in
+                for r in 0..<n {
+                    // Safe: row r (rowBytes bytes) lies inside the n rows just read.
+                    let at = r * t.rowBytes
+                    let key = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                    guard keys.contains(key) else { continue }
+                    let step = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+                    let values = (0..<t.width).map {
+                        Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at + 12 + 4 * $0, as: UInt32.self)))
                     }
+                    found[key] = Row(key: key, step: step, values: values)
                 }
-                row += n
             }
         }
         return found

@@ -6,12 +6,8 @@ import HeedCore
 /// One crafted file per rejection branch of `SavedModel` and `ParameterFile`: each must be a
 /// typed error naming the file, never a crash and never a silent load.
 @Suite struct RejectionTests {
-    func config() -> RunConfig {
-        var c = RunConfig()
-        c.layout.denseCount = 5
-        c.layout.tableDims = [3: 2, 9: 1]
-        return c
-    }
+    /// The layout `writeSample` files fit (tables 3 and 9, 5 dense values).
+    func config() -> RunConfig { SavedModelTests().config() }
 
     /// A valid 2-server model; returns its directory.
     func model() throws -> String {
