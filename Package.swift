@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "HeedCoreTests", dependencies: ["HeedCore"]),
         .testTarget(name: "HeedLayersTests", dependencies: ["HeedLayers", "HeedCore"]),
         .testTarget(name: "HeedOptimTests", dependencies: ["HeedOptim", "HeedCore"]),
-        .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore"]),
+        .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
         .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore", "HeedData", "HeedServer", "HeedOptim", "HeedWorker"],
                     // Read by path (#filePath) rather than bundled; written by scripts/reference-models.py.

@@ -73,7 +73,8 @@ public enum MessageKind: UInt16, Sendable, CaseIterable, CustomStringConvertible
 ///
 /// Layout (little-endian): magic u32 "HEED" | version u16 | kind u16 | flags u32 |
 /// payload length u32 | sender id u64 | request id u64. Then `payloadLength` bytes,
-/// then a 32-byte HMAC-SHA256 tag if `flags & authenticatedFlag`.
+/// then, if `flags & authenticatedFlag`, the authentication trailer: the sender's
+/// sequence number u64 and a 32-byte HMAC-SHA256 tag over everything before the tag.
 public struct WireHeader: Equatable, Sendable {
     /// The message kind.
     public var kind: MessageKind
@@ -85,6 +86,9 @@ public struct WireHeader: Equatable, Sendable {
     public var senderID: UInt64
     /// The sender's id for this request; a retry reuses it, replies echo it.
     public var requestID: UInt64
+    /// The authentication trailer's sequence number (`MessageSequence`): fresh for every
+    /// message sent, retries included; 0 for an unauthenticated message. Set by `open`.
+    public var sequence: UInt64 = 0
 }
 
 /// A message with the ids that travel in its header.
@@ -484,12 +488,15 @@ public struct ErrorReply: Equatable, Sendable {
 public struct WireCodec: Sendable {
     /// "HEED" read as a little-endian UInt32.
     public static let magic: UInt32 = 0x4445_4548
-    /// The wire version this build speaks.
-    public static let version: UInt16 = 1
+    /// The wire version this build speaks (2: the authentication trailer carries a
+    /// sequence number).
+    public static let version: UInt16 = 2
     /// Size of the fixed header.
     public static let headerSize = 32
-    /// Size of the HMAC-SHA256 trailer.
+    /// Size of the HMAC-SHA256 tag.
     public static let tagSize = 32
+    /// Size of the authentication trailer: sequence number u64, then the tag.
+    public static let trailerSize = 8 + tagSize
     /// Header flag: an HMAC-SHA256 tag follows the payload.
     public static let authenticatedFlag: UInt32 = 1
     /// Shortest accepted cluster secret.
@@ -512,7 +519,7 @@ public struct WireCodec: Sendable {
         if let secret, secret.count < Self.minimumSecretLength {
             throw HeedError(.config, "cluster secret is \(secret.count) bytes; at least \(Self.minimumSecretLength) are required")
         }
-        guard maxMessageSize >= Self.headerSize + Self.tagSize else {
+        guard maxMessageSize >= Self.headerSize + Self.trailerSize else {
             throw HeedError(.config, "maximum message size \(maxMessageSize) is smaller than a header")
         }
         self.maxMessageSize = maxMessageSize
@@ -526,7 +533,7 @@ public struct WireCodec: Sendable {
 
     /// Exact encoded size of a message with a `payloadSize`-byte payload.
     func encodedSize(payloadSize: Int) -> Int {
-        Self.headerSize + payloadSize + (secret == nil ? 0 : Self.tagSize)
+        Self.headerSize + payloadSize + (secret == nil ? 0 : Self.trailerSize)
     }
 
     /// Encodes `envelope` into `buffer`, which must be exactly `encodedSize(envelope)` bytes.
@@ -557,6 +564,7 @@ public struct WireCodec: Sendable {
         writePayload(&w)
         precondition(w.offset == Self.headerSize + payloadSize, "payloadSize disagrees with the payload written for \(kind)")
         if let key {
+            w.u64(MessageSequence.next())
             var mac = HMAC<SHA256>(key: key)
             mac.update(data: UnsafeRawBufferPointer(start: base, count: w.offset))
             let tag = mac.finalize()
@@ -600,9 +608,9 @@ public struct WireCodec: Sendable {
         let payloadLength = Int(try r.u32())
         let senderID = try r.u64()
         let requestID = try r.u64()
-        let tagLength = flags & Self.authenticatedFlag != 0 ? Self.tagSize : 0
-        guard bytes.count == Self.headerSize + payloadLength + tagLength else {
-            throw HeedError(.protocolViolation, "header says \(payloadLength) payload bytes\(tagLength > 0 ? " + tag" : ""), message has \(bytes.count - Self.headerSize) after the header")
+        let trailerLength = flags & Self.authenticatedFlag != 0 ? Self.trailerSize : 0
+        guard bytes.count == Self.headerSize + payloadLength + trailerLength else {
+            throw HeedError(.protocolViolation, "header says \(payloadLength) payload bytes\(trailerLength > 0 ? " + trailer" : ""), message has \(bytes.count - Self.headerSize) after the header")
         }
         return WireHeader(kind: kind, flags: flags, payloadLength: payloadLength, senderID: senderID, requestID: requestID)
     }
@@ -625,24 +633,26 @@ public struct WireCodec: Sendable {
     /// Validates the header and authenticates `bytes`; returns the header and the payload
     /// bytes (a slice of `bytes`, unparsed).
     func open(_ bytes: UnsafeRawBufferPointer) throws -> (WireHeader, payload: UnsafeRawBufferPointer) {
-        let header = try decodeHeader(bytes)
-        let signedLength = Self.headerSize + header.payloadLength
+        var header = try decodeHeader(bytes)
+        let payloadEnd = Self.headerSize + header.payloadLength
         let tagged = header.flags & Self.authenticatedFlag != 0
         if let key {
             guard tagged else {
                 throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) has no authentication tag")
             }
-            // Safe: decodeHeader checked count == signedLength + tagSize.
+            // Safe: decodeHeader checked count == payloadEnd + trailerSize.
+            let signedLength = payloadEnd + 8
             let tag = UnsafeRawBufferPointer(rebasing: bytes[signedLength ..< signedLength + Self.tagSize])
             let signed = UnsafeRawBufferPointer(rebasing: bytes[0 ..< signedLength])
             guard HMAC<SHA256>.isValidAuthenticationCode(Array(tag), authenticating: signed, using: key) else {
                 throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) failed authentication (wrong cluster secret or tampered)")
             }
+            header.sequence = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: payloadEnd, as: UInt64.self))
         } else if tagged {
             throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) is authenticated but no cluster secret is configured here")
         }
         // Safe: decodeHeader checked the payload lies inside the buffer.
-        return (header, UnsafeRawBufferPointer(rebasing: bytes[Self.headerSize ..< signedLength]))
+        return (header, UnsafeRawBufferPointer(rebasing: bytes[Self.headerSize ..< payloadEnd]))
     }
 
     /// Reads a pullRows payload in place and calls `body` with it; throws (without calling
@@ -691,7 +701,7 @@ extension HeedError.Code {
     static let wireTable: [(HeedError.Code, UInt16)] = [
         (.invalidInput, 1), (.io, 2), (.corrupt, 3), (.transport, 4), (.timeout, 5),
         (.protocolViolation, 6), (.unauthenticated, 7), (.notFound, 8), (.unsupported, 9),
-        (.config, 10), (.peerFailed, 11), (.cancelled, 12), (.internalError, 13),
+        (.config, 10), (.peerFailed, 11), (.cancelled, 12), (.internalError, 13), (.stale, 14),
     ]
 
     /// This code's wire number.

@@ -109,7 +109,8 @@ struct CoordinatorCommand: ParsableCommand {
         }
         defer { listener.close() }
         let signals = SignalWatcher { _ in service.interrupt() }
-        logLine("coordinator: listening at \(listener.address) for \(config.cluster.servers) servers and \(config.cluster.workers) workers (\(config.model.name), \(config.cluster.mode))")
+        logLine("coordinator: listening at \(listener.address) for \(config.cluster.servers) servers and \(config.cluster.workers) workers (\(config.model.name), \(config.cluster.mode))"
+                + (config.checkpoint.resumeFrom.isEmpty ? "" : ", resuming from \(config.checkpoint.resumeFrom)"))
         let outcome = LockedBox<CoordinatorService.Outcome>(.interrupted)
         try runRole("coordinator") { outcome.set(await service.run()) }
         _ = signals

@@ -29,7 +29,7 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
     @Option(name: .long, help: "Checkpoint every this many seconds (0 = off).") var checkpointEverySeconds: Double?
     @Option(name: .long, help: "Checkpoints to keep.") var checkpointKeep: Int?
-    @Option(name: .long, help: "Continue from a checkpoint: its directory, or 'latest' (the newest valid one in the checkpoint directory).")
+    @Option(name: .long, help: "Continue from a checkpoint: its directory, 'latest' (the newest valid one in the checkpoint directory), or 'auto' (latest if there is one, else a fresh start: for jobs a scheduler may requeue).")
     var resume: String?
 
     /// The config file (if any) with the flags applied, validated.
@@ -69,11 +69,21 @@ struct RunOptions: ParsableArguments {
         if let v = checkpointKeep { c.checkpoint.keep = v }
         if !c.checkpoint.directory.isEmpty { c.checkpoint.directory = absolute(c.checkpoint.directory) }
         if let resume {
-            let (path, _) = try CheckpointStore.resolve(resume == "latest" ? resume : absolute(resume), directory: c.checkpoint.directory,
-                                                        skipped: { printError("resume: \($0)") })
-            c.checkpoint.resumeFrom = path
-            // Resuming a named checkpoint keeps checkpointing beside it unless told otherwise.
-            if c.checkpoint.directory.isEmpty { c.checkpoint.directory = FileOps.dirname(of: path) }
+            let found: (path: String, model: SavedModel)?
+            if resume == "auto" {
+                found = CheckpointStore.resolveAuto(directory: c.checkpoint.directory, skipped: { printError("resume: \($0)") })
+                if found == nil {
+                    printError("resume auto: no valid checkpoint\(c.checkpoint.directory.isEmpty ? " (no checkpoint directory configured)" : " in \(c.checkpoint.directory)"); starting fresh")
+                }
+            } else {
+                found = try CheckpointStore.resolve(resume == "latest" ? resume : absolute(resume), directory: c.checkpoint.directory,
+                                                    skipped: { printError("resume: \($0)") })
+            }
+            if let found {
+                c.checkpoint.resumeFrom = found.path
+                // Resuming a named checkpoint keeps checkpointing beside it unless told otherwise.
+                if c.checkpoint.directory.isEmpty { c.checkpoint.directory = FileOps.dirname(of: found.path) }
+            }
         }
         try c.validate()
         return c
