@@ -694,6 +694,30 @@ public struct WireCodec: Sendable {
     }
 }
 
+// MARK: - Field limits
+
+/// Caps on single fields, on top of the whole message's (`WireCodec.maxMessageSize`).
+/// Every count is also checked against the bytes that remain before anything is
+/// allocated, so no field can make a decoder allocate more than the message holds;
+/// these caps keep what a receiver stores or loops over (names, stats, tensors, shapes,
+/// plans) far below that. Strings longer than the cap are cut when encoded.
+public enum WireLimits {
+    /// Longest string field (names, addresses, reasons, error texts), in bytes.
+    public static let maxStringBytes = 4096
+    /// Most stats in one heartbeat.
+    public static let maxStats = 1024
+    /// Most server addresses in a registerReply.
+    public static let maxServers = 65536
+    /// Most dense tensors in one message.
+    public static let maxTensors = 65536
+    /// Most dimensions in a tensor's shape.
+    public static let maxTensorRank = 8
+    /// Widest embedding row (floats).
+    public static let maxRowDim = 1 << 16
+    /// Most virtual slots in a sharding plan.
+    public static let maxSlots = 1 << 22
+}
+
 // MARK: - Error codes on the wire
 
 extension HeedError.Code {
@@ -867,6 +891,7 @@ extension Message {
         case .registerReply:
             let rank = try r.u32()
             let slotCount = Int(try r.u32())
+            guard slotCount <= WireLimits.maxSlots else { throw r.malformed("sharding plan of \(slotCount) slots exceeds the limit of \(WireLimits.maxSlots)") }
             let serverCount = Int(try r.u32())
             guard serverCount > 0, slotCount >= serverCount else {
                 throw r.malformed("sharding plan has \(slotCount) slots for \(serverCount) servers")
@@ -877,7 +902,7 @@ extension Message {
             }
             var plan = ShardingPlan(serverCount: serverCount, slotCount: slotCount)
             plan.slotOwners = owners.map { Int($0) }
-            let addressCount = try r.count(minimumElementSize: 4, "server addresses")
+            let addressCount = try r.count(minimumElementSize: 4, "server addresses", limit: WireLimits.maxServers)
             var addresses: [String] = []
             addresses.reserveCapacity(addressCount)
             for _ in 0..<addressCount { addresses.append(try r.string("server address")) }
@@ -889,7 +914,7 @@ extension Message {
             let rank = try r.u32()
             let role = try readRole(&r)
             let clock = try r.u64()
-            let statCount = try r.count(minimumElementSize: 4 + 8, "stats")
+            let statCount = try r.count(minimumElementSize: 4 + 8, "stats", limit: WireLimits.maxStats)
             var stats: [String: Double] = [:]
             for _ in 0..<statCount {
                 let name = try r.string("stat name")
@@ -916,7 +941,7 @@ extension Message {
             return .pushRows(PushRows(tableID: f.tableID, dim: f.dim, keys: WireReader.array(of: UInt64.self, f.keys),
                                       grads: WireReader.array(of: Float.self, f.grads), workerClock: f.workerClock))
         case .pullDense:
-            let count = try r.count(minimumElementSize: 4, "tensor ids")
+            let count = try r.count(minimumElementSize: 4, "tensor ids", limit: WireLimits.maxTensors)
             return .pullDense(PullDense(tensorIDs: try r.u32Array(count: count, "tensor ids")))
         case .denseReply:
             return .denseReply(DenseReply(tensors: try readTensors(&r, clockAfterCount: false).tensors))
@@ -1002,6 +1027,7 @@ extension Message {
     private static func readDim(_ r: inout WireReader) throws -> UInt32 {
         let dim = try r.u32()
         guard dim > 0 else { throw r.malformed("row dimension is zero") }
+        guard dim <= WireLimits.maxRowDim else { throw r.malformed("row dimension \(dim) exceeds the limit of \(WireLimits.maxRowDim)") }
         return dim
     }
 
@@ -1012,13 +1038,13 @@ extension Message {
 
     /// Reads `count u32 [clock u64] tensors...`; pushDense stores its clock after the count.
     private static func readTensors(_ r: inout WireReader, clockAfterCount: Bool) throws -> (tensors: [DenseTensor], clock: UInt64) {
-        let count = try r.count(minimumElementSize: 12, "tensors")
+        let count = try r.count(minimumElementSize: 12, "tensors", limit: WireLimits.maxTensors)
         let clock = clockAfterCount ? try r.u64() : 0
         var tensors: [DenseTensor] = []
         tensors.reserveCapacity(count)
         for _ in 0..<count {
             let id = try r.u32()
-            let rank = try r.count(minimumElementSize: 4, "tensor shape")
+            let rank = try r.count(minimumElementSize: 4, "tensor shape", limit: WireLimits.maxTensorRank)
             let shape = try r.u32Array(count: rank, "tensor shape")
             let valueCount = try r.count(minimumElementSize: 4, "tensor values")
             var product = 1
@@ -1051,7 +1077,7 @@ struct WireWriter {
     }
 
     /// Encoded size of a string field (u32 length + UTF-8).
-    static func size(of s: String) -> Int { 4 + s.utf8.count }
+    static func size(of s: String) -> Int { 4 + min(s.utf8.count, WireLimits.maxStringBytes) }
 
     @inline(__always)
     private mutating func put<T: FixedWidthInteger>(_ v: T) {
@@ -1097,9 +1123,16 @@ struct WireWriter {
         }
     }
 
-    /// u32 length + UTF-8 bytes.
+    /// u32 length + UTF-8 bytes, the text cut to `WireLimits.maxStringBytes` (at a
+    /// character boundary, then padded with spaces to the length `size(of:)` promised).
     mutating func string(_ s: String) {
         var s = s
+        let limit = WireLimits.maxStringBytes
+        if s.utf8.count > limit {
+            var cut = ""
+            for c in s where cut.utf8.count + c.utf8.count <= limit { cut.append(c) }
+            s = cut + String(repeating: " ", count: limit - cut.utf8.count)
+        }
         u32(UInt32(s.utf8.count))
         s.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
     }
@@ -1157,9 +1190,10 @@ struct WireReader {
     }
 
     /// Reads a u32 element count and checks that `count × minimumElementSize` bytes remain,
-    /// so a hostile count cannot make us allocate.
-    mutating func count(minimumElementSize: Int, _ field: String) throws -> Int {
+    /// so a hostile count cannot make us allocate, and that it is at most `limit`.
+    mutating func count(minimumElementSize: Int, _ field: String, limit: Int = .max) throws -> Int {
         let n = Int(try u32())
+        guard n <= limit else { throw malformed("\(field) count \(n) exceeds the limit of \(limit)") }
         guard n <= remaining / minimumElementSize else {
             throw malformed("\(field) count \(n) needs at least \(n * minimumElementSize) bytes, \(remaining) left")
         }
@@ -1277,6 +1311,9 @@ struct WireReader {
     /// u32 length + UTF-8, rejecting invalid UTF-8.
     mutating func string(_ field: String) throws -> String {
         let n = Int(try u32())
+        guard n <= WireLimits.maxStringBytes else {
+            throw malformed("\(field) of \(n) bytes exceeds the \(WireLimits.maxStringBytes)-byte limit")
+        }
         try need(n, field)
         // Safe: need() checked the range.
         let raw = UnsafeRawBufferPointer(rebasing: buffer[offset ..< offset + n])
