@@ -5,6 +5,8 @@
 //   heed (executable) -> roles (HeedServer, HeedWorker, HeedCoordinator)
 //     -> building blocks (HeedTransport, HeedLayers, HeedOptim, HeedModels,
 //        HeedCheckpoint, HeedData) -> HeedCore -> C shims.
+// HeedBench (the measurements behind `heed bench ...`) sits beside the executable:
+// it may use every library module, and no library module uses it.
 import PackageDescription
 
 let package = Package(
@@ -43,13 +45,17 @@ let package = Package(
         .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers", "HeedCheckpoint"]),
         .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint"]),
 
+        // Benchmarks: what `heed bench ...` measures, kept out of the modules users run.
+        .target(name: "HeedBench", dependencies: ["HeedCore", "HeedLayers", "HeedTransport", "HeedData", "HeedServer",
+                                                  "CBLAS", "CNNG", "CKernels"]),
+
         // The one binary.
         .executableTarget(
             name: "heed",
             dependencies: [
                 "HeedCore", "HeedLayers", "HeedOptim", "HeedTransport", "HeedData",
                 "HeedCheckpoint", "HeedModels", "HeedServer", "HeedWorker", "HeedCoordinator",
-                "CBLAS",
+                "HeedBench", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -65,6 +71,7 @@ let package = Package(
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedLayers", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
+        .testTarget(name: "HeedBenchTests", dependencies: ["HeedBench", "HeedLayers", "HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]
