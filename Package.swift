@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // HMAC-SHA256 for the cluster secret (wire format authentication).
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The run config's TOML parser (toml++ underneath; docs/config.md).
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C libraries from Debian (libnng-dev, libopenblas-dev, zlib1g-dev).
@@ -30,7 +32,7 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels"),
 
         // Core types shared by everything: feature keys, seeded RNG, checksums, errors.
-        .target(name: "HeedCore", dependencies: ["CZlib"]),
+        .target(name: "HeedCore", dependencies: ["CZlib", .product(name: "TOMLKit", package: "TOMLKit")]),
 
         // Building blocks.
         .target(name: "HeedLayers", dependencies: ["HeedCore", "CBLAS"]),
