@@ -5,8 +5,8 @@
 //   heed (executable) -> roles (HeedServer, HeedWorker, HeedCoordinator)
 //     -> building blocks (HeedTransport, HeedLayers, HeedOptim, HeedModels,
 //        HeedCheckpoint, HeedData) -> HeedCore -> C shims.
-// HeedBench (the measurements behind `heed bench ...`) sits beside the executable:
-// it may use every library module, and no library module uses it.
+// HeedBench (the measurements behind `heed bench ...`) and HeedReport (`heed report`)
+// sit beside the executable: they may use the library modules, and none uses them.
 import PackageDescription
 
 let package = Package(
@@ -51,13 +51,16 @@ let package = Package(
         .target(name: "HeedBench", dependencies: ["HeedCore", "HeedLayers", "HeedTransport", "HeedData", "HeedServer",
                                                   "CBLAS", "CNNG", "CKernels"]),
 
+        // `heed report`: a run's metrics log (docs/metrics-log.md) drawn as one HTML page.
+        .target(name: "HeedReport", dependencies: ["HeedCore"]),
+
         // The one binary.
         .executableTarget(
             name: "heed",
             dependencies: [
                 "HeedCore", "HeedLayers", "HeedOptim", "HeedTransport", "HeedData",
                 "HeedCheckpoint", "HeedModels", "HeedServer", "HeedWorker", "HeedCoordinator",
-                "HeedBench", "CBLAS",
+                "HeedBench", "HeedReport", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -74,6 +77,7 @@ let package = Package(
         .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedLayers", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedBenchTests", dependencies: ["HeedBench", "HeedLayers", "HeedTransport", "HeedCore"]),
+        .testTarget(name: "HeedReportTests", dependencies: ["HeedReport", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]
