@@ -16,8 +16,8 @@ extension RunReport {
                         empty: "No epoch records: this run did not evaluate after an epoch (or has not finished one yet).")
         body += epochTable()
         body += section(id: "throughput", title: "Samples per second", chart: throughputChart(),
-                        caption: "Each worker's samples/s as reported with its steps, and their sum: at each time, the latest rate of every worker "
-                            + "still reporting (a worker silent for 5× its usual interval, or ended, counts no more). "
+                        caption: "Each worker's samples/s as reported with its steps, and their sum: at each time, the rate of every worker "
+                            + "still reporting, as its line shows it (a worker silent for 5× its usual interval, or ended, counts no more). "
                             + "Vertical lines: checkpoints, failures and restarts (hover for details).",
                         empty: "No step records with samples/s yet.")
         body += section(id: "memory", title: "Resident memory", chart: memoryChart(),
@@ -162,16 +162,33 @@ extension RunReport {
 
     // MARK: - Tables
 
+    /// One row per epoch (and evaluator), AUC, GAUC and log loss of each split side by side.
     private func epochTable() -> String {
-        let rows = log.records.compactMap { r -> String? in
-            guard case .epoch(let epoch, let split, let auc, let gauc, let logLoss) = r.event else { return nil }
-            func num(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "–" }
-            return "<tr><td class=\"num\">\(epoch)</td><td>\(escape(split))</td><td>\(escape(r.writer))</td>"
-                + "<td class=\"num\">\(num(auc))</td><td class=\"num\">\(num(gauc))</td><td class=\"num\">\(num(logLoss))</td></tr>\n"
+        var cells: [String: [String: (auc: Double, gauc: Double?, logLoss: Double?)]] = [:]
+        var rows: [(epoch: Int, writer: String)] = [], splits: [String] = []
+        for r in log.records {
+            guard case .epoch(let epoch, let split, let auc, let gauc, let logLoss) = r.event else { continue }
+            let key = "\(epoch) \(r.writer)"
+            if cells[key] == nil { rows.append((epoch, r.writer)) }
+            if !splits.contains(split) { splits.append(split) }
+            cells[key, default: [:]][split] = (auc, gauc, logLoss)
         }
         guard !rows.isEmpty else { return "" }
-        return "<table class=\"epochs\">\n<tr><th>epoch</th><th>split</th><th>by</th><th>AUC</th><th>GAUC</th><th>log loss</th></tr>\n"
-            + rows.joined() + "</table>\n"
+        splits.sort { Self.splitOrder($0) < Self.splitOrder($1) }
+        let writers = Set(rows.map(\.writer))
+        func num(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "–" }
+        var s = "<table class=\"epochs\">\n<tr><th>epoch</th>" + (writers.count > 1 ? "<th>by</th>" : "")
+        for split in splits { s += "<th>\(escape(split)) AUC</th><th>\(escape(split)) GAUC</th><th>\(escape(split)) log loss</th>" }
+        s += "</tr>\n"
+        for row in rows.sorted(by: { ($0.epoch, $0.writer) < ($1.epoch, $1.writer) }) {
+            s += "<tr><td class=\"num\">\(row.epoch)</td>" + (writers.count > 1 ? "<td>\(escape(row.writer))</td>" : "")
+            for split in splits {
+                let c = cells["\(row.epoch) \(row.writer)"]?[split]
+                s += "<td class=\"num\">\(num(c?.auc))</td><td class=\"num\">\(num(c?.gauc))</td><td class=\"num\">\(num(c?.logLoss))</td>"
+            }
+            s += "</tr>\n"
+        }
+        return s + "</table>\n"
     }
 
     private func eventsTable() -> String {

@@ -239,9 +239,10 @@ public struct RunReport {
         return (0..<count).map { start + (end - start) * Double($0) / Double(count - 1) }
     }
 
-    /// The cluster's samples/s at each grid time: the sum over workers of each one's latest
-    /// reported rate, counting a worker only while it is reporting (not after its `end`, not
-    /// when silent for longer than `staleAfter`). NaN where no worker counts.
+    /// The cluster's samples/s at each grid time: the sum over workers of each one's rate,
+    /// read off its line as drawn (straight between two reports, its last rate after the last
+    /// one), counting a worker only while it is reporting: from its first report, not after
+    /// its `end`, not when silent for longer than `staleAfter`. NaN where no worker counts.
     static func total(_ byWorker: [Int: [(t: Double, v: Double)]], ends: [Int: [Double]], grid: [Double]) -> [(t: Double, v: Double)] {
         var sums = [Double](repeating: 0, count: grid.count)
         var counted = [Bool](repeating: false, count: grid.count)
@@ -253,7 +254,12 @@ public struct RunReport {
                 while k + 1 < samples.count && samples[k + 1].t <= t { k += 1 }
                 guard k >= 0, t - samples[k].t <= stale else { continue }
                 if endTimes.contains(where: { $0 >= samples[k].t && $0 < t }) { continue }
-                sums[g] += samples[k].v
+                var v = samples[k].v
+                if k + 1 < samples.count, samples[k + 1].t - samples[k].t <= stale, samples[k + 1].t > samples[k].t {
+                    let f = (t - samples[k].t) / (samples[k + 1].t - samples[k].t)
+                    v += f * (samples[k + 1].v - v)
+                }
+                sums[g] += v
                 counted[g] = true
             }
         }

@@ -97,6 +97,11 @@ import Testing
         // Without the end record, worker 1 keeps counting for its stale limit (5 × 1 s, at least 10 s).
         let noEnd = RunReport.total(byWorker, ends: [:], grid: [55, 59.9, 61])
         #expect(noEnd.map(\.v) == [300, 300, 100])
+        // Between two reports a worker's rate is read off the straight line drawn between them
+        // (reports every 10 s: stale after 50 s); before its first report it does not count.
+        let ramps: [Int: [(t: Double, v: Double)]] = [0: [(0, 100), (10, 200), (20, 200)], 1: [(4, 50), (14, 50)]]
+        let mixed = RunReport.total(ramps, ends: [:], grid: [2, 5, 10, 15, 25])
+        #expect(mixed.map(\.v) == [120, 200, 250, 250, 250])
     }
 
     /// Long lines are averaged in consecutive groups to at most `maxPointsPerLine` points,
