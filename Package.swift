@@ -5,6 +5,8 @@
 //   heed (executable) -> roles (HeedServer, HeedWorker, HeedCoordinator)
 //     -> building blocks (HeedTransport, HeedLayers, HeedOptim, HeedModels,
 //        HeedCheckpoint, HeedData) -> HeedCore -> C shims.
+// HeedBench (the measurements behind `heed bench ...`) and HeedReport (`heed report`)
+// sit beside the executable: they may use the library modules, and none uses them.
 import PackageDescription
 
 let package = Package(
@@ -19,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         // Tests only: parses the Kubernetes recipe (KubernetesManifestTests).
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // The run config's TOML parser (toml++ underneath; docs/config.md).
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // C libraries from Debian (libnng-dev, libopenblas-dev, zlib1g-dev).
@@ -30,7 +34,7 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels"),
 
         // Core types shared by everything: feature keys, seeded RNG, checksums, errors.
-        .target(name: "HeedCore", dependencies: ["CZlib"]),
+        .target(name: "HeedCore", dependencies: ["CZlib", .product(name: "TOMLKit", package: "TOMLKit")]),
 
         // Building blocks.
         .target(name: "HeedLayers", dependencies: ["HeedCore", "CBLAS"]),
@@ -45,13 +49,20 @@ let package = Package(
         .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers", "HeedCheckpoint"]),
         .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint"]),
 
+        // Benchmarks: what `heed bench ...` measures, kept out of the modules users run.
+        .target(name: "HeedBench", dependencies: ["HeedCore", "HeedLayers", "HeedTransport", "HeedData", "HeedServer",
+                                                  "CBLAS", "CNNG", "CKernels"]),
+
+        // `heed report`: a run's metrics log (docs/metrics-log.md) drawn as one HTML page.
+        .target(name: "HeedReport", dependencies: ["HeedCore"]),
+
         // The one binary.
         .executableTarget(
             name: "heed",
             dependencies: [
                 "HeedCore", "HeedLayers", "HeedOptim", "HeedTransport", "HeedData",
                 "HeedCheckpoint", "HeedModels", "HeedServer", "HeedWorker", "HeedCoordinator",
-                "CBLAS",
+                "HeedBench", "HeedReport", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -68,6 +79,8 @@ let package = Package(
         .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedLayers", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore",
                                                            .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
+        .testTarget(name: "HeedBenchTests", dependencies: ["HeedBench", "HeedLayers", "HeedTransport", "HeedCore"]),
+        .testTarget(name: "HeedReportTests", dependencies: ["HeedReport", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]

@@ -6,6 +6,8 @@
 set -euo pipefail
 packages=(libnng-dev libopenblas-dev zlib1g-dev pkg-config)
 if [ "${1:-}" = "--multi-host" ]; then packages+=(iproute2 util-linux slurm-wlm munge openssh-server openssh-client); fi
+# --report (any position): headless Chromium for scripts/render-report.sh; CI does not need it.
+for a in "$@"; do if [ "$a" = "--report" ]; then packages+=(chromium); fi; done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

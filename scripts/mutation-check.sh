@@ -44,8 +44,8 @@ M21 @@ Sources/HeedData/CiaoLoader.swift @@ LoaderCutTests @@ if d.itemCategory[
 M22 @@ Sources/HeedData/RetailLoaders.swift @@ LoaderCutTests @@ if q == 0 { d.drop("zero_quantity"); return } @@ if q < 0 { d.drop("zero_quantity"); return }
 M23 @@ Sources/HeedData/AmazonLoaders.swift @@ LoaderCutTests @@ if let last = attrs.last { d.itemCategory[ii] = last } @@ if let first = attrs.first { d.itemCategory[ii] = first }
 M24 @@ Sources/HeedData/RetailLoaders.swift @@ LoaderCutTests @@ if f.ends[0] > f.starts[0] && line[f.starts[0]] == UInt8(ascii: "C") { d.drop("cancellation"); return } @@ if f.ends[0] > f.starts[0] && line[f.starts[0]] == UInt8(ascii: "X") { d.drop("cancellation"); return }
-M25 @@ Sources/HeedTransport/TransportBenchmark.swift @@ TransportBenchmarkTests @@ let reply = WireCodec.headerSize + 16 + 4 * keys * dim + tag @@ let reply = WireCodec.headerSize + 16 + 4 * keys * dim
-M26 @@ Sources/HeedLayers/SelfAttentionBench.swift @@ SelfAttentionBenchTests @@ layerTimes.append(t); rawTimes.append(r); ratios.append(r / t) @@ layerTimes.append(t); rawTimes.append(r); ratios.append(t / r)
+M25 @@ Sources/HeedBench/TransportBenchmark.swift @@ TransportBenchmarkTests @@ let reply = WireCodec.headerSize + 16 + 4 * keys * dim + tag @@ let reply = WireCodec.headerSize + 16 + 4 * keys * dim
+M26 @@ Sources/HeedBench/SelfAttentionBench.swift @@ SelfAttentionBenchTests @@ layerTimes.append(t); rawTimes.append(r); ratios.append(r / t) @@ layerTimes.append(t); rawTimes.append(r); ratios.append(t / r)
 EOF
 )
 

@@ -269,7 +269,7 @@ private struct TOMLReader {
     var read: Set<String> = []
 
     func error(_ key: String, _ message: String) -> HeedError {
-        HeedError(.config, "\(doc.source):\(doc.lines[key] ?? 0): \(key) \(message)")
+        HeedError(.config, "\(doc.location(of: key))\(key) \(message)")
     }
     mutating func string(_ key: String) throws -> String? {
         read.insert(key)

@@ -1,11 +1,14 @@
-/// A parser for the subset of TOML that Heed's run configs use.
+internal import TOMLKit
+
+/// A TOML run config, parsed by TOMLKit (toml++, TOML 1.0) and flattened to dotted paths.
 ///
-/// Supported: `# comments`, `[table]` and `[dotted.table]` headers, `key = value` with bare
-/// or quoted keys, basic strings (`"…"` with `\" \\ \n \t` escapes), literal strings
-/// (`'…'`), integers (with `_` separators), floats (incl. exponents), booleans, and
-/// single-line arrays of those. Not supported (rejected with a line number): multi-line
-/// strings and arrays, inline tables, arrays of tables, dates. A small own parser keeps
-/// the build free of a C++ dependency; the subset is documented in docs/config.md.
+/// Tables, dotted keys and inline tables all become paths (`[cluster] servers = 2`,
+/// `cluster.servers = 2` and `cluster = {servers = 2}` are the same key). Values are strings,
+/// integers, floats, booleans and arrays of those (multi-line arrays included). Arrays of
+/// tables (`[[…]]`) and dates/times have no setting that takes them and are rejected with
+/// the line. TOMLKit reports where a *syntax* error is but not where a key was defined, so
+/// `TOMLKeyLines` finds each key's line in the text for the errors of unknown keys and wrong
+/// types (docs/config.md).
 public struct TOMLDocument: Sendable {
     /// A parsed value.
     public enum Value: Equatable, Sendable {
@@ -15,39 +18,22 @@ public struct TOMLDocument: Sendable {
     /// Every key as its full dotted path (`cluster.servers`) to its value.
     public private(set) var values: [String: Value] = [:]
     /// Where each key was defined, for error messages: path to 1-based line number.
-    public private(set) var lines: [String: Int] = [:]
+    public let lines: [String: Int]
     /// The file name used in error messages.
     public let source: String
 
-    /// Parses `text`; errors name `source` and the line.
+    /// Parses `text`; syntax errors name `source`, the line and the column.
     public init(text: String, source: String = "<config>") throws {
         self.source = source
-        var table = ""
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let lineNumber = index + 1
-            var scanner = Scanner(Array(rawLine.utf8), source: source, line: lineNumber)
-            scanner.skipSpaces()
-            if scanner.atEndOrComment { continue }
-            if scanner.peek == UInt8(ascii: "[") {
-                scanner.advance()
-                if scanner.peek == UInt8(ascii: "[") { throw scanner.error("arrays of tables ([[…]]) are not supported") }
-                table = try scanner.keyPath(until: UInt8(ascii: "]"))
-                scanner.advance()
-                scanner.skipSpaces()
-                guard scanner.atEndOrComment else { throw scanner.error("unexpected text after table header") }
-                continue
-            }
-            let key = try scanner.keyPath(until: UInt8(ascii: "="))
-            scanner.advance()
-            scanner.skipSpaces()
-            let value = try scanner.value()
-            scanner.skipSpaces()
-            guard scanner.atEndOrComment else { throw scanner.error("unexpected text after value") }
-            let path = table.isEmpty ? key : table + "." + key
-            if values[path] != nil { throw scanner.error("duplicate key '\(path)' (first defined on line \(lines[path]!))") }
-            values[path] = value
-            lines[path] = lineNumber
+        lines = TOMLKeyLines(text: text).lines
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            let at = e.source.begin
+            throw HeedError(.config, "\(source):\(at.line):\(at.column): \(Self.plain(e.description))")
         }
+        try flatten(root, prefix: "")
     }
 
     /// The value at a dotted path, if present.
@@ -58,114 +44,57 @@ public struct TOMLDocument: Sendable {
         let prefix = table.isEmpty ? "" : table + "."
         return values.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }.sorted()
     }
-}
 
-/// Byte-level scanner over one line.
-private struct Scanner {
-    let bytes: [UInt8]
-    let source: String
-    let line: Int
-    var pos = 0
-
-    init(_ bytes: [UInt8], source: String, line: Int) {
-        // Tolerate CRLF files.
-        self.bytes = bytes.last == 13 ? Array(bytes.dropLast()) : bytes
-        self.source = source
-        self.line = line
-    }
-
-    var peek: UInt8? { pos < bytes.count ? bytes[pos] : nil }
-    var atEndOrComment: Bool { peek == nil || peek == UInt8(ascii: "#") }
-    mutating func advance() { pos += 1 }
-    mutating func skipSpaces() { while let c = peek, c == 32 || c == 9 { pos += 1 } }
-
-    func error(_ message: String) -> HeedError {
-        HeedError(.config, "\(source):\(line): \(message)")
-    }
-
-    /// Reads `a.b."c d"` up to `terminator`, leaving the scanner on it.
-    mutating func keyPath(until terminator: UInt8) throws -> String {
-        var parts: [String] = []
+    /// The line that defines `path`, or else the line of its closest enclosing key or table
+    /// (a key inside an inline table is reported at the table's line); nil if none is found.
+    public func line(of path: String) -> Int? {
+        var p = Substring(path)
         while true {
-            skipSpaces()
-            if peek == UInt8(ascii: "\"") || peek == UInt8(ascii: "'") {
-                guard case .string(let s) = try value() else { throw error("bad quoted key") }
-                parts.append(s)
+            if let l = lines[String(p)] { return l }
+            guard let dot = p.lastIndex(of: ".") else { return nil }
+            p = p[..<dot]
+        }
+    }
+
+    /// `source:line: ` for `path`, or `source: ` when its line is unknown.
+    public func location(of path: String) -> String {
+        line(of: path).map { "\(source):\($0): " } ?? "\(source): "
+    }
+
+    private mutating func flatten(_ table: TOMLTable, prefix: String) throws {
+        for key in table.keys {
+            let path = prefix.isEmpty ? key : prefix + "." + key
+            guard let node = table[key] else { continue }
+            if let sub = node.table {
+                try flatten(sub, prefix: path)
             } else {
-                let start = pos
-                while let c = peek, isBareKeyByte(c) { pos += 1 }
-                guard pos > start else { throw error("expected a key") }
-                parts.append(String(decoding: bytes[start..<pos], as: UTF8.self))
+                values[path] = try value(node, path: path)
             }
-            skipSpaces()
-            if peek == UInt8(ascii: ".") { advance(); continue }
-            guard peek == terminator else { throw error("expected '\(Character(UnicodeScalar(terminator)))'") }
-            return parts.joined(separator: ".")
         }
     }
 
-    private func isBareKeyByte(_ c: UInt8) -> Bool {
-        (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 45
-    }
-
-    mutating func value() throws -> TOMLDocument.Value {
-        guard let c = peek else { throw error("expected a value") }
-        switch c {
-        case UInt8(ascii: "\""):
-            advance()
-            var out: [UInt8] = []
-            while true {
-                guard let ch = peek else { throw error("unterminated string") }
-                advance()
-                if ch == UInt8(ascii: "\"") { break }
-                if ch == UInt8(ascii: "\\") {
-                    guard let e = peek else { throw error("unterminated escape") }
-                    advance()
-                    switch e {
-                    case UInt8(ascii: "n"): out.append(10)
-                    case UInt8(ascii: "t"): out.append(9)
-                    case UInt8(ascii: "\""): out.append(34)
-                    case UInt8(ascii: "\\"): out.append(92)
-                    default: throw error("unsupported escape '\\\(Character(UnicodeScalar(e)))'")
-                    }
-                } else { out.append(ch) }
+    private func value(_ node: any TOMLValueConvertible, path: String) throws -> Value {
+        switch node.type {
+        case .string: return .string(node.string!)
+        case .int: return .integer(node.int!)
+        case .double: return .float(node.double!)
+        case .bool: return .bool(node.bool!)
+        case .array:
+            let items = Array(node.array!)
+            if !items.isEmpty, items.allSatisfy({ $0.type == .table }) {
+                throw HeedError(.config, "\(location(of: path))\(path): arrays of tables ([[…]]) are not supported")
             }
-            return .string(String(decoding: out, as: UTF8.self))
-        case UInt8(ascii: "'"):
-            advance()
-            let start = pos
-            while let ch = peek, ch != UInt8(ascii: "'") { pos += 1 }
-            guard peek != nil else { throw error("unterminated literal string") }
-            let s = String(decoding: bytes[start..<pos], as: UTF8.self)
-            advance()
-            return .string(s)
-        case UInt8(ascii: "["):
-            advance()
-            var items: [TOMLDocument.Value] = []
-            while true {
-                skipSpaces()
-                if peek == UInt8(ascii: "]") { advance(); return .array(items) }
-                if peek == nil { throw error("unterminated array (multi-line arrays are not supported)") }
-                items.append(try value())
-                skipSpaces()
-                if peek == UInt8(ascii: ",") { advance() } else if peek != UInt8(ascii: "]") { throw error("expected ',' or ']' in array") }
-            }
-        case UInt8(ascii: "{"):
-            throw error("inline tables are not supported")
-        default:
-            let start = pos
-            while let ch = peek, ch != 32, ch != 9, ch != UInt8(ascii: ","), ch != UInt8(ascii: "]"), ch != UInt8(ascii: "#") { pos += 1 }
-            let word = String(decoding: bytes[start..<pos], as: UTF8.self)
-            if word == "true" { return .bool(true) }
-            if word == "false" { return .bool(false) }
-            let digits = word.replacingUnderscores()
-            if let i = Int(digits) { return .integer(i) }
-            if let d = Double(digits), digits.contains(where: { $0 == "." || $0 == "e" || $0 == "E" || $0 == "n" || $0 == "i" }) { return .float(d) }
-            throw error("cannot read value '\(word)'")
+            return .array(try items.map { try value($0, path: path) })
+        case .table:
+            throw HeedError(.config, "\(location(of: path))\(path): a table is not allowed inside an array")
+        case .date, .time, .dateTime:
+            throw HeedError(.config, "\(location(of: path))\(path): dates and times are not supported")
         }
     }
-}
 
-private extension String {
-    func replacingUnderscores() -> String { String(filter { $0 != "_" }) }
+    /// toml++'s message without its "Error while parsing " lead-in.
+    private static func plain(_ description: String) -> String {
+        let lead = "Error while parsing "
+        return description.hasPrefix(lead) ? String(description.dropFirst(lead.count)) : description
+    }
 }

@@ -1,7 +1,7 @@
 import HeedCore
 
 /// Loaders for the Amazon 2014 review datasets (S3-Rec, SASRec and ReChorus versions).
-enum AmazonLoaders {
+package enum AmazonLoaders {
     /// S3-Rec file stem of each Amazon category dataset.
     static func s3recStem(_ d: PrepareOptions.Dataset) -> String {
         switch d {
@@ -64,7 +64,7 @@ enum AmazonLoaders {
     }
 
     /// Reads S3-Rec style lines `user item item …`; the time of each event is its position.
-    static func readUserLines(path: String, into d: inout RawDataset, log: inout BadRowLog, minItems: Int) throws {
+    package static func readUserLines(path: String, into d: inout RawDataset, log: inout BadRowLog, minItems: Int) throws {
         var splitter = FieldSplitter(delimiter: 0x20, capacity: 256)
         var position: [Int64] = []
         try LineReader(path: path).forEachLine(expected: "lines 'user_id item_id item_id …'") { line, n in

@@ -4,7 +4,7 @@ import HeedCore
 ///
 /// Open addressing with linear probing (PLATFORM.md: ~10x faster than `Dictionary`
 /// for large id sets); `rawIDs[i]` is the raw id of index `i`.
-struct IdIndex {
+package struct IdIndex {
     /// Raw id and dense index side by side, so a probe touches one cache line.
     private struct Slot {
         var key: UInt64
@@ -13,7 +13,7 @@ struct IdIndex {
     private var slots: [Slot]
     private var mask: Int
     /// Raw id of each dense index.
-    private(set) var rawIDs: [UInt64] = []
+    package private(set) var rawIDs: [UInt64] = []
 
     /// An empty index sized for about `capacity` ids.
     init(capacity: Int = 1024) {

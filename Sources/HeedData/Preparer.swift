@@ -97,7 +97,7 @@ public enum Preparer {
     }
 
     /// Runs the dataset's loader.
-    static func load(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
+    package static func load(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
         switch o.dataset {
         case .amazonBeauty, .amazonSports, .amazonToys: return try AmazonLoaders.loadS3Rec(o, log: &log)
         case .amazonVideoGames: return try AmazonLoaders.loadSASRec(o, log: &log)

@@ -4,23 +4,26 @@ import HeedCore
 /// Events are columnar (one entry per interaction, in file order). Users and items get
 /// dense indices in order of first appearance; side information is stored per index.
 /// Items seen only in metadata (never in an event) stay out of the candidate pool.
-struct RawDataset {
+package struct RawDataset {
     /// Dataset name for messages and the manifest.
-    var name: String
+    package var name: String
+
+    /// An empty dataset called `name`, for a loader to fill.
+    package init(name: String) { self.name = name }
 
     /// Raw user id ↔ dense user index.
-    var users = IdIndex(capacity: 1 << 12)
+    package var users = IdIndex(capacity: 1 << 12)
     /// Raw item id ↔ dense item index.
-    var items = IdIndex(capacity: 1 << 14)
+    package var items = IdIndex(capacity: 1 << 14)
 
     /// Per event: dense user index.
-    var eventUser: [Int32] = []
+    package var eventUser: [Int32] = []
     /// Per event: dense item index.
-    var eventItem: [Int32] = []
+    package var eventItem: [Int32] = []
     /// Per event: behaviour type.
-    var eventType: [UInt8] = []
+    package var eventType: [UInt8] = []
     /// Per event: Unix seconds (the position within the user's line when `hasTimestamps` is false).
-    var eventTime: [Int64] = []
+    package var eventTime: [Int64] = []
     /// Per event: rating (only when `hasRatings`).
     var eventRating: [Float] = []
     /// Per event: unit price paid (only when `hasEventPrices`; NaN if unknown).
@@ -140,7 +143,7 @@ struct RawDataset {
     }
 
     /// Number of events.
-    var eventCount: Int { eventUser.count }
+    package var eventCount: Int { eventUser.count }
 }
 
 /// Splits text into lower-cased ASCII-alphanumeric words and keys them in `FeatureGroup.textToken`.

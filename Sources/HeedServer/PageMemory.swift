@@ -8,14 +8,14 @@ import Glibc
 /// table of gigabytes miss the TLB on nearly every row with 4 KiB pages, and transparent
 /// huge pages roughly halve that cost (PLATFORM.md). The machine runs THP in `madvise`
 /// mode, so without the advice the kernel would never use them.
-enum PageMemory {
+package enum PageMemory {
     /// Size of a transparent huge page on x86-64.
-    static let hugePageSize = 2 << 20
+    package static let hugePageSize = 2 << 20
     /// Size of a base page.
-    static let pageSize = 4096
+    package static let pageSize = 4096
 
     /// Bytes actually mapped for a request of `bytes`: whole huge pages when advised, else whole pages.
-    static func mappedSize(_ bytes: Int, hugePages: Bool) -> Int {
+    package static func mappedSize(_ bytes: Int, hugePages: Bool) -> Int {
         let unit = hugePages ? hugePageSize : pageSize
         return (bytes + unit - 1) / unit * unit
     }
@@ -23,7 +23,7 @@ enum PageMemory {
     /// Maps `mappedSize(bytes, hugePages:)` zero bytes. Running out of address space or
     /// memory is fatal here, as it is for any Swift allocation; tables bound their growth
     /// with `EmbeddingTableConfig.maxRows` so no peer can cause it.
-    static func map(bytes: Int, hugePages: Bool) -> UnsafeMutableRawPointer {
+    package static func map(bytes: Int, hugePages: Bool) -> UnsafeMutableRawPointer {
         let size = mappedSize(bytes, hugePages: hugePages)
         let slack = hugePages ? hugePageSize : 0
         let raw = mmap(nil, size + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
@@ -44,7 +44,7 @@ enum PageMemory {
     }
 
     /// Returns a region obtained from `map(bytes:hugePages:)` with the same arguments.
-    static func unmap(_ p: UnsafeMutableRawPointer, bytes: Int, hugePages: Bool) {
+    package static func unmap(_ p: UnsafeMutableRawPointer, bytes: Int, hugePages: Bool) {
         munmap(p, mappedSize(bytes, hugePages: hugePages))
     }
 }

@@ -112,7 +112,7 @@ public final class ParameterServer: @unchecked Sendable {
     /// Waits until every acknowledged row push, from any sender, has been applied; throws
     /// `.timeout` after `limit`. For saving, when the workers have finished.
     public func waitForAcknowledgedPushes(limit: Duration = .seconds(60)) throws {
-        let deadline = Date(timeIntervalSinceNow: seconds(limit))
+        let deadline = Date(timeIntervalSinceNow: limit.seconds)
         try applying.withLock {
             while unapplied.total > 0 {
                 guard applying.wait(until: deadline) || unapplied.total == 0 else {

@@ -3,18 +3,19 @@ import Dispatch
 import HeedCore
 
 /// The one door to nng: every status code goes through `check`, which turns it into a
-/// `HeedError` carrying nng's own message. Only this module imports CNNG.
-enum NNG {
+/// `HeedError` carrying nng's own message. Only this module imports CNNG, and
+/// HeedBench for its raw-nng baseline, which goes through this door too.
+package enum NNG {
     /// Throws unless `rc` is 0; `what` names the call and its target.
     @inline(__always)
-    static func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
+    package static func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
         guard rc != 0 else { return }
         throw error(rc, what())
     }
 
     /// The typed error for nng status `rc`: timeouts are `.timeout`, a peer that went
     /// away is `.peerFailed` (retryable), cancellation and closing are `.cancelled`.
-    static func error(_ rc: Int32, _ what: String) -> HeedError {
+    package static func error(_ rc: Int32, _ what: String) -> HeedError {
         let text = String(cString: nng_strerror(rc))
         let code: HeedError.Code
         switch rc {
@@ -40,7 +41,7 @@ enum NNG {
     }
 
     /// Refuses anything but `tcp://` and `ipc://` addresses (`inproc://` too, for tests).
-    static func validate(_ address: String) throws {
+    package static func validate(_ address: String) throws {
         guard address.hasPrefix("tcp://") || address.hasPrefix("ipc://") || address.hasPrefix("inproc://") else {
             throw HeedError(.config, "address \"\(address)\" must start with tcp:// or ipc://")
         }
@@ -52,7 +53,7 @@ enum NNG {
 
     /// Settings every Heed socket gets: a receive limit so a hostile peer cannot make
     /// us allocate without bound.
-    static func configure(_ socket: nng_socket, maxMessageSize: Int, address: String) throws {
+    package static func configure(_ socket: nng_socket, maxMessageSize: Int, address: String) throws {
         let limit = maxMessageSize + protocolHeaderAllowance
         try check(nng_socket_set_size(socket, NNG_OPT_RECVMAXSZ, limit), "nng_socket_set_size(\(NNG_OPT_RECVMAXSZ), \(limit)) for \(address)")
     }
@@ -61,7 +62,7 @@ enum NNG {
     /// its reaper when a connection is torn down mid-transfer (nng issue 1813, fixed in
     /// 1.8); then the socket is abandoned rather than hanging the caller. Listeners and
     /// dialers are closed first inside nng, so the address is free again either way.
-    static func close(_ socket: nng_socket, waitingAtMost limit: Duration = .seconds(2)) {
+    package static func close(_ socket: nng_socket, waitingAtMost limit: Duration = .seconds(2)) {
         let done = DispatchSemaphore(value: 0)
         let id = socket.id
         // A private queue: a wedged close must not hold a thread other work needs.

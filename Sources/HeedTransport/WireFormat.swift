@@ -741,7 +741,7 @@ extension HeedError.Code {
 
 extension Message {
     /// Payload bytes this message encodes to.
-    var payloadSize: Int {
+    package var payloadSize: Int {
         switch self {
         case .register(let m):
             return 1 + 1 + 4 + WireWriter.size(of: m.listenAddress)

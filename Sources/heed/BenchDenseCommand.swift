@@ -1,4 +1,5 @@
 import ArgumentParser
+import HeedBench
 import HeedCore
 import HeedLayers
 

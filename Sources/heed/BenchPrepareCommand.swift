@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HeedBench
 import HeedCore
 import HeedData
 

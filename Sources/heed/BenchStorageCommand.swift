@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import HeedBench
 import HeedCore
 import HeedOptim
 import HeedServer

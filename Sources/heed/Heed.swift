@@ -31,7 +31,7 @@ struct Heed: ParsableCommand {
             PrepareCommand.self, TrainCommand.self,
             CoordinatorCommand.self, ServerCommand.self, WorkerCommand.self,
             EvalCommand.self, RecommendCommand.self, CheckpointCommand.self,
-            BenchCommand.self,
+            BenchCommand.self, ReportCommand.self,
         ]
     )
 }

@@ -1,5 +1,6 @@
 import CNNG
 import HeedCore
+import HeedTransport
 
 /// Messages per second and bytes per second of a request/reply loop.
 public struct ThroughputSample: Sendable, Equatable {

@@ -1,6 +1,7 @@
 import HeedCore
+import HeedLayers
 import Testing
-@testable import HeedLayers
+@testable import HeedBench
 
 @Suite struct SelfAttentionBenchTests {
     @Test(arguments: SelfAttentionBench.Component.allCases)

@@ -1,5 +1,6 @@
 import CKernels
 import HeedCore
+import HeedServer
 import Dispatch
 
 /// STREAM-style memory bandwidth (McCalpin 1995), measured in-process so storage
@@ -96,7 +97,7 @@ public struct MemoryBandwidth: Hashable, Sendable {
 }
 
 /// A duration in seconds as a Double.
-func seconds(_ d: Duration) -> Double {
+private func seconds(_ d: Duration) -> Double {
     let (s, atto) = d.components
     return Double(s) + Double(atto) * 1e-18
 }

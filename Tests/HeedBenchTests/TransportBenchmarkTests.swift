@@ -1,6 +1,7 @@
 import Foundation
+import HeedTransport
 import Testing
-@testable import HeedTransport
+@testable import HeedBench
 
 @Suite struct TransportBenchmarkTests {
     /// The bytes of the messages a pull or push exchange really puts on the wire, as the codec

@@ -1,5 +1,6 @@
 import CBLAS
 import HeedCore
+import HeedLayers
 
 /// Forward+backward throughput of self-attention in Float against raw `cblas_sgemm` on the same
 /// GEMM shapes, for `heed bench dense`.

@@ -1,4 +1,5 @@
 import HeedCore
+import HeedData
 #if canImport(Glibc)
 import Glibc
 #else
