@@ -17,6 +17,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // HMAC-SHA256 for the cluster secret (wire format authentication).
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // Structured logs (role and rank in every line) and metrics (an abstraction the
+        // roles record into; Prometheus text exposition in the executable).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian (libnng-dev, libopenblas-dev, zlib1g-dev).
@@ -36,21 +41,30 @@ let package = Package(
         .target(name: "HeedTransport", dependencies: ["HeedCore", "CNNG", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "HeedData", dependencies: ["HeedCore", "CZlib"]),
         .target(name: "HeedCheckpoint", dependencies: ["HeedCore"]),
+        // Watching a run: the metrics log (JSON lines), resident memory, the /metrics listener.
+        .target(name: "HeedObserve", dependencies: ["HeedCore", .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "CoreMetrics", package: "swift-metrics")]),
         .target(name: "HeedModels", dependencies: ["HeedCore", "HeedLayers", "HeedData"]),
 
         // Roles.
-        .target(name: "HeedServer", dependencies: ["HeedCore", "HeedOptim", "HeedTransport", "HeedCheckpoint", "CKernels"]),
-        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers", "HeedCheckpoint"]),
-        .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint"]),
+        .target(name: "HeedServer", dependencies: ["HeedCore", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedObserve", "CKernels",
+                                               .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics")]),
+        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers", "HeedCheckpoint", "HeedObserve",
+                                               .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics")]),
+        .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint", "HeedObserve",
+                                               .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics")]),
 
         // The one binary.
         .executableTarget(
             name: "heed",
             dependencies: [
                 "HeedCore", "HeedLayers", "HeedOptim", "HeedTransport", "HeedData",
-                "HeedCheckpoint", "HeedModels", "HeedServer", "HeedWorker", "HeedCoordinator",
+                "HeedCheckpoint", "HeedModels", "HeedServer", "HeedWorker", "HeedCoordinator", "HeedObserve",
                 "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
 
@@ -63,8 +77,10 @@ let package = Package(
                     // Read by path (#filePath) rather than bundled; written by scripts/reference-models.py.
                     exclude: ["Fixtures"]),
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCheckpoint", "HeedCore"]),
-        .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedLayers", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
+        .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedLayers", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedObserve", "HeedCore",
+                                                          .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
+        .testTarget(name: "HeedObserveTests", dependencies: ["HeedObserve", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
     ],
     swiftLanguageModes: [.v5]
