@@ -180,3 +180,21 @@ import Glibc
         #expect(await run.exit(within: 60) == 130, "\(run.output)")
     }
 }
+
+/// A tiny bounded `heed bench soak` (the real one runs for minutes, outside the suite):
+/// 8 workers for a few seconds register, train, are sampled and stop cleanly.
+@Suite(.serialized) struct SoakSmokeTests {
+    @Test func aShortSoakReportsNoHangAndStopsCleanly() async throws {
+        let data = try ClusterHarness.prepared(.amazonBeauty, sample: "amazon-beauty-sample", shards: 8)
+        let dir = ObservabilityTests.scratch("soak")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try LauncherTests.Run(["bench", "soak", "--workers", "8", "--seconds", "8", "--warmup", "3", "--sample-every", "1",
+                                         "--stall", "6", "--data", data, "--run-dir", dir + "/run"])
+        #expect(await run.exit(within: 180) == 0, "\(run.output)")
+        #expect(run.output.contains("8 workers registered after"), "\(run.output)")
+        #expect(run.output.contains("stop: SIGTERM -> status 143"), "\(run.output)")
+        #expect(run.output.contains("no hang"), "\(run.output)")
+        let steps = run.output.range(of: "throughput: [0-9]+ steps", options: .regularExpression).map { run.output[$0].split(separator: " ")[1] }
+        #expect((steps.flatMap { Int($0) } ?? 0) > 8, "\(run.output)")
+    }
+}
