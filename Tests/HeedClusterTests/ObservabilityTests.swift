@@ -142,7 +142,10 @@ import Glibc
         let server = try #require(Self.metricsURL(run.output, label: "server"))
         let coordinator = try #require(Self.metricsURL(run.output, label: "coordinator"))
 
-        let w = try await Self.scrape(port: worker.port) { ($0.values("heed_pull_seconds_count").first?.value ?? 0) > 0 }
+        // Once a step has completed: its pull, push and samples are recorded.
+        let w = try await Self.scrape(port: worker.port) {
+            ($0.values("heed_samples_total").first?.value ?? 0) > 0 && ($0.values("heed_push_seconds_count").first?.value ?? 0) > 0
+        }
         #expect(w.types["heed_pull_seconds"] == "histogram" && w.types["heed_push_seconds"] == "histogram", "\(w.types)")
         for family in ["heed_pull_seconds", "heed_push_seconds"] {
             // Cumulative buckets: non-decreasing in `le`, the +Inf bucket equal to the count.
