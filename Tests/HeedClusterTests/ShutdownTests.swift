@@ -52,6 +52,11 @@ import Glibc
             #expect(await run.exit(within: 60) == status, "\(label): \(run.output)")
         }
         #expect(roles[victim]!.output.contains("stopped by SIGTERM"), "\(roles[victim]!.output)")
+        if victim != "coordinator" {
+            // The role said it was leaving: the run ended at once, not after the failure timeout.
+            let name = victim == "server" ? "server 0" : victim
+            #expect(roles["coordinator"]!.output.contains("\(name) is leaving"), "\(roles["coordinator"]!.output)")
+        }
 
         #expect(ObservabilityTests.partialFiles(under: dir) == [], "half-written files")
         ObservabilityTests.expectOnlyValidCheckpoints(dir + "/ckpt")
