@@ -102,7 +102,7 @@ extension EvalCommand {
         }
         let confidence = 0.95
         let report = ComparisonReport(
-            modelA: directories[0], modelB: directories[1], nameA: a.saved.config.model.name, nameB: b.saved.config.model.name,
+            modelA: directories[0], modelB: directories[1], nameA: Self.describe(a.saved.config.model), nameB: Self.describe(b.saved.config.model),
             data: a.data, split: split.rawValue, samples: a.labels.count, users: Set(a.users).count,
             resamples: comparison.resamples, seed: comparison.bootstrapSeed, confidence: confidence,
             thresholdA: ThresholdMetrics(probabilities: a.predictions, labels: a.labels),
@@ -111,5 +111,10 @@ extension EvalCommand {
                                              resamples: comparison.resamples, seed: comparison.bootstrapSeed, confidence: confidence))
         print(report.markdown)
         if let path = comparison.out { try writeJSONAtomically(report, to: path) }
+    }
+
+    /// The model's name, with its pooling for `self-attention` (the twins share the name).
+    static func describe(_ model: ModelConfig) -> String {
+        model.name == "self-attention" ? "\(model.name), \(model.pooling) pooling" : model.name
     }
 }
