@@ -118,6 +118,8 @@ public struct Evaluation: Codable, Sendable {
     public var auc: Double?
     public var gauc: Double?
     public var logLoss: Double
+    /// Accuracy, precision, recall, F1 at the 0.5 threshold; nil for no samples.
+    public var atThreshold: ThresholdMetrics?
 
     /// Metrics of predictions against labels, users for GAUC.
     public init(predictions: [Float], labels: [Float], users: [UInt64]) {
@@ -126,12 +128,13 @@ public struct Evaluation: Codable, Sendable {
         gauc = Metrics.gauc(scores: predictions, labels: labels, users: users)
         // -1 marks "no samples": JSON has no NaN.
         logLoss = predictions.isEmpty ? -1 : Metrics.logLoss(probabilities: predictions, labels: labels)
+        atThreshold = ThresholdMetrics(probabilities: predictions, labels: labels)
     }
 
     /// One line for logs.
     public var summary: String {
         func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "n/a" }
-        return "samples \(samples)  AUC \(f(auc))  GAUC \(f(gauc))  logloss \(f(logLoss))"
+        return "samples \(samples)  AUC \(f(auc))  GAUC \(f(gauc))  logloss \(f(logLoss))" + (atThreshold.map { "  " + $0.summary } ?? "")
     }
 }
 

@@ -24,6 +24,8 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "λ of DIN's mini-batch aware L2 on embedding rows (0 = off).") var miniBatchL2: Double?
     @Option(name: .long, help: "DIN's attention weights: raw (the paper) or softmax.") var attentionWeighting: String?
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
+    @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
+    @Option(name: .long, help: "Attention heads of the self-attention model.") var heads: Int?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
     @Option(name: .long, help: "Directory for checkpoints (TOML [checkpoint] dir).") var checkpointDir: String?
     @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
@@ -59,6 +61,8 @@ struct RunOptions: ParsableArguments {
         if let v = miniBatchL2 { c.model.miniBatchL2 = v }
         if let v = attentionWeighting { c.model.attentionWeighting = v }
         if let v = basePooling { c.model.basePooling = v }
+        if let v = pooling { c.model.pooling = v }
+        if let v = heads { c.model.heads = v }
         if let v = saveModel {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v
