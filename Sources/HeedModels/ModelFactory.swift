@@ -26,6 +26,9 @@ public enum ModelFactory {
             return DINModel(config: config, fields: fields, activation: try activation(config, model: "din"),
                             weighting: options.attentionWeighting, seed: seed)
         },
+        "sasrec": { config, schema, _, seed in
+            try SASRecModel(config: config, schema: schema, seed: seed)
+        },
     ]
 
     /// Names of the models this build can make, sorted.

@@ -98,6 +98,8 @@ public struct Evaluation: Codable, Sendable {
     public var auc: Double?
     public var gauc: Double?
     public var logLoss: Double
+    /// Ranking figures of a next-item model (then AUC, GAUC and log loss are absent).
+    public var nextItem: NextItemMetrics?
 
     /// Metrics of predictions against labels, users for GAUC.
     public init(predictions: [Float], labels: [Float], users: [UInt64]) {
@@ -108,8 +110,16 @@ public struct Evaluation: Codable, Sendable {
         logLoss = predictions.isEmpty ? -1 : Metrics.logLoss(probabilities: predictions, labels: labels)
     }
 
-    /// One line for logs.
+    /// The evaluation of a next-item model.
+    public init(nextItem: NextItemMetrics) {
+        samples = nextItem.full.records
+        logLoss = -1
+        self.nextItem = nextItem
+    }
+
+    /// One line for logs (several for next-item figures).
     public var summary: String {
+        if let nextItem { return nextItem.summary }
         func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "n/a" }
         return "samples \(samples)  AUC \(f(auc))  GAUC \(f(gauc))  logloss \(f(logLoss))"
     }

@@ -1,0 +1,463 @@
+import HeedCore
+import HeedLayers
+
+/// SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018), generic
+/// over the scalar type so the Float model that trains is the network gradient-checked in
+/// Double.
+///
+/// Per sequence b with n_b ≤ W items `s_0 … s_{n−1}` (oldest first; W = `window`):
+/// - input `x_t = √D · E[s_t] + P[W − n_b + t]` (the paper's scaled item embedding plus a
+///   learned position; positions count as in the paper's left-padded input, so the most
+///   recent item always sits at row W − 1 of `P`), dropout, zero at padded positions;
+/// - `blocks` pre-norm self-attention blocks (`SelfAttentionBlock`: causal multi-head
+///   attention and the point-wise ReLU feed-forward network, each with dropout and a
+///   residual), then a final layer norm: `h_t` (D) predicts item t + 1;
+/// - the score of item i after position t is `h_t · E[i]`: the item embeddings are shared
+///   between input and output, as in the paper.
+///
+/// Batches (`SASRecBatcher` builds them) hold three item fields: `seq` (B × W) the input
+/// items, right-padded; `pos` (B × W) the item that follows each input position; `neg`
+/// either (B × W) one negative per position (`bce`) or a shared list of candidates for every
+/// position (`sampled-softmax`, `softmax`). The losses are means over real positions.
+///
+/// Computation runs over W' = the longest sequence of the batch (≤ W), not W.
+struct SASRecNetwork<T: Real>: Sendable {
+    /// Embedding width D.
+    let dim: Int
+    /// W: the most recent items read; also the rows of `positions`.
+    let window: Int
+    /// Attention heads per block.
+    let heads: Int
+    /// The loss `backward` differentiates.
+    let loss: NextItemLoss
+    /// (W × D) learned position embeddings.
+    var positions: Tensor<T>
+    /// (W × D) gradient of `positions`.
+    var dPositions: Tensor<T>
+    /// Dropout on the input embeddings.
+    var inputDropout: DropoutLayer<T>
+    /// The self-attention blocks, causal.
+    var blocks: [SelfAttentionBlock<T>]
+    /// Layer norm after the last block (the paper's pre-norm code normalises its output).
+    var finalNorm: LayerNormLayer<T>
+    /// Length of the flat dense parameter vector.
+    private(set) var parameterCount = 0
+
+    // Per-step state, reused across steps.
+    /// (B) real items per sequence.
+    var lengths: [Int] = []
+    /// W': positions computed this step (the batch's longest sequence, at least 1).
+    var span = 1
+    /// (B × W') row index of each input item into the item rows, −1 at padding.
+    var seqIndex: [Int] = []
+    /// (B × W') 1 at real positions, 0 at padding.
+    var mask = Tensor<T>.empty
+    /// (B × W' × D) input embeddings before dropout.
+    var embedded = Tensor<T>.empty
+    /// states[0] = dropped-out input, states[k + 1] = block k's output; (B × W' × D) each.
+    var states: [Tensor<T>] = []
+    /// (B × W' × D) final-norm output: `h`.
+    var hidden = Tensor<T>.empty
+    /// Gradient buffers with the shapes of `hidden`, `states` and `embedded`.
+    var dHidden = Tensor<T>.empty
+    var dStates: [Tensor<T>] = []
+    var dEmbedded = Tensor<T>.empty
+
+    /// A network with Xavier-normal positions and blocks drawn from `generator` (positions,
+    /// then each block, then the input dropout's seed).
+    ///
+    /// - Parameters:
+    ///   - dim: D, the item embedding width (also the model width).
+    ///   - window: W, the most recent items read.
+    ///   - blocks: self-attention blocks.
+    ///   - heads: heads per block (divides D).
+    ///   - dropout: rate of every dropout.
+    ///   - loss: the training loss.
+    init(dim: Int, window: Int, blocks: Int, heads: Int, dropout: Double, loss: NextItemLoss, generator: inout SeededGenerator) {
+        precondition(dim > 0 && window > 0 && blocks > 0 && heads > 0 && dim % heads == 0,
+                     "sasrec: invalid sizes dim \(dim), window \(window), blocks \(blocks), heads \(heads)")
+        self.dim = dim
+        self.window = window
+        self.heads = heads
+        self.loss = loss
+        positions = Tensor(gaussian: [window, dim], std: (2.0 / Double(window + dim)).squareRoot(), generator: &generator)
+        dPositions = Tensor(zeros: [window, dim])
+        self.blocks = (0..<blocks).map { _ in
+            SelfAttentionBlock(dim: dim, heads: heads, hidden: dim, causal: true, dropout: dropout, generator: &generator)
+        }
+        inputDropout = DropoutLayer(rate: dropout, seed: generator.next())
+        finalNorm = LayerNormLayer(features: dim)
+        var count = 0
+        visitParameters { _, value, _ in count += value.count }
+        parameterCount = count
+    }
+
+    // MARK: - Forward
+
+    /// Runs the sequence encoder on the batch's `seq` field; `hidden` then holds h (B × W' × D).
+    ///
+    /// - Parameters:
+    ///   - batch: holds `seq` (B × W), right-padded.
+    ///   - items: the pulled item rows; every real key of `seq` must be there.
+    ///   - training: dropout on.
+    mutating func forward(_ batch: ModelBatch, items: TableRows<T>?, training: Bool) {
+        let seq = Self.field(batch, "seq")
+        let b = batch.size, w = seq.length
+        precondition(w <= window && seq.keys.count == b * w, "sasrec: field seq holds \(seq.keys.count) keys for \(b) × \(w) (window \(window))")
+        lengths = (0..<b).map { r in
+            var n = 0
+            while n < w && seq.mask[r * w + n] != 0 { n += 1 }
+            return n
+        }
+        span = max(1, lengths.max() ?? 1)
+        let l = span, d = dim
+        seqIndex = [Int](repeating: -1, count: b * l)
+        mask.resizeZeroed([b, l])
+        for r in 0..<b {
+            for t in 0..<lengths[r] {
+                let key = seq.keys[r * w + t]
+                guard let i = items?.index(of: key) else {
+                    preconditionFailure("sasrec: item \(FeatureKey(rawValue: key)) of seq at (\(r), \(t)) was not pulled")
+                }
+                seqIndex[r * l + t] = i
+                mask.data[r * l + t] = 1
+            }
+        }
+        embedded.resizeZeroed([b, l, d])
+        let scale = T.sqrt(T(d))
+        let lengths = self.lengths, seqIndex = self.seqIndex, window = self.window, positions = self.positions
+        if let items {
+            embedded.data.withUnsafeMutableBufferPointer { pe in
+                items.values.data.withUnsafeBufferPointer { pi in
+                    positions.data.withUnsafeBufferPointer { pp in
+                        for r in 0..<b {
+                            let n = lengths[r]
+                            for t in 0..<n {
+                                // Safe: seqIndex < U rows of items (resolved above); W − n + t < W rows of
+                                // positions; (r·W' + t) < B·W' rows of embedded.
+                                let e = pe.baseAddress! + (r * l + t) * d
+                                let src = pi.baseAddress! + seqIndex[r * l + t] * d
+                                let p = pp.baseAddress! + (window - n + t) * d
+                                for j in 0..<d { e[j] = scale * src[j] + p[j] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if states.count != blocks.count + 1 { states = Array(repeating: .empty, count: blocks.count + 1) }
+        inputDropout.forward(&states[0], embedded, training: training)
+        for k in blocks.indices {
+            blocks[k].forward(&states[k + 1], states[k], mask: mask, training: training)
+        }
+        finalNorm.forward(&hidden, states[blocks.count])
+    }
+
+    /// (B × D) row-major: h at each sequence's last real position (zeros for an empty sequence),
+    /// from the last forward. This is the user vector every candidate item is scored against.
+    func lastHidden() -> [T] {
+        let b = lengths.count, l = span, d = dim
+        var out = [T](repeating: 0, count: b * d)
+        for r in 0..<b where lengths[r] > 0 {
+            let src = (r * l + lengths[r] - 1) * d
+            for j in 0..<d { out[r * d + j] = hidden.data[src + j] }
+        }
+        return out
+    }
+
+    /// (B × W') attention of each sequence's last real position over its items in the last
+    /// block of the last forward, averaged over heads (0 at padding).
+    func lastAttention() -> [T] {
+        let b = lengths.count, l = span, h = heads
+        let probs = blocks[blocks.count - 1].attention.cache.probabilities
+        var out = [T](repeating: 0, count: b * l)
+        guard probs.count == b * h * l * l else { return out }
+        for r in 0..<b where lengths[r] > 0 {
+            let q = lengths[r] - 1
+            for head in 0..<h {
+                let row = ((r * h + head) * l + q) * l
+                for t in 0..<lengths[r] { out[r * l + t] += probs.data[row + t] / T(h) }
+            }
+        }
+        return out
+    }
+
+    // MARK: - Loss and backward
+
+    /// Mean loss over the real positions of the last forward; with `gradients`, fills
+    /// `dHidden` and adds the output side's item-row gradients into `dItems`.
+    ///
+    /// - Parameters:
+    ///   - batch: the batch of the last forward, with `pos` and `neg`.
+    ///   - items: the rows given to `forward`.
+    ///   - dItems: (U × D) item-row gradient, accumulated (ignored without `gradients`).
+    mutating func outputLoss(_ batch: ModelBatch, items: TableRows<T>?, dItems: inout Tensor<T>, gradients: Bool) -> Double {
+        let pos = Self.field(batch, "pos"), neg = Self.field(batch, "neg")
+        let b = batch.size, w = pos.length, l = span
+        precondition(pos.keys.count == b * w && w >= l, "sasrec: field pos holds \(pos.keys.count) keys for \(b) × \(w)")
+        if gradients { dHidden.resizeZeroed(hidden.shape) }
+        let realPositions = lengths.reduce(0, +)
+        guard realPositions > 0, let items else { return 0 }
+        // (P) flat hidden row and positive row of every real position, in batch order.
+        var hiddenRow: [Int] = [], positiveRow: [Int] = [], positiveKey: [UInt64] = []
+        hiddenRow.reserveCapacity(realPositions); positiveRow.reserveCapacity(realPositions)
+        for r in 0..<b {
+            for t in 0..<lengths[r] {
+                let key = pos.keys[r * w + t]
+                guard pos.mask[r * w + t] != 0, let i = items.index(of: key) else {
+                    preconditionFailure("sasrec: no pulled positive at (\(r), \(t)) of pos")
+                }
+                hiddenRow.append(r * l + t); positiveRow.append(i); positiveKey.append(key)
+            }
+        }
+        switch loss {
+        case .bce:
+            precondition(neg.keys.count == b * neg.length && neg.length == w, "sasrec: bce needs one negative per position (neg is \(neg.keys.count) keys)")
+            var negativeRow: [Int] = []
+            negativeRow.reserveCapacity(realPositions)
+            for r in 0..<b {
+                for t in 0..<lengths[r] {
+                    let key = neg.keys[r * w + t]
+                    guard neg.mask[r * w + t] != 0, let i = items.index(of: key) else {
+                        preconditionFailure("sasrec: no pulled negative at (\(r), \(t)) of neg")
+                    }
+                    negativeRow.append(i)
+                }
+            }
+            return bce(hiddenRow: hiddenRow, positiveRow: positiveRow, negativeRow: negativeRow, items: items,
+                       dItems: &dItems, gradients: gradients)
+        case .sampledSoftmax, .softmax:
+            var candidateRow: [Int] = [], candidateKey: [UInt64] = []
+            for (k, m) in zip(neg.keys, neg.mask) where m != 0 {
+                guard let i = items.index(of: k) else { preconditionFailure("sasrec: candidate \(FeatureKey(rawValue: k)) was not pulled") }
+                candidateRow.append(i); candidateKey.append(k)
+            }
+            return softmax(hiddenRow: hiddenRow, positiveRow: positiveRow, positiveKey: positiveKey,
+                           candidateRow: candidateRow, candidateKey: candidateKey, items: items,
+                           dItems: &dItems, gradients: gradients)
+        }
+    }
+
+    /// BCE on (positive, negative) per position: `Σ softplus(−h·e⁺) + softplus(h·e⁻)` / P.
+    private mutating func bce(hiddenRow: [Int], positiveRow: [Int], negativeRow: [Int], items: TableRows<T>,
+                              dItems: inout Tensor<T>, gradients: Bool) -> Double {
+        let d = dim, count = hiddenRow.count, invP = 1 / T(count)
+        var total = 0.0
+        for p in 0..<count {
+            let h = hiddenRow[p] * d, ep = positiveRow[p] * d, en = negativeRow[p] * d
+            var zp: T = 0, zn: T = 0
+            for j in 0..<d {
+                zp += hidden.data[h + j] * items.values.data[ep + j]
+                zn += hidden.data[h + j] * items.values.data[en + j]
+            }
+            total += Double(softplus(-zp) + softplus(zn))
+            guard gradients else { continue }
+            let gp = (sigmoid(zp) - 1) * invP, gn = sigmoid(zn) * invP
+            for j in 0..<d {
+                let hv = hidden.data[h + j]
+                dHidden.data[h + j] += gp * items.values.data[ep + j] + gn * items.values.data[en + j]
+                dItems.data[ep + j] += gp * hv
+                dItems.data[en + j] += gn * hv
+            }
+        }
+        return total / Double(count)
+    }
+
+    /// Rows of hidden states per softmax chunk: bounds the (rows × (1 + C)) logits buffer
+    /// when the candidates are the whole catalogue.
+    static var softmaxChunk: Int { 256 }
+
+    /// Softmax cross-entropy of each position over [its positive, the shared candidates]:
+    /// logits (m × (1 + C)) with column 0 = h·e⁺ and columns 1… = H·Ecᵀ (one GEMM per chunk);
+    /// a candidate equal to the position's positive gets −∞ (left out). Gradients:
+    /// dH = g₀·e⁺ + G·Ec, dEc = Gᵀ·H, de⁺ += g₀·h.
+    private mutating func softmax(hiddenRow: [Int], positiveRow: [Int], positiveKey: [UInt64],
+                                  candidateRow: [Int], candidateKey: [UInt64], items: TableRows<T>,
+                                  dItems: inout Tensor<T>, gradients: Bool) -> Double {
+        let d = dim, total = hiddenRow.count, c = candidateRow.count, width = c + 1
+        var slot: [UInt64: Int] = [:]
+        slot.reserveCapacity(c)
+        for (j, k) in candidateKey.enumerated() { slot[k] = j }
+        // (C × D) candidate rows, and their gradient.
+        var cand = Tensor<T>(zeros: [max(c, 1), d])
+        for (j, i) in candidateRow.enumerated() {
+            for x in 0..<d { cand.data[j * d + x] = items.values.data[i * d + x] }
+        }
+        var dCand = Tensor<T>(zeros: [max(c, 1), d])
+        var loss = 0.0
+        var start = 0
+        while start < total {
+            let m = min(Self.softmaxChunk, total - start)
+            // (m × D) hidden rows of the chunk.
+            var h = Tensor<T>(zeros: [m, d])
+            for r in 0..<m {
+                let src = hiddenRow[start + r] * d
+                for x in 0..<d { h.data[r * d + x] = hidden.data[src + x] }
+            }
+            var logits = Tensor<T>(zeros: [m, width])
+            if c > 0 {
+                h.data.withUnsafeBufferPointer { ph in
+                    cand.data.withUnsafeBufferPointer { pc in
+                        logits.data.withUnsafeMutableBufferPointer { pl in
+                            // Safe: (m × D)·(C × D)ᵀ into columns 1… of (m × (C + 1)), ldc = C + 1.
+                            T.gemm(transA: false, transB: true, m: m, n: c, k: d, alpha: 1,
+                                   a: ph.baseAddress!, lda: d, b: pc.baseAddress!, ldb: d,
+                                   beta: 0, c: pl.baseAddress! + 1, ldc: width)
+                        }
+                    }
+                }
+            }
+            for r in 0..<m {
+                let e = positiveRow[start + r] * d
+                var z: T = 0
+                for x in 0..<d { z += h.data[r * d + x] * items.values.data[e + x] }
+                logits.data[r * width] = z
+                if let j = slot[positiveKey[start + r]] { logits.data[r * width + 1 + j] = -T.infinity }
+            }
+            // Each row weighs m/P so the chunk's mean becomes its share of the mean over P.
+            let weights = Tensor<T>(shape: [m], data: [T](repeating: T(m) / T(total), count: m))
+            var dLogits = gradients ? Tensor<T>(zeros: [m, width]) : .empty
+            loss += Double(softmaxCrossEntropy(&dLogits, logits, weights: weights))
+            if gradients {
+                var dh = Tensor<T>(zeros: [m, d])
+                if c > 0 {
+                    dLogits.data.withUnsafeBufferPointer { pg in
+                        cand.data.withUnsafeBufferPointer { pc in
+                            dh.data.withUnsafeMutableBufferPointer { pd in
+                                // Safe: columns 1… of (m × (C + 1)) times (C × D) into (m × D).
+                                T.gemm(transA: false, transB: false, m: m, n: d, k: c, alpha: 1,
+                                       a: pg.baseAddress! + 1, lda: width, b: pc.baseAddress!, ldb: d,
+                                       beta: 0, c: pd.baseAddress!, ldc: d)
+                            }
+                        }
+                        h.data.withUnsafeBufferPointer { ph in
+                            dCand.data.withUnsafeMutableBufferPointer { pdc in
+                                // Safe: (m × C)ᵀ·(m × D) accumulated into (C × D).
+                                T.gemm(transA: true, transB: false, m: c, n: d, k: m, alpha: 1,
+                                       a: pg.baseAddress! + 1, lda: width, b: ph.baseAddress!, ldb: d,
+                                       beta: 1, c: pdc.baseAddress!, ldc: d)
+                            }
+                        }
+                    }
+                }
+                for r in 0..<m {
+                    let g0 = dLogits.data[r * width], e = positiveRow[start + r] * d, dst = hiddenRow[start + r] * d
+                    for x in 0..<d {
+                        dHidden.data[dst + x] += dh.data[r * d + x] + g0 * items.values.data[e + x]
+                        dItems.data[e + x] += g0 * h.data[r * d + x]
+                    }
+                }
+            }
+            start += m
+        }
+        if gradients {
+            for (j, i) in candidateRow.enumerated() {
+                for x in 0..<d { dItems.data[i * d + x] += dCand.data[j * d + x] }
+            }
+        }
+        return loss
+    }
+
+    /// Back-propagates `dHidden` through the final norm, the blocks and the input embeddings;
+    /// adds the input side's item-row gradients into `dItems` and fills the dense gradients.
+    mutating func backward(dItems: inout Tensor<T>) {
+        let b = lengths.count, l = span, d = dim
+        if dStates.count != states.count { dStates = Array(repeating: .empty, count: states.count) }
+        for k in dStates.indices { dStates[k].resizeZeroed(states[k].shape) }
+        finalNorm.backward(&dStates[blocks.count], dHidden)
+        for k in blocks.indices.reversed() {
+            blocks[k].backward(&dStates[k], dStates[k + 1])
+        }
+        inputDropout.backward(overwriting: &dEmbedded, dStates[0])
+        let scale = T.sqrt(T(d))
+        for r in 0..<b {
+            let n = lengths[r]
+            for t in 0..<n {
+                let g = (r * l + t) * d, row = seqIndex[r * l + t] * d, p = (window - n + t) * d
+                for j in 0..<d {
+                    let v = dEmbedded.data[g + j]
+                    dItems.data[row + j] += scale * v
+                    dPositions.data[p + j] += v
+                }
+            }
+        }
+    }
+
+    /// Zeroes the dense gradients, runs forward, the loss and backward.
+    /// - Returns: the mean loss and the (U × D) gradient of the item rows.
+    mutating func trainStep(_ batch: ModelBatch, items: TableRows<T>?) -> (loss: Double, itemGradient: Tensor<T>) {
+        zeroGradients()
+        forward(batch, items: items, training: true)
+        var dItems = Tensor<T>(zeros: [items?.keys.count ?? 0, dim])
+        let loss = outputLoss(batch, items: items, dItems: &dItems, gradients: true)
+        backward(dItems: &dItems)
+        return (loss, dItems)
+    }
+
+    /// The training-mode loss without gradients (for numeric gradient checks).
+    mutating func lossValue(_ batch: ModelBatch, items: TableRows<T>?) -> Double {
+        forward(batch, items: items, training: true)
+        var none = Tensor<T>.empty
+        return outputLoss(batch, items: items, dItems: &none, gradients: false)
+    }
+
+    // MARK: - Dense parameters
+
+    /// Visits (name, value, gradient) in the flat-vector order: `positions`, then
+    /// `block<k>.…` for each block, then `finalNorm.gain`, `finalNorm.bias`.
+    mutating func visitParameters(_ body: (_ name: String, _ value: inout Tensor<T>, _ grad: inout Tensor<T>) -> Void) {
+        body("positions", &positions, &dPositions)
+        for k in blocks.indices {
+            blocks[k].visitParameters { n, v, g in body("block\(k)." + n, &v, &g) }
+        }
+        finalNorm.visitParameters { n, v, g in body("finalNorm." + n, &v, &g) }
+    }
+
+    /// Sets every dense gradient to zero.
+    mutating func zeroGradients() {
+        dPositions.zero()
+        for k in blocks.indices { blocks[k].zeroGradients() }
+        finalNorm.zeroGradients()
+    }
+
+    /// (parameterCount) dense parameters in visit order.
+    func flatParameters() -> [T] {
+        var copy = self, out: [T] = []
+        out.reserveCapacity(parameterCount)
+        copy.visitParameters { _, v, _ in out.append(contentsOf: v.data) }
+        return out
+    }
+
+    /// (parameterCount) dense gradients in visit order.
+    func flatGradients() -> [T] {
+        var copy = self, out: [T] = []
+        out.reserveCapacity(parameterCount)
+        copy.visitParameters { _, _, g in out.append(contentsOf: g.data) }
+        return out
+    }
+
+    /// Replaces the dense parameters from a flat vector in visit order.
+    mutating func loadFlatParameters(_ flat: [T]) {
+        precondition(flat.count == parameterCount, "sasrec: \(flat.count) dense values for \(parameterCount) parameters")
+        var offset = 0
+        visitParameters { _, v, _ in
+            let n = v.count
+            v.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
+            offset += n
+        }
+    }
+
+    /// The batch's field `name`; its absence is a programmer error (`SASRecBatcher` builds batches).
+    static func field(_ batch: ModelBatch, _ name: String) -> SparseField {
+        guard let f = batch.fields[name] else {
+            preconditionFailure("sasrec: batch has no field '\(name)' (has: \(batch.fields.keys.sorted().joined(separator: ", ")))")
+        }
+        return f
+    }
+}
+
+/// `log(1 + eˣ)` without overflow.
+@inlinable
+func softplus<T: Real>(_ x: T) -> T {
+    max(x, 0) + T.log1p(T.exp(-abs(x)))
+}
