@@ -71,18 +71,24 @@ public struct ItemScorer: Sendable {
     /// Indices of the `k` highest scores, best first (ties: lower index first), skipping
     /// −∞ (excluded) entries. One pass with a sorted buffer of k: O(C·k) worst, O(C) typical.
     public static func topK(_ scores: ArraySlice<Float>, k: Int) -> [Int] {
+        Array(scores).withUnsafeBufferPointer { topK($0, k: k) }
+    }
+
+    /// `topK` over a buffer.
+    public static func topK(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int] {
         guard k > 0 else { return [] }
         var best: [(score: Float, index: Int)] = []
         best.reserveCapacity(k + 1)
-        let base = scores.startIndex
-        for j in scores.indices {
+        var floor = -Float.infinity
+        for j in 0..<scores.count {
             let s = scores[j]
-            guard s > -Float.infinity else { continue }
-            if best.count == k, s <= best[k - 1].score { continue }
+            // Below the current k-th best (or excluded): the common case, one comparison.
+            guard s > floor || (best.count < k && s > -Float.infinity) else { continue }
             var at = best.count
             while at > 0 && best[at - 1].score < s { at -= 1 }
-            best.insert((s, j - base), at: at)
+            best.insert((s, j), at: at)
             if best.count > k { best.removeLast() }
+            if best.count == k { floor = best[k - 1].score }
         }
         return best.map(\.index)
     }

@@ -118,11 +118,15 @@ public enum NextItemEvaluation {
                 }
                 let clock = Date()
                 let users = model.userVectors(batch, rows: BatchRows(tables: tables))
-                let scores = scorer.scores(users: users, count: sample.size)
-                for r in 0..<sample.size {
-                    ranker.add(scores: scores[(r * scorer.count)..<((r + 1) * scorer.count)],
-                               user: sample.userIDs[r], target: batcher.target(sample, row: r),
-                               history: batcher.history(sample, row: r))
+                var scores = scorer.scores(users: users, count: sample.size)
+                let c = scorer.count
+                scores.withUnsafeMutableBufferPointer { all in
+                    for r in 0..<sample.size {
+                        // Safe: row r of the (B × C) scores.
+                        ranker.add(scores: UnsafeMutableBufferPointer(rebasing: all[(r * c)..<((r + 1) * c)]),
+                                   user: sample.userIDs[r], target: batcher.target(sample, row: r),
+                                   history: batcher.history(sample, row: r))
+                    }
                 }
                 seconds += Date().timeIntervalSince(clock)
             }
@@ -147,37 +151,47 @@ public struct Ranker: Sendable {
         covered = [Bool](repeating: false, count: scorer.count)
     }
 
+    /// Folds in one record (copies its scores; see the in-place form).
+    public mutating func add(scores: ArraySlice<Float>, user: UInt64, target: UInt64, history: ArraySlice<UInt64>) {
+        var row = Array(scores)
+        row.withUnsafeMutableBufferPointer { add(scores: $0, user: user, target: target, history: history) }
+    }
+
     /// Folds in one record.
     /// - Parameters:
-    ///   - scores: (C) the record's scores over the catalogue, in `scorer.keys` order.
+    ///   - scores: (C) the record's scores over the catalogue, in `scorer.keys` order; used as
+    ///     scratch (history entries become −∞).
     ///   - user: raw user id (seeds the sampled negatives).
     ///   - target: the held-out item's key; a target outside the catalogue is an error the
     ///     caller avoids (every prepared item is in the catalogue).
     ///   - history: the items before the target.
-    public mutating func add(scores: ArraySlice<Float>, user: UInt64, target: UInt64, history: ArraySlice<UInt64>) {
+    public mutating func add(scores row: UnsafeMutableBufferPointer<Float>, user: UInt64, target: UInt64, history: ArraySlice<UInt64>) {
         guard let ti = scorer.index(of: target) else { preconditionFailure("next-item evaluation: target \(FeatureKey(rawValue: target)) is not in the catalogue") }
-        var s = Array(scores)
-        let st = s[ti]
+        precondition(row.count == scorer.count, "next-item evaluation: \(row.count) scores for \(scorer.count) items")
+        let st = row[ti]
         var historyIndices: [Int] = []
         historyIndices.reserveCapacity(history.count)
         for k in history { if let i = scorer.index(of: k) { historyIndices.append(i) } }
-        if options.excludeHistory {
-            for i in historyIndices where i != ti { s[i] = -Float.infinity }
-        }
-        var fullRank = 1
-        for j in s.indices where j != ti && s[j] >= st { fullRank += 1 }
         let cold = history.count + 1 <= options.coldMaxInteractions
-        full.add(rank: fullRank)
-        if cold { coldFull.add(rank: fullRank) }
-        for i in ItemScorer.topK(s[...], k: options.coverageCutoff) { covered[i] = true }
 
-        // Sampled protocol on the raw scores (its negatives are never history items anyway).
+        // Sampled protocol (its negatives are never history items, so exclusion does not matter).
         let negatives = Self.sampledNegatives(count: options.sampledNegatives, catalog: scorer.count, target: ti,
                                               history: historyIndices, seed: KeyHash.mix64(options.seed ^ KeyHash.mix64(user) ^ KeyHash.mix64(target)))
         var sampledRank = 1
-        for j in negatives where scores[scores.startIndex + j] >= st { sampledRank += 1 }
+        for j in negatives where row[j] >= st { sampledRank += 1 }
         sampled.add(rank: sampledRank)
         if cold { coldSampled.add(rank: sampledRank) }
+
+        if options.excludeHistory {
+            for i in historyIndices where i != ti { row[i] = -Float.infinity }
+        }
+        // Every candidate scoring at least the target's ranks above it (the target counts itself once).
+        var atLeast = 0
+        for j in 0..<row.count where row[j] >= st { atLeast += 1 }
+        let fullRank = st.isNaN ? row.count : max(1, atLeast)
+        full.add(rank: fullRank)
+        if cold { coldFull.add(rank: fullRank) }
+        for i in ItemScorer.topK(UnsafeBufferPointer(row), k: options.coverageCutoff) { covered[i] = true }
     }
 
     /// `count` distinct catalogue indices, none the target or in `history`, uniform from a

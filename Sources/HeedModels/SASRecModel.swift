@@ -10,6 +10,8 @@ public struct SASRecModel: NextItemModel {
     var network: SASRecNetwork<Float>
     /// Builds batches and draws negatives.
     public private(set) var batcher: SASRecBatcher
+    /// (B × W) attention weights of the last `userVectors` call.
+    var lastAttentionWeights: [Float] = []
 
     /// A model for records of `schema`.
     ///
@@ -66,38 +68,25 @@ public struct SASRecModel: NextItemModel {
     /// target at its last position.
     public mutating func trainStep(_ batch: ModelBatch, rows: BatchRows) -> StepOutput {
         let wrapped = items(rows)
-        let (loss, dItems) = network.trainStep(batch, items: wrapped)
+        let (loss, dItems, probabilities) = network.trainStep(batch, items: wrapped)
         var rowGradients: [UInt8: [Float]] = [:]
         if wrapped != nil { rowGradients[itemTable] = dItems.data }
-        return StepOutput(loss: loss, predictions: targetProbabilities(batch, items: wrapped),
-                          denseGradient: network.flatGradients(), rowGradients: rowGradients)
+        return StepOutput(loss: loss, predictions: probabilities, denseGradient: network.flatGradients(), rowGradients: rowGradients)
     }
 
     /// Inference on a training-shaped batch (with `pos`): σ(h · e) of each record's last target.
     public mutating func predict(_ batch: ModelBatch, rows: BatchRows) -> [Float] {
         let wrapped = items(rows)
         network.forward(batch, items: wrapped, training: false)
-        return targetProbabilities(batch, items: wrapped)
+        return network.lastPositiveProbabilities(batch, items: wrapped)
     }
 
     public mutating func userVectors(_ batch: ModelBatch, rows: BatchRows) -> [Float] {
-        network.forward(batch, items: items(rows), training: false)
-        return network.lastHidden()
+        let (vectors, attention) = network.userVectors(batch, items: items(rows))
+        lastAttentionWeights = attention
+        return vectors
     }
 
-    /// (B × W') as `NextItemModel.lastAttention` documents, W' = the last batch's longest sequence.
-    public func lastAttention() -> [Float] { network.lastAttention() }
-
-    /// (B) σ(h_last · e_target) where the batch has `pos` and the target row was pulled, else 0.
-    private func targetProbabilities(_ batch: ModelBatch, items: TableRows<Float>?) -> [Float] {
-        guard let pos = batch.fields["pos"], let items else { return [Float](repeating: 0, count: batch.size) }
-        let user = network.lastHidden(), d = network.dim
-        return (0..<batch.size).map { r in
-            let n = network.lengths[r]
-            guard n > 0, let i = items.index(of: pos.keys[r * pos.length + n - 1]) else { return 0 }
-            var z: Float = 0
-            for j in 0..<d { z += user[r * d + j] * items.values.data[i * d + j] }
-            return sigmoid(z)
-        }
-    }
+    /// (B × W) as `NextItemModel.lastAttention` documents.
+    public func lastAttention() -> [Float] { lastAttentionWeights }
 }

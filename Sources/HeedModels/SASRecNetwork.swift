@@ -42,6 +42,11 @@ struct SASRecNetwork<T: Real>: Sendable {
     var finalNorm: LayerNormLayer<T>
     /// Length of the flat dense parameter vector.
     private(set) var parameterCount = 0
+    /// Sequences per length bucket: a batch is run as groups of this many sequences of similar
+    /// length, each over its own longest sequence (most users are short, so one long user no
+    /// longer makes every row of the batch W wide); 0 = the whole batch at once. The loss and
+    /// gradients are those of the whole batch (they are sums over positions).
+    var bucketSize = 32
 
     // Per-step state, reused across steps.
     /// (B) real items per sequence.
@@ -191,13 +196,17 @@ struct SASRecNetwork<T: Real>: Sendable {
     ///   - batch: the batch of the last forward, with `pos` and `neg`.
     ///   - items: the rows given to `forward`.
     ///   - dItems: (U × D) item-row gradient, accumulated (ignored without `gradients`).
-    mutating func outputLoss(_ batch: ModelBatch, items: TableRows<T>?, dItems: inout Tensor<T>, gradients: Bool) -> Double {
+    ///   - normalizer: the positions the mean is taken over (those of the whole batch when
+    ///     this is one of its buckets); nil = this batch's real positions.
+    mutating func outputLoss(_ batch: ModelBatch, items: TableRows<T>?, dItems: inout Tensor<T>, gradients: Bool,
+                             normalizer: Int? = nil) -> Double {
         let pos = Self.field(batch, "pos"), neg = Self.field(batch, "neg")
         let b = batch.size, w = pos.length, l = span
         precondition(pos.keys.count == b * w && w >= l, "sasrec: field pos holds \(pos.keys.count) keys for \(b) × \(w)")
         if gradients { dHidden.resizeZeroed(hidden.shape) }
         let realPositions = lengths.reduce(0, +)
         guard realPositions > 0, let items else { return 0 }
+        let divisor = normalizer ?? realPositions
         // (P) flat hidden row and positive row of every real position, in batch order.
         var hiddenRow: [Int] = [], positiveRow: [Int] = [], positiveKey: [UInt64] = []
         hiddenRow.reserveCapacity(realPositions); positiveRow.reserveCapacity(realPositions)
@@ -225,7 +234,7 @@ struct SASRecNetwork<T: Real>: Sendable {
                 }
             }
             return bce(hiddenRow: hiddenRow, positiveRow: positiveRow, negativeRow: negativeRow, items: items,
-                       dItems: &dItems, gradients: gradients)
+                       dItems: &dItems, gradients: gradients, divisor: divisor)
         case .sampledSoftmax, .softmax:
             var candidateRow: [Int] = [], candidateKey: [UInt64] = []
             for (k, m) in zip(neg.keys, neg.mask) where m != 0 {
@@ -234,14 +243,14 @@ struct SASRecNetwork<T: Real>: Sendable {
             }
             return softmax(hiddenRow: hiddenRow, positiveRow: positiveRow, positiveKey: positiveKey,
                            candidateRow: candidateRow, candidateKey: candidateKey, items: items,
-                           dItems: &dItems, gradients: gradients)
+                           dItems: &dItems, gradients: gradients, divisor: divisor)
         }
     }
 
-    /// BCE on (positive, negative) per position: `Σ softplus(−h·e⁺) + softplus(h·e⁻)` / P.
+    /// BCE on (positive, negative) per position: `Σ softplus(−h·e⁺) + softplus(h·e⁻)` / divisor.
     private mutating func bce(hiddenRow: [Int], positiveRow: [Int], negativeRow: [Int], items: TableRows<T>,
-                              dItems: inout Tensor<T>, gradients: Bool) -> Double {
-        let d = dim, count = hiddenRow.count, invP = 1 / T(count)
+                              dItems: inout Tensor<T>, gradients: Bool, divisor: Int) -> Double {
+        let d = dim, count = hiddenRow.count, invP = 1 / T(divisor)
         var total = 0.0
         for p in 0..<count {
             let h = hiddenRow[p] * d, ep = positiveRow[p] * d, en = negativeRow[p] * d
@@ -260,7 +269,7 @@ struct SASRecNetwork<T: Real>: Sendable {
                 dItems.data[en + j] += gn * hv
             }
         }
-        return total / Double(count)
+        return total / Double(divisor)
     }
 
     /// Rows of hidden states per softmax chunk: bounds the (rows × (1 + C)) logits buffer
@@ -273,7 +282,7 @@ struct SASRecNetwork<T: Real>: Sendable {
     /// dH = g₀·e⁺ + G·Ec, dEc = Gᵀ·H, de⁺ += g₀·h.
     private mutating func softmax(hiddenRow: [Int], positiveRow: [Int], positiveKey: [UInt64],
                                   candidateRow: [Int], candidateKey: [UInt64], items: TableRows<T>,
-                                  dItems: inout Tensor<T>, gradients: Bool) -> Double {
+                                  dItems: inout Tensor<T>, gradients: Bool, divisor: Int) -> Double {
         let d = dim, total = hiddenRow.count, c = candidateRow.count, width = c + 1
         var slot: [UInt64: Int] = [:]
         slot.reserveCapacity(c)
@@ -315,7 +324,7 @@ struct SASRecNetwork<T: Real>: Sendable {
                 if let j = slot[positiveKey[start + r]] { logits.data[r * width + 1 + j] = -T.infinity }
             }
             // Each row weighs m/P so the chunk's mean becomes its share of the mean over P.
-            let weights = Tensor<T>(shape: [m], data: [T](repeating: T(m) / T(total), count: m))
+            let weights = Tensor<T>(shape: [m], data: [T](repeating: T(m) / T(divisor), count: m))
             var dLogits = gradients ? Tensor<T>(zeros: [m, width]) : .empty
             loss += Double(softmaxCrossEntropy(&dLogits, logits, weights: weights))
             if gradients {
@@ -383,22 +392,100 @@ struct SASRecNetwork<T: Real>: Sendable {
         }
     }
 
-    /// Zeroes the dense gradients, runs forward, the loss and backward.
-    /// - Returns: the mean loss and the (U × D) gradient of the item rows.
-    mutating func trainStep(_ batch: ModelBatch, items: TableRows<T>?) -> (loss: Double, itemGradient: Tensor<T>) {
+    /// Zeroes the dense gradients, then runs forward, the loss and backward bucket by bucket
+    /// (the dense and row gradients accumulate over the buckets).
+    /// - Returns: the mean loss over the batch's real positions and the (U × D) gradient of the item rows.
+    /// - Returns: also (B) σ(h · e) of each sequence's last position and its positive.
+    mutating func trainStep(_ batch: ModelBatch, items: TableRows<T>?) -> (loss: Double, itemGradient: Tensor<T>, lastProbabilities: [T]) {
         zeroGradients()
-        forward(batch, items: items, training: true)
         var dItems = Tensor<T>(zeros: [items?.keys.count ?? 0, dim])
-        let loss = outputLoss(batch, items: items, dItems: &dItems, gradients: true)
-        backward(dItems: &dItems)
-        return (loss, dItems)
+        var probabilities = [T](repeating: 0, count: batch.size)
+        let (buckets, total) = Self.buckets(batch, size: bucketSize)
+        var loss = 0.0
+        for rows in buckets {
+            let sub = Self.subset(batch, rows: rows)
+            forward(sub, items: items, training: true)
+            for (k, p) in lastPositiveProbabilities(sub, items: items).enumerated() { probabilities[rows[k]] = p }
+            loss += outputLoss(sub, items: items, dItems: &dItems, gradients: true, normalizer: total)
+            backward(dItems: &dItems)
+        }
+        return (loss, dItems, probabilities)
+    }
+
+    /// (B) σ(h · e) at each sequence's last real position against its `pos` item, from the
+    /// last forward (0 for an empty sequence or a batch without `pos`).
+    func lastPositiveProbabilities(_ batch: ModelBatch, items: TableRows<T>?) -> [T] {
+        guard let pos = batch.fields["pos"], let items else { return [T](repeating: 0, count: batch.size) }
+        let d = dim, l = span
+        return (0..<batch.size).map { r in
+            let n = lengths[r]
+            guard n > 0, let i = items.index(of: pos.keys[r * pos.length + n - 1]) else { return 0 }
+            var z: T = 0
+            for j in 0..<d { z += hidden.data[(r * l + n - 1) * d + j] * items.values.data[i * d + j] }
+            return sigmoid(z)
+        }
     }
 
     /// The training-mode loss without gradients (for numeric gradient checks).
     mutating func lossValue(_ batch: ModelBatch, items: TableRows<T>?) -> Double {
-        forward(batch, items: items, training: true)
         var none = Tensor<T>.empty
-        return outputLoss(batch, items: items, dItems: &none, gradients: false)
+        let (buckets, total) = Self.buckets(batch, size: bucketSize)
+        var loss = 0.0
+        for rows in buckets {
+            let sub = Self.subset(batch, rows: rows)
+            forward(sub, items: items, training: true)
+            loss += outputLoss(sub, items: items, dItems: &none, gradients: false, normalizer: total)
+        }
+        return loss
+    }
+
+    /// Inference: the (B × D) user vectors (h at each sequence's last position) and the
+    /// (B × W) last-position attention over the inputs (`lastAttention`), bucket by bucket.
+    mutating func userVectors(_ batch: ModelBatch, items: TableRows<T>?) -> (vectors: [T], attention: [T]) {
+        let b = batch.size, d = dim, w = window
+        var vectors = [T](repeating: 0, count: b * d), attention = [T](repeating: 0, count: b * w)
+        for rows in Self.buckets(batch, size: bucketSize).buckets {
+            forward(Self.subset(batch, rows: rows), items: items, training: false)
+            let h = lastHidden(), a = lastAttention()
+            for (k, r) in rows.enumerated() {
+                for j in 0..<d { vectors[r * d + j] = h[k * d + j] }
+                for t in 0..<span { attention[r * w + t] = a[k * span + t] }
+            }
+        }
+        return (vectors, attention)
+    }
+
+    /// The batch's rows grouped into buckets of `size` by sequence length (ascending, stable),
+    /// and the batch's real positions. `size` 0 = one bucket of every row in order.
+    static func buckets(_ batch: ModelBatch, size: Int) -> (buckets: [[Int]], positions: Int) {
+        let seq = field(batch, "seq"), w = seq.length
+        let lengths = (0..<batch.size).map { r in
+            var n = 0
+            while n < w && seq.mask[r * w + n] != 0 { n += 1 }
+            return n
+        }
+        let total = lengths.reduce(0, +)
+        guard size > 0, size < batch.size else { return ([Array(0..<batch.size)], total) }
+        let order = (0..<batch.size).sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+        return (stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min($0 + size, order.count)]) }, total)
+    }
+
+    /// The rows `rows` of a batch: per-position fields (B × L) are cut to those rows, a shared
+    /// candidate list (`neg` of the softmax losses) is kept whole.
+    static func subset(_ batch: ModelBatch, rows: [Int]) -> ModelBatch {
+        if rows.count == batch.size && rows.enumerated().allSatisfy({ $0.offset == $0.element }) { return batch }
+        var fields: [String: SparseField] = [:]
+        for (name, f) in batch.fields {
+            guard f.keys.count == batch.size * f.length else { fields[name] = f; continue }
+            var keys: [UInt64] = [], mask: [Float] = []
+            keys.reserveCapacity(rows.count * f.length); mask.reserveCapacity(rows.count * f.length)
+            for r in rows {
+                keys += f.keys[(r * f.length)..<((r + 1) * f.length)]
+                mask += f.mask[(r * f.length)..<((r + 1) * f.length)]
+            }
+            fields[name] = SparseField(length: f.length, keys: keys, mask: mask)
+        }
+        return ModelBatch(size: rows.count, labels: rows.map { batch.labels[$0] }, users: rows.map { batch.users[$0] }, fields: fields)
     }
 
     // MARK: - Dense parameters

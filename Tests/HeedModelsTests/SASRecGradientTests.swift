@@ -51,9 +51,11 @@ enum SASRecFixture {
         return TableRows(keys: keys, values: GradientCheck.random([keys.count, dim], seed: seed, scale: 0.7).converted())
     }
 
-    static func network<T: Real>(_ loss: NextItemLoss, dropout: Double = 0.3, blocks: Int = 2) -> SASRecNetwork<T> {
+    /// A network with buckets of 2 sequences, so the batch runs as two buckets (lengths 2 and 3, then 5).
+    static func network<T: Real>(_ loss: NextItemLoss, dropout: Double = 0.3, blocks: Int = 2, bucketSize: Int = 2) -> SASRecNetwork<T> {
         var rng = SeededGenerator(seed: 21)
         var net = SASRecNetwork<T>(dim: dim, window: window, blocks: blocks, heads: 2, dropout: dropout, loss: loss, generator: &rng)
+        net.bucketSize = bucketSize
         // Non-trivial norms (gain 1, bias 0 at init would hide mistakes in their gradients).
         var k: UInt64 = 0
         net.visitParameters { name, value, _ in
@@ -79,7 +81,7 @@ enum SASRecFixture {
         let net: SASRecNetwork<Double> = SASRecFixture.network(loss)
 
         var analytic = net
-        let (value, dItems) = analytic.trainStep(batch, items: items)
+        let (value, dItems, _) = analytic.trainStep(batch, items: items)
         #expect(value.isFinite && value > 0)
         var grads: [(String, Tensor<Double>)] = []
         analytic.visitParameters { name, _, grad in grads.append((name, grad)) }
@@ -149,7 +151,7 @@ enum SASRecFixture {
         let batch = SASRecFixture.batch(loss)
         let items: TableRows<Double> = SASRecFixture.items()
         var reference: SASRecNetwork<Double> = SASRecFixture.network(loss, dropout: 0)
-        let (refLoss, refItems) = reference.trainStep(batch, items: items)
+        let (refLoss, refItems, refProbabilities) = reference.trainStep(batch, items: items)
         let refDense = reference.flatGradients()
 
         var config = ModelConfig()
@@ -175,6 +177,28 @@ enum SASRecFixture {
         #expect(out.denseGradient.count == refDense.count)
         for (i, g) in out.denseGradient.enumerated() { close(g, refDense[i], "dense gradient \(i)") }
         for (i, g) in out.rowGradients[2]!.enumerated() { close(g, refItems.data[i], "item gradient \(i)") }
-        #expect(out.predictions.count == 3 && out.predictions.allSatisfy { $0 > 0 && $0 < 1 })
+        for (i, p) in out.predictions.enumerated() { close(p, refProbabilities[i], "prediction \(i)") }
+    }
+
+    /// Running a batch as length buckets gives the loss and every gradient of running it whole.
+    @Test(arguments: NextItemLoss.allCases)
+    func bucketedStepEqualsWholeBatchStep(loss: NextItemLoss) {
+        let batch = SASRecFixture.batch(loss)
+        let items: TableRows<Double> = SASRecFixture.items()
+        var whole: SASRecNetwork<Double> = SASRecFixture.network(loss, dropout: 0, bucketSize: 0)
+        var bucketed: SASRecNetwork<Double> = SASRecFixture.network(loss, dropout: 0, bucketSize: 2)
+        #expect(SASRecNetwork<Double>.buckets(batch, size: 2).buckets == [[1, 2], [0]])
+        let a = whole.trainStep(batch, items: items), b = bucketed.trainStep(batch, items: items)
+        #expect(abs(a.loss - b.loss) < 1e-12)
+        let ga = whole.flatGradients(), gb = bucketed.flatGradients()
+        #expect(zip(ga, gb).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(zip(a.itemGradient.data, b.itemGradient.data).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(zip(a.lastProbabilities, b.lastProbabilities).allSatisfy { abs($0 - $1) < 1e-12 })
+        let ua = whole.userVectors(batch, items: items), ub = bucketed.userVectors(batch, items: items)
+        #expect(zip(ua.vectors, ub.vectors).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(zip(ua.attention, ub.attention).allSatisfy { abs($0 - $1) < 1e-12 })
+        // Sequence 1 has 2 items: attention weights over them sum to 1, none beyond.
+        let w = SASRecFixture.window
+        #expect(abs(ub.attention[w] + ub.attention[w + 1] - 1) < 1e-12 && ub.attention[(w + 2)..<(2 * w)].allSatisfy { $0 == 0 })
     }
 }
