@@ -63,6 +63,9 @@ struct SASRecNetwork<T: Real>: Sendable {
     var states: [Tensor<T>] = []
     /// (B × W' × D) final-norm output: `h`.
     var hidden = Tensor<T>.empty
+    /// The shared candidates of a softmax-loss batch, gathered once per step for all its
+    /// buckets (nil outside a step, or for `bce`).
+    var shared: Candidates<T>?
     /// Gradient buffers with the shapes of `hidden`, `states` and `embedded`.
     var dHidden = Tensor<T>.empty
     var dStates: [Tensor<T>] = []
@@ -236,14 +239,15 @@ struct SASRecNetwork<T: Real>: Sendable {
             return bce(hiddenRow: hiddenRow, positiveRow: positiveRow, negativeRow: negativeRow, items: items,
                        dItems: &dItems, gradients: gradients, divisor: divisor)
         case .sampledSoftmax, .softmax:
-            var candidateRow: [Int] = [], candidateKey: [UInt64] = []
-            for (k, m) in zip(neg.keys, neg.mask) where m != 0 {
-                guard let i = items.index(of: k) else { preconditionFailure("sasrec: candidate \(FeatureKey(rawValue: k)) was not pulled") }
-                candidateRow.append(i); candidateKey.append(k)
+            let standalone = shared == nil
+            if standalone { shared = Candidates(neg, items: items, dim: dim) }
+            let loss = softmax(hiddenRow: hiddenRow, positiveRow: positiveRow, positiveKey: positiveKey, items: items,
+                               dItems: &dItems, gradients: gradients, divisor: divisor)
+            if standalone {
+                if gradients { shared!.scatterGradient(into: &dItems) }
+                shared = nil
             }
-            return softmax(hiddenRow: hiddenRow, positiveRow: positiveRow, positiveKey: positiveKey,
-                           candidateRow: candidateRow, candidateKey: candidateKey, items: items,
-                           dItems: &dItems, gradients: gradients, divisor: divisor)
+            return loss
         }
     }
 
@@ -279,34 +283,26 @@ struct SASRecNetwork<T: Real>: Sendable {
     /// Softmax cross-entropy of each position over [its positive, the shared candidates]:
     /// logits (m × (1 + C)) with column 0 = h·e⁺ and columns 1… = H·Ecᵀ (one GEMM per chunk);
     /// a candidate equal to the position's positive gets −∞ (left out). Gradients:
-    /// dH = g₀·e⁺ + G·Ec, dEc = Gᵀ·H, de⁺ += g₀·h.
-    private mutating func softmax(hiddenRow: [Int], positiveRow: [Int], positiveKey: [UInt64],
-                                  candidateRow: [Int], candidateKey: [UInt64], items: TableRows<T>,
+    /// dH = g₀·e⁺ + G·Ec, dEc = Gᵀ·H (into `shared.gradient`), de⁺ += g₀·h.
+    private mutating func softmax(hiddenRow: [Int], positiveRow: [Int], positiveKey: [UInt64], items: TableRows<T>,
                                   dItems: inout Tensor<T>, gradients: Bool, divisor: Int) -> Double {
-        let d = dim, total = hiddenRow.count, c = candidateRow.count, width = c + 1
-        var slot: [UInt64: Int] = [:]
-        slot.reserveCapacity(c)
-        for (j, k) in candidateKey.enumerated() { slot[k] = j }
-        // (C × D) candidate rows, and their gradient.
-        var cand = Tensor<T>(zeros: [max(c, 1), d])
-        for (j, i) in candidateRow.enumerated() {
-            for x in 0..<d { cand.data[j * d + x] = items.values.data[i * d + x] }
-        }
-        var dCand = Tensor<T>(zeros: [max(c, 1), d])
+        let d = dim, total = hiddenRow.count
+        let c = shared!.keys.count, width = c + 1
         var loss = 0.0
         var start = 0
+        var h = Tensor<T>.empty, logits = Tensor<T>.empty, dh = Tensor<T>.empty
         while start < total {
             let m = min(Self.softmaxChunk, total - start)
             // (m × D) hidden rows of the chunk.
-            var h = Tensor<T>(zeros: [m, d])
+            h.resize([m, d])
             for r in 0..<m {
                 let src = hiddenRow[start + r] * d
                 for x in 0..<d { h.data[r * d + x] = hidden.data[src + x] }
             }
-            var logits = Tensor<T>(zeros: [m, width])
+            logits.resize([m, width])
             if c > 0 {
                 h.data.withUnsafeBufferPointer { ph in
-                    cand.data.withUnsafeBufferPointer { pc in
+                    shared!.values.data.withUnsafeBufferPointer { pc in
                         logits.data.withUnsafeMutableBufferPointer { pl in
                             // Safe: (m × D)·(C × D)ᵀ into columns 1… of (m × (C + 1)), ldc = C + 1.
                             T.gemm(transA: false, transB: true, m: m, n: c, k: d, alpha: 1,
@@ -321,17 +317,20 @@ struct SASRecNetwork<T: Real>: Sendable {
                 var z: T = 0
                 for x in 0..<d { z += h.data[r * d + x] * items.values.data[e + x] }
                 logits.data[r * width] = z
-                if let j = slot[positiveKey[start + r]] { logits.data[r * width + 1 + j] = -T.infinity }
+                if let j = shared!.slot[positiveKey[start + r]] { logits.data[r * width + 1 + j] = -T.infinity }
             }
-            // Each row weighs m/P so the chunk's mean becomes its share of the mean over P.
-            let weights = Tensor<T>(shape: [m], data: [T](repeating: T(m) / T(divisor), count: m))
-            var dLogits = gradients ? Tensor<T>(zeros: [m, width]) : .empty
-            loss += Double(softmaxCrossEntropy(&dLogits, logits, weights: weights))
+            // Each row weighs 1/divisor: the chunk adds its share of the mean over the batch's positions.
+            let weight = 1 / T(divisor)
+            loss += logits.data.withUnsafeMutableBufferPointer { pl in
+                // Safe: (m × (C + 1)) rows.
+                Self.crossEntropyRows(pl.baseAddress!, rows: m, width: width, weight: weight)
+            }
             if gradients {
-                var dh = Tensor<T>(zeros: [m, d])
+                // `logits` now holds dLogits.
+                dh.resizeZeroed([m, d])
                 if c > 0 {
-                    dLogits.data.withUnsafeBufferPointer { pg in
-                        cand.data.withUnsafeBufferPointer { pc in
+                    logits.data.withUnsafeBufferPointer { pg in
+                        shared!.values.data.withUnsafeBufferPointer { pc in
                             dh.data.withUnsafeMutableBufferPointer { pd in
                                 // Safe: columns 1… of (m × (C + 1)) times (C × D) into (m × D).
                                 T.gemm(transA: false, transB: false, m: m, n: d, k: c, alpha: 1,
@@ -340,7 +339,7 @@ struct SASRecNetwork<T: Real>: Sendable {
                             }
                         }
                         h.data.withUnsafeBufferPointer { ph in
-                            dCand.data.withUnsafeMutableBufferPointer { pdc in
+                            shared!.gradient.data.withUnsafeMutableBufferPointer { pdc in
                                 // Safe: (m × C)ᵀ·(m × D) accumulated into (C × D).
                                 T.gemm(transA: true, transB: false, m: c, n: d, k: m, alpha: 1,
                                        a: pg.baseAddress! + 1, lda: width, b: ph.baseAddress!, ldb: d,
@@ -350,7 +349,7 @@ struct SASRecNetwork<T: Real>: Sendable {
                     }
                 }
                 for r in 0..<m {
-                    let g0 = dLogits.data[r * width], e = positiveRow[start + r] * d, dst = hiddenRow[start + r] * d
+                    let g0 = logits.data[r * width], e = positiveRow[start + r] * d, dst = hiddenRow[start + r] * d
                     for x in 0..<d {
                         dHidden.data[dst + x] += dh.data[r * d + x] + g0 * items.values.data[e + x]
                         dItems.data[e + x] += g0 * h.data[r * d + x]
@@ -359,12 +358,36 @@ struct SASRecNetwork<T: Real>: Sendable {
             }
             start += m
         }
-        if gradients {
-            for (j, i) in candidateRow.enumerated() {
-                for x in 0..<d { dItems.data[i * d + x] += dCand.data[j * d + x] }
-            }
-        }
         return loss
+    }
+
+    /// Softmax cross-entropy of `rows` rows of `width` logits with the target in column 0,
+    /// each weighted by `weight`; overwrites the logits with their gradient
+    /// `weight · (softmax(z) − onehot(0))` and returns `Σ weight · (log Σ e^z − z₀)`.
+    /// −∞ logits (left-out candidates) get probability and gradient 0. One exponential per
+    /// logit, in a form that vectorises for Float.
+    @inlinable
+    static func crossEntropyRows(_ logits: UnsafeMutablePointer<T>, rows: Int, width: Int, weight: T) -> Double {
+        var total = 0.0
+        for r in 0..<rows {
+            let row = logits + r * width
+            let z0 = row[0]
+            let zmax = rowMax(width) { row[$0] }
+            if T.self == Float.self {
+                // Safe: T is Float here, so the bit casts are identities.
+                let rowF = UnsafeMutableRawPointer(row).assumingMemoryBound(to: Float.self)
+                let maxF = unsafeBitCast(zmax, to: Float.self)
+                for j in 0..<width { rowF[j] = softmaxExp(rowF[j] - maxF) }
+            } else {
+                for j in 0..<width { row[j] = T.exp(row[j] - zmax) }
+            }
+            let sum = rowSum(width) { row[$0] }
+            total += Double(weight * (T.log(sum) + zmax - z0))
+            let scale = weight / sum
+            for j in 0..<width { row[j] *= scale }
+            row[0] -= weight
+        }
+        return total
     }
 
     /// Back-propagates `dHidden` through the final norm, the blocks and the input embeddings;
@@ -401,6 +424,8 @@ struct SASRecNetwork<T: Real>: Sendable {
         var dItems = Tensor<T>(zeros: [items?.keys.count ?? 0, dim])
         var probabilities = [T](repeating: 0, count: batch.size)
         let (buckets, total) = Self.buckets(batch, size: bucketSize)
+        if loss != .bce, let items { shared = Candidates(Self.field(batch, "neg"), items: items, dim: dim) }
+        defer { shared = nil }
         var loss = 0.0
         for rows in buckets {
             let sub = Self.subset(batch, rows: rows)
@@ -409,6 +434,7 @@ struct SASRecNetwork<T: Real>: Sendable {
             loss += outputLoss(sub, items: items, dItems: &dItems, gradients: true, normalizer: total)
             backward(dItems: &dItems)
         }
+        shared?.scatterGradient(into: &dItems)
         return (loss, dItems, probabilities)
     }
 
@@ -430,6 +456,8 @@ struct SASRecNetwork<T: Real>: Sendable {
     mutating func lossValue(_ batch: ModelBatch, items: TableRows<T>?) -> Double {
         var none = Tensor<T>.empty
         let (buckets, total) = Self.buckets(batch, size: bucketSize)
+        if loss != .bce, let items { shared = Candidates(Self.field(batch, "neg"), items: items, dim: dim) }
+        defer { shared = nil }
         var loss = 0.0
         for rows in buckets {
             let sub = Self.subset(batch, rows: rows)
@@ -540,6 +568,43 @@ struct SASRecNetwork<T: Real>: Sendable {
             preconditionFailure("sasrec: batch has no field '\(name)' (has: \(batch.fields.keys.sorted().joined(separator: ", ")))")
         }
         return f
+    }
+}
+
+/// The candidate items shared by every position of a softmax-loss batch (`neg`).
+struct Candidates<T: Real>: Sendable {
+    /// (C) candidate keys, in field order.
+    var keys: [UInt64]
+    /// (C) row index of each candidate in the pulled item rows.
+    var rows: [Int]
+    /// Candidate key → its column (minus one) in the logits.
+    var slot: [UInt64: Int]
+    /// (C × D) candidate rows.
+    var values: Tensor<T>
+    /// (C × D) accumulated gradient of `values`.
+    var gradient: Tensor<T>
+
+    /// Gathers the real keys of `field` from `items`.
+    init(_ field: SparseField, items: TableRows<T>, dim d: Int) {
+        keys = []; rows = []
+        for (k, m) in zip(field.keys, field.mask) where m != 0 {
+            guard let i = items.index(of: k) else { preconditionFailure("sasrec: candidate \(FeatureKey(rawValue: k)) was not pulled") }
+            keys.append(k); rows.append(i)
+        }
+        slot = Dictionary(keys.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        values = Tensor(zeros: [max(keys.count, 1), d])
+        for (j, i) in rows.enumerated() {
+            for x in 0..<d { values.data[j * d + x] = items.values.data[i * d + x] }
+        }
+        gradient = Tensor(zeros: values.shape)
+    }
+
+    /// Adds the candidates' gradient into the (U × D) item-row gradient.
+    func scatterGradient(into dItems: inout Tensor<T>) {
+        let d = values.lastDim
+        for (j, i) in rows.enumerated() {
+            for x in 0..<d { dItems.data[i * d + x] += gradient.data[j * d + x] }
+        }
     }
 }
 
