@@ -69,14 +69,17 @@ public final class SASRecBatcher: @unchecked Sendable {
 
     /// The inference batch: `seq` only (the last W history items of every record).
     public func inferenceBatch(_ batch: SampleBatch) -> ModelBatch {
-        let b = batch.size, w = window
+        inferenceBatch(histories: (0..<batch.size).map { history(batch, row: $0) }, users: batch.userIDs)
+    }
+
+    /// The inference batch of item histories (oldest first): `seq` = the last W of each.
+    public func inferenceBatch(histories: [ArraySlice<UInt64>], users: [UInt64]) -> ModelBatch {
+        let b = histories.count, w = window
         var seq = [UInt64](repeating: 0, count: b * w), mask = [Float](repeating: 0, count: b * w)
-        for r in 0..<b {
-            let hist = history(batch, row: r)
-            let inputs = hist.suffix(w)
-            for (t, k) in inputs.enumerated() { seq[r * w + t] = k; mask[r * w + t] = 1 }
+        for (r, hist) in histories.enumerated() {
+            for (t, k) in hist.suffix(w).enumerated() { seq[r * w + t] = k; mask[r * w + t] = 1 }
         }
-        return ModelBatch(size: b, labels: [Float](repeating: 1, count: b), users: batch.userIDs,
+        return ModelBatch(size: b, labels: [Float](repeating: 1, count: b), users: users,
                           fields: ["seq": SparseField(length: w, keys: seq, mask: mask)])
     }
 
