@@ -80,12 +80,25 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var basePooling = "sum"
     /// How the `self-attention` model pools its encoded behaviours: `attention` or `mean`.
     public var pooling = "attention"
-    /// Attention heads of the `self-attention` model (must divide `embeddingDim`).
-    public var heads = 2
+    /// Next-item models (`sasrec`): self-attention blocks.
+    public var blocks = 2
+    /// Attention heads of the `sasrec` and `self-attention` models (divides `embeddingDim`).
+    public var heads = 1
+    /// Next-item models: dropout rate on the input embeddings and in every block.
+    public var dropout = 0.2
+    /// Next-item models: the most recent items the model reads (SASRec's maxlen n).
+    public var maxLength = 50
+    /// Next-item models: training loss — `bce` (one sampled negative per position, the
+    /// SASRec paper), `sampled-softmax` (softmax over the positive and `negatives` items
+    /// shared by the batch) or `softmax` (full cross-entropy over every catalogue item).
+    public var loss = "bce"
+    /// Next-item models: negatives per batch for `sampled-softmax`.
+    public var negatives = 256
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
-        case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling, heads
+        case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
+        case blocks, heads, dropout, maxLength, loss, negatives
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -103,7 +116,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         attentionWeighting = try c.decodeIfPresent(String.self, forKey: .attentionWeighting) ?? d.attentionWeighting
         basePooling = try c.decodeIfPresent(String.self, forKey: .basePooling) ?? d.basePooling
         pooling = try c.decodeIfPresent(String.self, forKey: .pooling) ?? d.pooling
+        blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? d.blocks
         heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? d.heads
+        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
+        maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
+        loss = try c.decodeIfPresent(String.self, forKey: .loss) ?? d.loss
+        negatives = try c.decodeIfPresent(Int.self, forKey: .negatives) ?? d.negatives
     }
 }
 
@@ -217,7 +235,12 @@ extension RunConfig {
         model.attentionWeighting = try reader.string("model.attention_weighting") ?? model.attentionWeighting
         model.basePooling = try reader.string("model.base_pooling") ?? model.basePooling
         model.pooling = try reader.string("model.pooling") ?? model.pooling
+        model.blocks = try reader.int("model.blocks") ?? model.blocks
         model.heads = try reader.int("model.heads") ?? model.heads
+        model.dropout = try reader.double("model.dropout") ?? model.dropout
+        model.maxLength = try reader.int("model.max_len") ?? model.maxLength
+        model.loss = try reader.string("model.loss") ?? model.loss
+        model.negatives = try reader.int("model.negatives") ?? model.negatives
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -263,6 +286,10 @@ extension RunConfig {
         try check(["raw", "softmax"].contains(model.attentionWeighting), "model.attention_weighting must be raw or softmax")
         try check(["sum", "mean"].contains(model.basePooling), "model.base_pooling must be sum or mean")
         try check(["attention", "mean"].contains(model.pooling), "model.pooling must be attention or mean")
+        try check(model.blocks >= 1 && model.heads >= 1 && model.maxLength >= 1 && model.negatives >= 1,
+                  "model.blocks, model.heads, model.max_len and model.negatives must be >= 1")
+        try check(model.dropout >= 0 && model.dropout < 1, "model.dropout must be in [0, 1)")
+        try check(["bce", "sampled-softmax", "softmax"].contains(model.loss), "model.loss must be bce, sampled-softmax or softmax")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")
         try check(checkpoint.everySeconds >= 0 && checkpoint.everySeconds.isFinite, "checkpoint.every_seconds must be >= 0")

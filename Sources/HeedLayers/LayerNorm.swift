@@ -118,7 +118,7 @@ public func layerNormBackward<T: Real>(_ dx: inout Tensor<T>, _ dGain: inout Ten
 /// reorder for floats); eight independent partials let it use vector adds. The result differs
 /// from the sequential sum only by rounding.
 @inlinable @inline(__always)
-func rowSum<T: Real>(_ n: Int, _ term: (Int) -> T) -> T {
+public func rowSum<T: Real>(_ n: Int, _ term: (Int) -> T) -> T {
     var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
     var j = 0
     while j + 8 <= n {

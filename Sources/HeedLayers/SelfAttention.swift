@@ -211,7 +211,7 @@ func maskedSoftmaxRows<T: Real>(_ scores: UnsafeMutablePointer<T>, length l: Int
 /// the compiler vectorises (a call to `expf` per weight is scalar and was the softmax's main
 /// cost). Inputs below −87 (including −∞ for masked keys) give 0; NaN stays NaN.
 @inlinable @inline(__always)
-func softmaxExp(_ x: Float) -> Float {
+public func softmaxExp(_ x: Float) -> Float {
     let xc: Float = x < -87 ? -87 : (x > 88 ? 88 : x)
     return x < -87 ? 0 : cephesExp(clamped: xc)
 }
@@ -219,7 +219,7 @@ func softmaxExp(_ x: Float) -> Float {
 /// `max_{j < n} term(j)` (−∞ for n = 0) with eight interleaved partial maxima, which
 /// vectorise where one running maximum would not (see `rowSum`).
 @inlinable @inline(__always)
-func rowMax<T: Real>(_ n: Int, _ term: (Int) -> T) -> T {
+public func rowMax<T: Real>(_ n: Int, _ term: (Int) -> T) -> T {
     var m0 = -T.infinity, m1 = -T.infinity, m2 = -T.infinity, m3 = -T.infinity
     var m4 = -T.infinity, m5 = -T.infinity, m6 = -T.infinity, m7 = -T.infinity
     var j = 0

@@ -22,6 +22,12 @@ public enum ModelCatalog {
             }
             let m = try ModelFactory.makeStatefulModel(config: config.model, schema: schema, seed: config.seed,
                                                        options: try BehaviourModelOptions(config.model))
+            if var next = m as? any NextItemModel {
+                // Next-item models read whole sequences and draw negatives from the catalogue.
+                try next.attachCatalog(try catalogKeys(dataDirectory: config.data.path), schema: schema)
+                let batcher = next.batcher
+                return (next, { batcher.trainingBatch($0) })
+            }
             fields = m.inputFields
             model = m
         }
@@ -29,6 +35,17 @@ public enum ModelCatalog {
         _ = try ModelBatch(sampleBatch: SampleBatch(schema: schema), labelName: label, fields: fields)
         // Safe: every batch of this dataset has `schema`, checked just above.
         return (model, { batch in try! ModelBatch(sampleBatch: batch, labelName: label, fields: fields) })
+    }
+
+    /// Sorted item keys of the prepared dataset's catalogue (`items.heeds`): the candidates
+    /// of next-item models.
+    public static func catalogKeys(dataDirectory: String) throws -> [UInt64] {
+        let manifest = try DatasetManifest.load(directory: dataDirectory)
+        let catalog = try manifest.openCatalog(directory: dataDirectory)
+        guard let slot = catalog.schema.slotIndex("item") else {
+            throw HeedError(.corrupt, "\(dataDirectory): the catalogue has no item slot")
+        }
+        return (0..<catalog.count).map { catalog.keys(slot: slot, record: $0)[0] }.sorted()
     }
 
     /// The label every CTR model trains on.

@@ -120,6 +120,8 @@ public struct Evaluation: Codable, Sendable {
     public var logLoss: Double
     /// Accuracy, precision, recall, F1 at the 0.5 threshold; nil for no samples.
     public var atThreshold: ThresholdMetrics?
+    /// Ranking figures of a next-item model (then AUC, GAUC and log loss are absent).
+    public var nextItem: NextItemMetrics?
 
     /// Metrics of predictions against labels, users for GAUC.
     public init(predictions: [Float], labels: [Float], users: [UInt64]) {
@@ -131,8 +133,16 @@ public struct Evaluation: Codable, Sendable {
         atThreshold = ThresholdMetrics(probabilities: predictions, labels: labels)
     }
 
-    /// One line for logs.
+    /// The evaluation of a next-item model.
+    public init(nextItem: NextItemMetrics) {
+        samples = nextItem.full.records
+        logLoss = -1
+        self.nextItem = nextItem
+    }
+
+    /// One line for logs (several for next-item figures).
     public var summary: String {
+        if let nextItem { return nextItem.summary }
         func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "n/a" }
         return "samples \(samples)  AUC \(f(auc))  GAUC \(f(gauc))  logloss \(f(logLoss))" + (atThreshold.map { "  " + $0.summary } ?? "")
     }

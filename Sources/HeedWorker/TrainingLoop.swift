@@ -177,6 +177,10 @@ public final class TrainingLoop: @unchecked Sendable {
     /// (an epoch hook set up before the loop is built).
     public static func evaluate(_ evalPlan: BatchPlan, trainer: Trainer,
                                 makeBatch: (SampleBatch) -> ModelBatch) async throws -> Evaluation {
+        if let next = trainer.model as? any NextItemModel {
+            // Next-item models are ranked over the catalogue (HR, NDCG, MRR), not scored per record.
+            return Evaluation(nextItem: try await NextItemEvaluation.evaluate(model: next, params: trainer.params, shards: evalPlan.shards))
+        }
         var predictions: [Float] = [], labels: [Float] = [], users: [UInt64] = []
         for b in evalPlan.batches(epoch: 0, seed: 0, shuffle: false) {
             let batch = makeBatch(evalPlan.gather(b))

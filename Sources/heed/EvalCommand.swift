@@ -11,7 +11,7 @@ import HeedWorker
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a saved model (heed train --save-model) on a prepared dataset: AUC, GAUC, log loss, accuracy/precision/recall/F1 at 0.5; or compare two (--compare A B).",
+        abstract: "Evaluate a saved model (heed train --save-model) on a prepared dataset: AUC, GAUC, log loss, accuracy/precision/recall/F1 at 0.5; HR@K, NDCG@K, MRR for next-item models; or compare two (--compare A B).",
         discussion: "The model's files are checked against its manifest's checksums and loaded into one in-process shard, whatever number of servers wrote them.")
 
     @Option(help: "Saved model directory (holds manifest.json and shard-<rank>.bin files).") var model: String?
@@ -20,6 +20,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Samples per evaluation batch.") var batchSize: Int = 1024
     @Option(help: "Write the metrics (JSON) here.") var metricsOut: String?
     @OptionGroup var comparison: CompareOptions
+    @Option(help: "Next-item models: sampled negatives per record for the sampled protocol (SASRec: 100).") var negatives: Int = 100
+    @Flag(help: "Next-item models: rank the user's history items too (default: left out, the S3-Rec protocol).") var keepHistory = false
+    @Option(help: "Next-item models: seed of the sampled negatives.") var evalSeed: UInt64 = 1
+    @Option(help: "Next-item models: users with at most this many interactions (history + the predicted item) count as cold.") var coldMax: Int = 5
 
     func run() throws {
         guard let split = Split(rawValue: split), split != .train else {
@@ -28,10 +32,17 @@ struct EvalCommand: ParsableCommand {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be >= 1") }
         if !comparison.compare.isEmpty { return try runComparison(split: split) }
         guard let model = self.model else { throw ValidationError("--model is required (or --compare A B)") }
+        guard negatives >= 1, coldMax >= 1 else { throw ValidationError("--negatives and --cold-max must be >= 1") }
+        var options = NextItemEvaluationOptions()
+        options.sampledNegatives = negatives
+        options.excludeHistory = !keepHistory
+        options.seed = evalSeed
+        options.coldMaxInteractions = coldMax
         let result = LockedBox<(SavedModel, Evaluation)?>(nil)
-        let (data, batchSize) = (self.data, self.batchSize)
+        let (data, batchSize, nextItem) = (self.data, self.batchSize, options)
         try runRole("eval") {
-            result.set(try await SavedModelEvaluation.evaluate(modelDirectory: model, data: data, split: split, batchSize: batchSize))
+            result.set(try await SavedModelEvaluation.evaluate(modelDirectory: model, data: data, split: split, batchSize: batchSize,
+                                                               nextItem: nextItem))
         }
         guard let (saved, evaluation) = result.get() else { throw ExitCode(1) }
         print("\(model): \(saved.config.model.name) after \(saved.step) steps (\(saved.servers) servers) on \(data ?? saved.config.data.path)\n\(split.rawValue) \(evaluation.summary)")
@@ -41,7 +52,8 @@ struct EvalCommand: ParsableCommand {
 
 /// Loads a saved model into one local shard and evaluates it the way training does.
 enum SavedModelEvaluation {
-    static func evaluate(modelDirectory: String, data: String?, split: Split, batchSize: Int) async throws -> (SavedModel, Evaluation) {
+    static func evaluate(modelDirectory: String, data: String?, split: Split, batchSize: Int,
+                         nextItem: NextItemEvaluationOptions = NextItemEvaluationOptions()) async throws -> (SavedModel, Evaluation) {
         let saved = try SavedModel.load(directory: modelDirectory)
         let files = try saved.readFiles(directory: modelDirectory)
         var config = saved.config
@@ -57,6 +69,12 @@ enum SavedModelEvaluation {
         try shard.restore(from: files, slotCount: saved.slots)
         let trainer = Trainer(model: model, params: LocalParameterAccess(shard: shard), pushEveryTable: false)
         try trainer.loadModelStatistics(saved.statistics)
+        if let next = model as? any NextItemModel {
+            // Ranked over the catalogue with the requested protocol.
+            let metrics = try await NextItemEvaluation.evaluate(model: next, params: trainer.params,
+                                                                shards: try manifest.open(split, directory: config.data.path), options: nextItem)
+            return (saved, Evaluation(nextItem: metrics))
+        }
         let plan = BatchPlan(shards: try manifest.open(split, directory: config.data.path), batchSize: batchSize)
         let loop = TrainingLoop(trainer: trainer, plan: plan, settings: .init(epochs: 1, maxSteps: 0, pipelined: false, seed: config.seed),
                                 hooks: TrainingLoop.Hooks(), makeBatch: makeBatch)

@@ -25,7 +25,7 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "DIN's attention weights: raw (the paper) or softmax.") var attentionWeighting: String?
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
-    @Option(name: .long, help: "Attention heads of the self-attention model.") var heads: Int?
+    @Option(name: .long, help: "Attention heads of the sasrec and self-attention models.") var heads: Int?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
     @Option(name: .long, help: "Directory for checkpoints (TOML [checkpoint] dir).") var checkpointDir: String?
     @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
