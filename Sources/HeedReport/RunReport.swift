@@ -281,10 +281,12 @@ public struct RunReport {
         return breaks
     }
 
+    /// Launcher, coordinator, servers, workers, then anything else: the order of legends and lists.
     static func roleOrder(_ role: String) -> Int {
         ["launcher": 0, "coordinator": 1, "server": 2, "worker": 3][role] ?? 4
     }
 
+    /// Valid before test before other splits.
     static func splitOrder(_ name: String) -> (Int, String) {
         (name.hasPrefix("valid") ? 0 : name.hasPrefix("test") ? 1 : 2, name)
     }
