@@ -19,8 +19,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // HMAC-SHA256 for the cluster secret (wire format authentication).
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // Tests only: parses the Kubernetes recipe (KubernetesManifestTests).
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         // The run config's TOML parser (toml++ underneath; docs/config.md).
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // Structured logs (role and rank in every line) and metrics (an abstraction the
+        // roles record into; Prometheus text exposition in the executable).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian (libnng-dev, libopenblas-dev, zlib1g-dev).
@@ -40,12 +47,18 @@ let package = Package(
         .target(name: "HeedTransport", dependencies: ["HeedCore", "CNNG", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "HeedData", dependencies: ["HeedCore", "CZlib"]),
         .target(name: "HeedCheckpoint", dependencies: ["HeedCore"]),
+        // Watching a run: the metrics log (JSON lines), resident memory, the /metrics listener.
+        .target(name: "HeedObserve", dependencies: ["HeedCore", .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "CoreMetrics", package: "swift-metrics")]),
         .target(name: "HeedModels", dependencies: ["HeedCore", "HeedLayers", "HeedData"]),
 
         // Roles.
-        .target(name: "HeedServer", dependencies: ["HeedCore", "HeedOptim", "HeedTransport", "HeedCheckpoint", "CKernels"]),
-        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers", "HeedCheckpoint"]),
-        .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint"]),
+        .target(name: "HeedServer", dependencies: ["HeedCore", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedObserve", "CKernels",
+                                               .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics")]),
+        .target(name: "HeedWorker", dependencies: ["HeedCore", "HeedTransport", "HeedModels", "HeedData", "HeedLayers", "HeedCheckpoint", "HeedObserve",
+                                               .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics")]),
+        .target(name: "HeedCoordinator", dependencies: ["HeedCore", "HeedTransport", "HeedCheckpoint", "HeedObserve",
+                                               .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics")]),
 
         // Benchmarks: what `heed bench ...` measures, kept out of the modules users run.
         .target(name: "HeedBench", dependencies: ["HeedCore", "HeedLayers", "HeedTransport", "HeedData", "HeedServer",
@@ -60,21 +73,25 @@ let package = Package(
             dependencies: [
                 "HeedCore", "HeedLayers", "HeedOptim", "HeedTransport", "HeedData",
                 "HeedCheckpoint", "HeedModels", "HeedServer", "HeedWorker", "HeedCoordinator",
-                "HeedBench", "HeedReport", "CBLAS",
+                "HeedObserve", "HeedBench", "HeedReport", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
 
         .testTarget(name: "HeedCoreTests", dependencies: ["HeedCore"]),
         .testTarget(name: "HeedLayersTests", dependencies: ["HeedLayers", "HeedCore"]),
         .testTarget(name: "HeedOptimTests", dependencies: ["HeedOptim", "HeedCore"]),
-        .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore"]),
+        .testTarget(name: "HeedTransportTests", dependencies: ["HeedTransport", "HeedCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "HeedDataTests", dependencies: ["HeedData", "HeedCore"]),
         .testTarget(name: "HeedModelsTests", dependencies: ["HeedModels", "HeedLayers", "HeedCore", "HeedData", "HeedServer", "HeedOptim", "HeedWorker"],
                     // Read by path (#filePath) rather than bundled; written by scripts/reference-models.py.
                     exclude: ["Fixtures"]),
         .testTarget(name: "HeedCoordinatorTests", dependencies: ["HeedCoordinator", "HeedCheckpoint", "HeedCore"]),
-        .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedLayers", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
+        .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedLayers", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedObserve", "HeedCore",
+                                                           .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
         .testTarget(name: "HeedBenchTests", dependencies: ["HeedBench", "HeedLayers", "HeedTransport", "HeedCore"]),
         .testTarget(name: "HeedReportTests", dependencies: ["HeedReport", "HeedCore"]),

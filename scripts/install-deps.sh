@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Heed links against. Idempotent: does nothing when present.
 #   --multi-host  also what the multi-host test bed needs (network namespaces, a real
-#                 Slurm cluster: iproute2, util-linux's nsenter, slurm-wlm, munge); CI uses it.
+#                 Slurm cluster, an sshd per host: iproute2, util-linux's nsenter,
+#                 slurm-wlm, munge, openssh-server and -client); CI uses it.
 set -euo pipefail
 packages=(libnng-dev libopenblas-dev zlib1g-dev pkg-config)
-if [ "${1:-}" = "--multi-host" ]; then packages+=(iproute2 util-linux slurm-wlm munge); fi
+if [ "${1:-}" = "--multi-host" ]; then packages+=(iproute2 util-linux slurm-wlm munge openssh-server openssh-client); fi
 # --report (any position): headless Chromium for scripts/render-report.sh; CI does not need it.
 for a in "$@"; do if [ "$a" = "--report" ]; then packages+=(chromium); fi; done
 missing=()

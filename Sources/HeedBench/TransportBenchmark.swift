@@ -235,7 +235,7 @@ public enum TransportBenchmark {
 
     /// Encoded sizes of a pull of `keys` keys and its (keys × dim) reply.
     public static func sizes(keys: Int, dim: Int, authenticated: Bool = false) -> (request: Int, reply: Int) {
-        let tag = authenticated ? WireCodec.tagSize : 0
+        let tag = authenticated ? WireCodec.trailerSize : 0
         let request = WireCodec.headerSize + Message.pullRows(pullRequest(keys: keys)).payloadSize + tag
         let reply = WireCodec.headerSize + 16 + 4 * keys * dim + tag
         return (request, reply)
@@ -247,7 +247,7 @@ public enum TransportBenchmark {
 
     /// Encoded sizes of a push of `keys` keys × dim gradients and its ack.
     public static func pushSizes(keys: Int, dim: Int, authenticated: Bool = false) -> (request: Int, reply: Int) {
-        let tag = authenticated ? WireCodec.tagSize : 0
+        let tag = authenticated ? WireCodec.trailerSize : 0
         let request = WireCodec.headerSize + Message.pushRows(pushRequest(keys: keys, dim: dim)).payloadSize + tag
         let reply = WireCodec.headerSize + Message.ack(Ack(value: UInt64(keys))).payloadSize + tag
         return (request, reply)

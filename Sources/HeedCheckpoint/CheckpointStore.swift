@@ -108,4 +108,11 @@ public struct CheckpointStore: Sendable {
         }
         return (what, try verify(what))
     }
+
+    /// The newest valid checkpoint in `directory`, or nil when there is none (or no
+    /// directory): what `--resume auto` continues from.
+    public static func resolveAuto(directory: String, skipped: (String) -> Void = { _ in }) -> (path: String, model: SavedModel)? {
+        guard !directory.isEmpty else { return nil }
+        return CheckpointStore(directory: directory).latestValid(skipped: skipped)
+    }
 }

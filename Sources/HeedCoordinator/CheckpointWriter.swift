@@ -31,6 +31,20 @@ enum CheckpointWriter {
         // A directory without a valid manifest is a save that died (a killed server): start it afresh.
         FileOps.removeTree(path)
         try SavedModel.prepareDirectory(path)
+        do {
+            return try await writeFiles(step: step, path: path, positions: positions, servers: servers, config: config, plan: plan, run: run)
+        } catch {
+            // A checkpoint that did not complete leaves nothing behind: its directory has no
+            // manifest and would only be skipped (and cleaned up by the next save at this step).
+            FileOps.removeTree(path)
+            throw error
+        }
+    }
+
+    /// Asks every server for its file, then writes the manifest and prunes.
+    private static func writeFiles(step: Int, path: String, positions: [WorkerPosition], servers: [any RequestClient],
+                                   config: CheckpointConfig, plan: ShardingPlan, run: RunConfig) async throws -> (step: Int, path: String) {
+        let store = CheckpointStore(directory: config.directory)
         var files = [ParameterFile.Written?](repeating: nil, count: servers.count)
         try await withThrowingTaskGroup(of: (Int, ParameterFile.Written).self) { group in
             for (rank, client) in servers.enumerated() {

@@ -1,7 +1,10 @@
 import Foundation
 import HeedCheckpoint
+import CoreMetrics
 import HeedCore
+import HeedObserve
 import HeedTransport
+import Logging
 
 /// The coordinator role: answers registrations, heartbeats, barriers and clock
 /// advances, watches for silent roles, and decides when the run is over.
@@ -66,10 +69,20 @@ public final class CoordinatorService: @unchecked Sendable {
     private var parkedBarriers: [String: [Responder]] = [:]
     private var parkedAdvances: [(clock: Int, responder: Responder)] = []
     private var finishedWorkers: Set<Int> = []
+    /// Figures finished workers reported with their goodbye, by rank.
+    private var workerFigures: [Int: WorkerFigures] = [:]
     private var serversStopped: Set<Int> = []
     private var stopReason: String?
     private var interrupted = false
-    private let log: @Sendable (String) -> Void
+    private let telemetry: Telemetry
+    /// Samples/s each worker reported in its last heartbeat; guarded by `lock`.
+    private var workerRates: [Int: Double] = [:]
+    /// When the last checkpoint was written (monotonic ns); guarded by `lock`.
+    private var lastCheckpointWritten: UInt64?
+    private var heartbeatAges: [RoleID: Gauge] = [:]
+    private lazy var checkpointAge = Gauge(label: "heed_checkpoint_age_seconds", dimensions: telemetry.dimensions, factory: telemetry.metrics)
+    private lazy var clusterRate = Gauge(label: "heed_cluster_samples_per_second", dimensions: telemetry.dimensions, factory: telemetry.metrics)
+    private lazy var checkpointSeconds = CoreMetrics.Timer(label: "heed_checkpoint_seconds", dimensions: telemetry.dimensions, factory: telemetry.metrics)
     /// Checkpoint bookkeeping; guarded by `lock`.
     private let checkpoints: CheckpointSchedule
     /// Workers paused for the pending checkpoint, and `checkpoint-now` callers, answered when it ends.
@@ -84,9 +97,11 @@ public final class CoordinatorService: @unchecked Sendable {
     private var checkpointBegan: UInt64 = 0
     private var lastStallReport: UInt64 = 0
 
-    /// A coordinator for `settings`; `log` receives one line per membership event.
+    /// A coordinator for `settings`; `telemetry` receives a log line per membership event,
+    /// metrics-log events (checkpoints, failures) and metrics (heartbeat age per peer,
+    /// checkpoint age, the workers' samples/s together).
     /// `connectToServer` lets it ask servers to write checkpoints.
-    public init(settings: Settings, log: @escaping @Sendable (String) -> Void,
+    public init(settings: Settings, telemetry: Telemetry,
                 connectToServer: (@Sendable (String) throws -> any RequestClient)? = nil) {
         self.settings = settings
         self.connectToServer = connectToServer
@@ -95,7 +110,11 @@ public final class CoordinatorService: @unchecked Sendable {
         self.membership = Membership(serverCount: settings.plan.serverCount, workerCount: settings.workerCount,
                                      failureTimeoutNanoseconds: UInt64(settings.failureTimeout.components.seconds) * 1_000_000_000
                                         + UInt64(settings.failureTimeout.components.attoseconds / 1_000_000_000))
-        self.log = log
+        self.telemetry = telemetry
+    }
+
+    private func log(_ line: String, level: Logger.Level = .info) {
+        telemetry.logger.log(level: level, "\(line)")
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -110,6 +129,7 @@ public final class CoordinatorService: @unchecked Sendable {
             return lock.withLock {
                 let id = RoleID(beat.role == .server ? .server : .worker, Int(beat.rank))
                 try? membership.heard(from: id, clock: beat.role == .worker ? Int(beat.clock) : nil, now: now)
+                if id.role == .worker, let rate = beat.stats["samplesPerSecond"] { workerRates[id.rank] = rate }
                 var command: Control?
                 if id.role == .worker {
                     checkpoints.observe(rank: id.rank, clock: Int(beat.clock))
@@ -229,6 +249,16 @@ public final class CoordinatorService: @unchecked Sendable {
                 try? membership.heard(from: RoleID(.worker, rank), clock: Int.max / 2, now: now)
                 releaseAdvances()
                 log("worker \(rank) finished (\(finishedWorkers.count)/\(settings.workerCount))")
+                if let space = c.body.firstIndex(of: UInt8(ascii: " ")),
+                   let figures = try? JSONDecoder().decode(WorkerFigures.self, from: Data(c.body[(space + 1)...])) {
+                    workerFigures[rank] = figures
+                }
+                if finishedWorkers.count == settings.workerCount, workerFigures.count == settings.workerCount {
+                    let all = workerFigures.values
+                    log(String(format: "cluster totals: %d workers, %d steps, %d samples, %.0f samples/s in all",
+                               all.count, all.reduce(0) { $0 + $1.steps }, all.reduce(0) { $0 + $1.samples },
+                               all.reduce(0) { $0 + $1.samplesPerSecond }))
+                }
                 return .controlReply(Control(name: "ok"))
             }
         case "idle":
@@ -255,6 +285,14 @@ public final class CoordinatorService: @unchecked Sendable {
                 _ = startCheckpointIfReady()
                 return nil
             }
+        case "leaving":
+            // Body: "<rank> <role>": a role stopped by a signal before the run completed.
+            let parts = String(decoding: c.body, as: UTF8.self).split(separator: " ")
+            let who = parts.count == 2 ? "\(parts[1]) \(rank)" : "a role"
+            log("\(who) is leaving (stopped by a signal); stopping the run", level: .warning)
+            telemetry.events.write("failure", ["detail": .string("\(who) left: stopped by a signal")])
+            fail("\(who) left: stopped by a signal")
+            return .controlReply(Control(name: "ok"))
         case "checkpoint-now":
             return try lock.withLock { () throws -> Message? in
                 try failIfStopping()
@@ -318,7 +356,8 @@ public final class CoordinatorService: @unchecked Sendable {
         do {
             clients = try serverClientsLocked()
         } catch {
-            log("checkpoint \(generation) not taken: \(error)")
+            log("checkpoint \(generation) not taken: \(error)", level: .warning)
+            telemetry.events.write("failure", ["detail": .string("checkpoint \(generation) not taken: \(error)")])
             finishCheckpoint(generation: generation, outcome: .failure(error as? HeedError ?? HeedError(.io, "\(error)")))
             return false
         }
@@ -354,11 +393,16 @@ public final class CoordinatorService: @unchecked Sendable {
         switch outcome {
         case .success(let done):
             checkpoints.finish(generation: generation, step: done.step, now: now)
-            log(String(format: "checkpoint %d written: %@ (workers paused %.3f s)", generation, done.path, Double(now - checkpointBegan) / 1e9))
+            let seconds = Double(now - checkpointBegan) / 1e9
+            log(String(format: "checkpoint %d written: %@ (workers paused %.3f s)", generation, done.path, seconds))
+            lastCheckpointWritten = now
+            checkpointSeconds.recordSeconds(seconds)
+            telemetry.events.write("checkpoint", ["step": .int(done.step), "dir": .string(done.path), "ms": .double(1000 * seconds)])
             reply = .controlReply(Control(name: "checkpoint-done", body: Array(done.path.utf8)))
         case .failure(let error):
             checkpoints.finish(generation: generation, step: nil, now: now)
-            log("checkpoint \(generation) failed: \(error.message)")
+            log("checkpoint \(generation) failed: \(error.message)", level: .warning)
+            telemetry.events.write("failure", ["detail": .string("checkpoint \(generation) failed: \(error.message)")])
             reply = .controlReply(Control(name: "checkpoint-failed", body: Array(error.message.utf8)))
         }
         for r in checkpointArrivals { r.reply(reply) }
@@ -415,9 +459,14 @@ public final class CoordinatorService: @unchecked Sendable {
         let start = Self.now()
         let join = UInt64(settings.joinTimeout.components.seconds) * 1_000_000_000
         var stopSince: UInt64?
+        var lastMetrics: UInt64 = 0
         while true {
             try? await Task.sleep(for: pollInterval)
             let now = Self.now()
+            if now - lastMetrics >= 1_000_000_000 {
+                lastMetrics = now
+                updateMetrics(now: now)
+            }
             lock.withLock {
                 guard stopReason == nil else { return }
                 _ = requestCheckpointIfDue(now: now)
@@ -436,21 +485,43 @@ public final class CoordinatorService: @unchecked Sendable {
             if reason == nil, let first = failed.first {
                 let seconds = Double(settings.failureTimeout.components.seconds)
                 fail("\(first) sent nothing for \(seconds) s")
-                log("\(first) missed its heartbeats for \(seconds) s; stopping the run")
+                log("\(first) missed its heartbeats for \(seconds) s; stopping the run", level: .error)
+                telemetry.events.write("failure", ["detail": .string("\(first) sent nothing for \(seconds) s")])
             }
             if reason == nil, !complete, now - start > join {
                 let missing = missingRoles()
                 fail("the cluster did not assemble within \(settings.joinTimeout): missing \(missing)")
-                log("the cluster did not assemble within \(settings.joinTimeout): missing \(missing)")
+                log("the cluster did not assemble within \(settings.joinTimeout): missing \(missing)", level: .error)
+                telemetry.events.write("failure", ["detail": .string("the cluster did not assemble: missing \(missing)")])
             }
             if finished && stopped { return .completed }
             if let reason = lock.withLock({ stopReason }) {
                 // Give roles one heartbeat period or so to hear "stop" before exiting.
                 if stopSince == nil { stopSince = now }
+                // A checkpoint being written ends (written, or failed and removed) before the
+                // coordinator does, so no half-written checkpoint directory is left behind.
+                if lock.withLock({ checkpoints.saving }) && now - stopSince! < 120_000_000_000 { continue }
                 if now - stopSince! > 2_000_000_000 || stopped {
                     return wasInterrupted || reason == "interrupted" ? .interrupted : .failed(reason)
                 }
             }
+        }
+    }
+
+    /// Heartbeat age per registered peer, checkpoint age (once one was written), and the
+    /// workers' reported samples/s together.
+    private func updateMetrics(now: UInt64) {
+        lock.withLock {
+            for (id, member) in membership.members where !member.finished {
+                if heartbeatAges[id] == nil {
+                    heartbeatAges[id] = Gauge(label: "heed_heartbeat_age_seconds",
+                                              dimensions: telemetry.dimensions + [("peer_role", "\(id.role)"), ("peer_rank", "\(id.rank)")],
+                                              factory: telemetry.metrics)
+                }
+                heartbeatAges[id]!.record(Double(now > member.lastSeen ? now - member.lastSeen : 0) / 1e9)
+            }
+            if let written = lastCheckpointWritten { checkpointAge.record(Double(now - written) / 1e9) }
+            clusterRate.record(workerRates.values.reduce(0, +))
         }
     }
 

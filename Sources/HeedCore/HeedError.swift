@@ -7,6 +7,9 @@ public struct HeedError: Error, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
         case invalidInput, io, corrupt, transport, timeout, protocolViolation
         case unauthenticated, notFound, unsupported, config, peerFailed, cancelled, internalError
+        /// A request the receiver's replay window found too old (encoded before the
+        /// receiver started, or long in flight): the sender resends it fresh.
+        case stale
     }
 
     public var code: Code

@@ -78,10 +78,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var attentionWeighting = "raw"
     /// How the base model pools the behaviour sequence: `sum` (the paper) or `mean`.
     public var basePooling = "sum"
+    /// How the `self-attention` model pools its encoded behaviours: `attention` or `mean`.
+    public var pooling = "attention"
+    /// Attention heads of the `self-attention` model (must divide `embeddingDim`).
+    public var heads = 2
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
-        case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling
+        case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling, heads
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -98,6 +102,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         miniBatchL2 = try c.decodeIfPresent(Double.self, forKey: .miniBatchL2) ?? d.miniBatchL2
         attentionWeighting = try c.decodeIfPresent(String.self, forKey: .attentionWeighting) ?? d.attentionWeighting
         basePooling = try c.decodeIfPresent(String.self, forKey: .basePooling) ?? d.basePooling
+        pooling = try c.decodeIfPresent(String.self, forKey: .pooling) ?? d.pooling
+        heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? d.heads
     }
 }
 
@@ -210,6 +216,8 @@ extension RunConfig {
         model.miniBatchL2 = try reader.double("model.mini_batch_l2") ?? model.miniBatchL2
         model.attentionWeighting = try reader.string("model.attention_weighting") ?? model.attentionWeighting
         model.basePooling = try reader.string("model.base_pooling") ?? model.basePooling
+        model.pooling = try reader.string("model.pooling") ?? model.pooling
+        model.heads = try reader.int("model.heads") ?? model.heads
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -254,6 +262,7 @@ extension RunConfig {
         try check(model.miniBatchL2 >= 0 && model.miniBatchL2.isFinite, "model.mini_batch_l2 must be a finite number >= 0")
         try check(["raw", "softmax"].contains(model.attentionWeighting), "model.attention_weighting must be raw or softmax")
         try check(["sum", "mean"].contains(model.basePooling), "model.base_pooling must be sum or mean")
+        try check(["attention", "mean"].contains(model.pooling), "model.pooling must be attention or mean")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")
         try check(checkpoint.everySeconds >= 0 && checkpoint.everySeconds.isFinite, "checkpoint.every_seconds must be >= 0")

@@ -26,6 +26,9 @@ public enum ModelFactory {
             return DINModel(config: config, fields: fields, activation: try activation(config, model: "din"),
                             weighting: options.attentionWeighting, seed: seed)
         },
+        "self-attention": { config, schema, options, seed in
+            try SelfAttentionModel(config: config, schema: schema, useUser: options.useUserEmbedding, seed: seed)
+        },
     ]
 
     /// Names of the models this build can make, sorted.

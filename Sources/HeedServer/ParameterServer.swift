@@ -33,6 +33,9 @@ public final class ParameterServer: @unchecked Sendable {
     private let applying = NSCondition()
     private let dedup = DedupCache()
     private var shutdownRequested = false
+    /// Saves (checkpoint or model files) being written; guarded by `saving`.
+    private var savesRunning = 0
+    private let saving = NSCondition()
 
     /// Starts listening at `address`; the shard may be attached later (after registration
     /// has told this server its rank).
@@ -201,20 +204,38 @@ public final class ParameterServer: @unchecked Sendable {
             // acknowledged before the pause must land before the snapshot.
             try waitForAcknowledgedPushes()
             let directory = CheckpointStore(directory: target.checkpointDirectory).path(step: step)
-            let written = try shard.save(directory: directory, slotCount: target.slotCount)
+            let written = try whileSaving { try shard.save(directory: directory, slotCount: target.slotCount) }
             return .controlReply(Control(name: "saved", body: Array(try JSONEncoder().encode(written))))
         case .control(let c) where c.name == "save-model":
             guard let target = lock.withLock({ saveTarget }), !target.directory.isEmpty else {
                 throw HeedError(.unsupported, "this run saves no model (output.model / --save-model is not set)")
             }
             try waitForAcknowledgedPushes()
-            let written = try shard.save(directory: target.directory, slotCount: target.slotCount)
+            let written = try whileSaving { try shard.save(directory: target.directory, slotCount: target.slotCount) }
             return .controlReply(Control(name: "saved", body: Array(try JSONEncoder().encode(written))))
         case .control(let c) where c.name == "stats":
             let stats = shard.tableStats().map { "\"\($0.key)\":{\"rows\":\($0.value.rows),\"residentBytes\":\($0.value.residentBytes)}" }
             return .controlReply(Control(name: "stats", body: Array("{\((stats + ["\"foreignKeyRejections\":\(shard.foreignKeyRejections)"]).joined(separator: ","))}".utf8)))
         default:
             throw HeedError(.unsupported, "a parameter server does not handle \(request.message.kind) requests")
+        }
+    }
+
+    /// Runs a save, counted so that a shutdown can wait for it (`waitForSaves`).
+    private func whileSaving<T>(_ body: () throws -> T) rethrows -> T {
+        saving.withLock { savesRunning += 1 }
+        defer { saving.withLock { savesRunning -= 1; saving.broadcast() } }
+        return try body()
+    }
+
+    /// Waits up to `limit` for saves in progress to finish, so a server that stops never
+    /// leaves a file half-written (each is written under a temporary name and renamed).
+    /// - Returns: false if one was still running at the deadline.
+    public func waitForSaves(limit: Duration) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: Double(limit.components.seconds) + Double(limit.components.attoseconds) * 1e-18)
+        return saving.withLock {
+            while savesRunning > 0 { if !saving.wait(until: deadline) { return savesRunning == 0 } }
+            return true
         }
     }
 

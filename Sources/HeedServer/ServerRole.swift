@@ -1,8 +1,10 @@
 import Foundation
 import HeedCheckpoint
 import HeedCore
+import HeedObserve
 import HeedOptim
 import HeedTransport
+import Logging
 
 /// The server process: listen, register, build the shard, serve until told to stop.
 public enum ServerRole {
@@ -27,7 +29,7 @@ public enum ServerRole {
     /// initial flat dense vector from the run config (the executable knows the models).
     public static func run(options: Options, transport: any Transport,
                            initialDense: @escaping (RunConfig) throws -> [Float],
-                           log: @escaping @Sendable (String) -> Void,
+                           telemetry: Telemetry,
                            interrupted: @escaping @Sendable () -> Bool,
                            onReady: @Sendable (ParameterShard) -> Void = { _ in }) async throws {
         let server = try ParameterServer(transport: transport, address: options.listen,
@@ -38,11 +40,15 @@ public enum ServerRole {
         defer { link.client.close() }
         let reply = try await link.register(listenAddress: advertised, rankHint: options.rankHint, timeout: .seconds(30))
         let rank = Int(reply.rank)
+        telemetry.assign(rank: rank)
+        let log = telemetry.logger
+        let memory = telemetry.sampleMemory()
+        defer { memory.cancel() }
         let config = try JSONDecoder().decode(RunConfig.self, from: Data(reply.config))
         let shard = try makeShard(rank: rank, config: config, initialDense: try initialDense(config))
         if !config.checkpoint.resumeFrom.isEmpty {
             let rows = try restore(shard, from: config.checkpoint.resumeFrom, slots: config.cluster.slots)
-            log("server \(rank): restored \(rows) rows and the dense chunk from \(config.checkpoint.resumeFrom)")
+            log.info("restored \(rows) rows and the dense chunk from \(config.checkpoint.resumeFrom)")
         }
         // Asynchronous workers need not see their own pushes on the next pull, so they are
         // acknowledged on receipt; sync and bounded runs get acks after applying.
@@ -50,7 +56,7 @@ public enum ServerRole {
                       : .init(directory: config.output.modelDirectory, slotCount: config.cluster.slots,
                               checkpointDirectory: config.checkpoint.directory),
                       pushAcknowledgement: config.cluster.mode == .async ? .onReceipt : .afterApplying)
-        log("server \(rank): serving \(shard.tables.count) tables and \(shard.denseRange.count) dense values at \(advertised)")
+        log.info("serving \(shard.tables.count) tables and \(shard.denseRange.count) dense values at \(advertised)")
         try await link.serverReady(rank: rank)
         onReady(shard)
 
@@ -60,14 +66,25 @@ public enum ServerRole {
                                     clock: { 0 }, stats: { Self.stats(shard) },
                                     onStop: { state.stop(nil) }, onLost: { state.stop($0) })
         defer { beats.cancel() }
+        let metrics = ServerMetrics(telemetry: telemetry)
+        var tick = 0
         while !state.isStopped && !server.isShutdownRequested && !interrupted() {
+            if tick % 20 == 0 { metrics.update(shard: shard, counters: server.listener.counters) }
+            tick += 1
             try await Task.sleep(for: .milliseconds(50))
         }
+        metrics.update(shard: shard, counters: server.listener.counters)
+        // Told to stop or interrupted while writing a checkpoint: finish the file first.
+        if !server.waitForSaves(limit: .seconds(120)) { log.warning("stopping while a save is still being written") }
         if let error = state.error { throw error }
+        if interrupted() && !state.isStopped && !server.isShutdownRequested {
+            // Stopped by a signal: tell the coordinator, so the run ends now instead of after the failure timeout.
+            _ = try? await link.client.control(Control(name: "leaving", body: Array("\(rank) server".utf8)), timeout: .seconds(2))
+        }
         let totals = shard.tableStats().values.reduce((0, 0)) { ($0.0 + $1.rows, $0.1 + $1.residentBytes) }
         let lateFailures = server.dedupStatistics.failedAfterAcknowledging
-        log("server \(rank): stopping with \(totals.0) rows (\(totals.1 / 1_048_576) MiB resident)"
-            + (lateFailures > 0 ? "; \(lateFailures) pushes failed after they were acknowledged" : ""))
+        let late = lateFailures > 0 ? "; \(lateFailures) pushes failed after they were acknowledged" : ""
+        log.info("stopping with \(totals.0) rows (\(totals.1 / 1_048_576) MiB resident)\(late)")
     }
 
     /// Loads this shard's part of the checkpoint at `path` (any server count), streaming

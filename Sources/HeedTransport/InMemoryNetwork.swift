@@ -78,8 +78,7 @@ public final class InMemoryNetwork: Transport, Sendable {
 
     public func listen(on address: String, options: ServerOptions, handler: @escaping RequestHandler) throws -> any RequestServer {
         let server = InMemoryServer(network: self, address: address,
-                                    core: ServerCore(codec: try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize),
-                                                     rowHandlers: options.rowHandlers, handler: handler))
+                                    core: try ServerCore(options: options, handler: handler))
         try state.withLock { s in
             guard s.servers[address] == nil else {
                 throw HeedError(.config, "in-memory address \(address) is already in use")

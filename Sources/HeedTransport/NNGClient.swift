@@ -72,7 +72,14 @@ public final class NNGClient: RequestClient, @unchecked Sendable {
     /// (the body is 4-aligned), so the only copy is whatever `body` makes.
     public func withPulledRows<R>(_ pull: PullRows, timeout: Duration, _ body: (PulledRows) throws -> R) async throws -> R {
         let envelope = Envelope(senderID: senderID, requestID: makeRequestID(), message: .pullRows(pull))
-        let reply = try await retrying(retryPolicy) { try await exchange(envelope, timeout: timeout) }
+        let reply = try await retrying(retryPolicy) {
+            let reply = try await exchange(envelope, timeout: timeout)
+            if let stale = staleRefusal(reply, answering: envelope) {
+                reply.free()
+                throw stale
+            }
+            return reply
+        }
         defer { reply.free() }
         let header: WireHeader
         var rows: (tableID: UInt32, dim: UInt32, rows: Int, values: UnsafeRawBufferPointer)?
@@ -114,6 +121,19 @@ public final class NNGClient: RequestClient, @unchecked Sendable {
         defer { pool.release(slot) }
         let request = try NNGMessage.encoding(envelope, with: codec, size: size, for: label.description)
         return try await slot.exchange(request, deadline: .now + timeout, timeout: timeout, label: label)
+    }
+
+    /// The error to retry with if `reply` is an authenticated `stale` refusal (the server's
+    /// replay window found the attempt too old); nil for every other reply. Reads the kind
+    /// from the header first, so ordinary replies are not authenticated twice.
+    private func staleRefusal(_ reply: NNGMessage, answering envelope: Envelope) -> HeedError? {
+        let body = reply.body
+        guard body.count >= WireCodec.headerSize,
+              UInt16(littleEndian: body.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) == MessageKind.error.rawValue,
+              let opened = try? codec.open(body),
+              case .error(let e)? = try? WireCodec.decodePayload(opened.0, opened.payload).message,
+              e.code == .stale else { return nil }
+        return refusal(e, of: envelope)
     }
 
     private func label(_ envelope: Envelope) -> RequestLabel {

@@ -17,8 +17,7 @@ public final class NNGServer: RequestServer, @unchecked Sendable {
     public init(address: String, options: ServerOptions = ServerOptions(), handler: @escaping RequestHandler) throws {
         try NNG.validate(address)
         precondition(options.concurrency >= 1, "a server needs at least one context")
-        core = ServerCore(codec: try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize),
-                          rowHandlers: options.rowHandlers, handler: handler)
+        core = try ServerCore(options: options, handler: handler)
         var sock = nng_socket()
         try NNG.check(nng_rep0_open(&sock), "nng_rep0_open for \(address)")
         socket = sock

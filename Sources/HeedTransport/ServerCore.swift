@@ -21,15 +21,18 @@ typealias ReplySender = @Sendable (_ head: ReplyHead, _ payloadSize: Int, _ writ
 final class ServerCore: Sendable {
     /// The server's codec (secret, size limit).
     let codec: WireCodec
+    /// Present when the codec authenticates: refuses replayed requests.
+    let replayGuard: ReplayGuard?
     private let handler: RequestHandler
     private let rowHandlers: RowRequestHandlers?
 
     /// Longest error text put in an error reply, so a reply to a bad message stays small.
     static let maxErrorText = 1024
 
-    init(codec: WireCodec, rowHandlers: RowRequestHandlers? = nil, handler: @escaping RequestHandler) {
-        self.codec = codec
-        self.rowHandlers = rowHandlers
+    init(options: ServerOptions, handler: @escaping RequestHandler) throws {
+        codec = try WireCodec(secret: options.secret, maxMessageSize: options.maxMessageSize)
+        replayGuard = codec.isAuthenticated ? ReplayGuard(settings: options.replay) : nil
+        rowHandlers = options.rowHandlers
         self.handler = handler
     }
 
@@ -38,10 +41,20 @@ final class ServerCore: Sendable {
     /// server context so contexts do not contend for a lock.
     func handle(_ bytes: UnsafeRawBufferPointer, peerAddress: String, tally: Locked<ServerCounters>, send: @escaping ReplySender) {
         let envelope: Envelope
+        var refusedAsReplay = false
         do {
             let (header, payload) = try codec.open(bytes)
             guard !header.kind.isReply else {
                 throw HeedError(.protocolViolation, "a \(header.kind) reply was sent as a request")
+            }
+            // After the HMAC check, so only holders of the secret can touch the window.
+            if let refusal = replayGuard?.admit(sender: header.senderID, sequence: header.sequence) {
+                refusedAsReplay = true
+                // A duplicate is an attack (honest senders never reuse a sequence); an old
+                // one may be honest but queued since before this role started, so it is
+                // `stale`, which clients retry with a fresh sequence.
+                throw HeedError(refusal == .replayed ? .unauthenticated : .stale,
+                                "\(header.kind) message from sender \(header.senderID) refused: \(refusal)")
             }
             if let rows = rowHandlers, header.kind == .pullRows || header.kind == .pushRows {
                 // The view closures run only once the whole payload has been validated, so a
@@ -71,7 +84,7 @@ final class ServerCore: Sendable {
             tally.withLock {
                 $0.received += 1
                 $0.bytesReceived += bytes.count
-                if e.code == .unauthenticated { $0.unauthenticated += 1 } else { $0.malformed += 1 }
+                if refusedAsReplay { $0.replayed += 1 } else if e.code == .unauthenticated { $0.unauthenticated += 1 } else { $0.malformed += 1 }
             }
             let ids = WireCodec.peekIDs(bytes) ?? (0, 0)
             reply(Envelope(senderID: ids.senderID, requestID: ids.requestID,
@@ -157,6 +170,7 @@ extension ServerCounters {
         c.replied += b.replied
         c.malformed += b.malformed
         c.unauthenticated += b.unauthenticated
+        c.replayed += b.replayed
         c.handlerErrors += b.handlerErrors
         c.sendFailures += b.sendFailures
         c.bytesReceived += b.bytesReceived

@@ -171,6 +171,8 @@ public struct ServerCounters: Sendable, Equatable {
     public var malformed = 0
     /// Messages with a missing or wrong authentication tag.
     public var unauthenticated = 0
+    /// Authenticated messages the replay window refused (seen before, or too old).
+    public var replayed = 0
     /// Requests whose handler threw.
     public var handlerErrors = 0
     /// Replies the transport failed to send (peer gone).
@@ -202,7 +204,12 @@ extension RequestClient {
 
     /// Sends a prepared envelope (its request id reused on every attempt) and returns the reply message.
     public func request(_ envelope: Envelope, timeout: Duration, retry: RetryPolicy) async throws -> Message {
-        let reply = try await retrying(retry) { try await send(envelope, timeout: timeout) }
+        let reply = try await retrying(retry) {
+            let reply = try await send(envelope, timeout: timeout)
+            // A stale refusal is thrown inside the retry loop: the next attempt is fresh.
+            if case .error(let e) = reply.message, e.code == .stale { throw refusal(e, of: envelope) }
+            return reply
+        }
         try checkIDs(of: reply.senderID, reply.requestID, answering: envelope)
         if case .error(let e) = reply.message { throw refusal(e, of: envelope) }
         return reply.message

@@ -48,6 +48,8 @@ public struct ServerOptions: Sendable {
     public var maxMessageSize: Int
     /// Cluster secret; when set, untagged or wrongly tagged messages are rejected.
     public var secret: [UInt8]?
+    /// Limits of the replay window that authenticated requests pass (with a secret only).
+    public var replay = ReplayGuard.Settings()
     /// In-place handlers for pullRows/pushRows (the parameter server sets them); nil
     /// sends those requests to the `RequestHandler` like any other.
     package var rowHandlers: RowRequestHandlers?
@@ -83,8 +85,10 @@ public struct RetryPolicy: Sendable, Equatable {
     /// Three attempts with 20 ms, 40 ms pauses.
     public static let standard = RetryPolicy(attempts: 3)
 
-    /// Timeouts and lost connections are retried; errors the peer answered with are not.
+    /// Timeouts, lost connections and requests the peer found stale (a retry is encoded
+    /// afresh, with a new sequence number) are retried; other errors the peer answered
+    /// with are not.
     public func isRetryable(_ error: HeedError) -> Bool {
-        error.code == .timeout || error.code == .peerFailed
+        error.code == .timeout || error.code == .peerFailed || error.code == .stale
     }
 }

@@ -73,7 +73,8 @@ public enum MessageKind: UInt16, Sendable, CaseIterable, CustomStringConvertible
 ///
 /// Layout (little-endian): magic u32 "HEED" | version u16 | kind u16 | flags u32 |
 /// payload length u32 | sender id u64 | request id u64. Then `payloadLength` bytes,
-/// then a 32-byte HMAC-SHA256 tag if `flags & authenticatedFlag`.
+/// then, if `flags & authenticatedFlag`, the authentication trailer: the sender's
+/// sequence number u64 and a 32-byte HMAC-SHA256 tag over everything before the tag.
 public struct WireHeader: Equatable, Sendable {
     /// The message kind.
     public var kind: MessageKind
@@ -85,6 +86,9 @@ public struct WireHeader: Equatable, Sendable {
     public var senderID: UInt64
     /// The sender's id for this request; a retry reuses it, replies echo it.
     public var requestID: UInt64
+    /// The authentication trailer's sequence number (`MessageSequence`): fresh for every
+    /// message sent, retries included; 0 for an unauthenticated message. Set by `open`.
+    public var sequence: UInt64 = 0
 }
 
 /// A message with the ids that travel in its header.
@@ -484,12 +488,15 @@ public struct ErrorReply: Equatable, Sendable {
 public struct WireCodec: Sendable {
     /// "HEED" read as a little-endian UInt32.
     public static let magic: UInt32 = 0x4445_4548
-    /// The wire version this build speaks.
-    public static let version: UInt16 = 1
+    /// The wire version this build speaks (2: the authentication trailer carries a
+    /// sequence number).
+    public static let version: UInt16 = 2
     /// Size of the fixed header.
     public static let headerSize = 32
-    /// Size of the HMAC-SHA256 trailer.
+    /// Size of the HMAC-SHA256 tag.
     public static let tagSize = 32
+    /// Size of the authentication trailer: sequence number u64, then the tag.
+    public static let trailerSize = 8 + tagSize
     /// Header flag: an HMAC-SHA256 tag follows the payload.
     public static let authenticatedFlag: UInt32 = 1
     /// Shortest accepted cluster secret.
@@ -512,7 +519,7 @@ public struct WireCodec: Sendable {
         if let secret, secret.count < Self.minimumSecretLength {
             throw HeedError(.config, "cluster secret is \(secret.count) bytes; at least \(Self.minimumSecretLength) are required")
         }
-        guard maxMessageSize >= Self.headerSize + Self.tagSize else {
+        guard maxMessageSize >= Self.headerSize + Self.trailerSize else {
             throw HeedError(.config, "maximum message size \(maxMessageSize) is smaller than a header")
         }
         self.maxMessageSize = maxMessageSize
@@ -526,7 +533,7 @@ public struct WireCodec: Sendable {
 
     /// Exact encoded size of a message with a `payloadSize`-byte payload.
     func encodedSize(payloadSize: Int) -> Int {
-        Self.headerSize + payloadSize + (secret == nil ? 0 : Self.tagSize)
+        Self.headerSize + payloadSize + (secret == nil ? 0 : Self.trailerSize)
     }
 
     /// Encodes `envelope` into `buffer`, which must be exactly `encodedSize(envelope)` bytes.
@@ -557,6 +564,7 @@ public struct WireCodec: Sendable {
         writePayload(&w)
         precondition(w.offset == Self.headerSize + payloadSize, "payloadSize disagrees with the payload written for \(kind)")
         if let key {
+            w.u64(MessageSequence.next())
             var mac = HMAC<SHA256>(key: key)
             mac.update(data: UnsafeRawBufferPointer(start: base, count: w.offset))
             let tag = mac.finalize()
@@ -600,9 +608,9 @@ public struct WireCodec: Sendable {
         let payloadLength = Int(try r.u32())
         let senderID = try r.u64()
         let requestID = try r.u64()
-        let tagLength = flags & Self.authenticatedFlag != 0 ? Self.tagSize : 0
-        guard bytes.count == Self.headerSize + payloadLength + tagLength else {
-            throw HeedError(.protocolViolation, "header says \(payloadLength) payload bytes\(tagLength > 0 ? " + tag" : ""), message has \(bytes.count - Self.headerSize) after the header")
+        let trailerLength = flags & Self.authenticatedFlag != 0 ? Self.trailerSize : 0
+        guard bytes.count == Self.headerSize + payloadLength + trailerLength else {
+            throw HeedError(.protocolViolation, "header says \(payloadLength) payload bytes\(trailerLength > 0 ? " + trailer" : ""), message has \(bytes.count - Self.headerSize) after the header")
         }
         return WireHeader(kind: kind, flags: flags, payloadLength: payloadLength, senderID: senderID, requestID: requestID)
     }
@@ -625,24 +633,26 @@ public struct WireCodec: Sendable {
     /// Validates the header and authenticates `bytes`; returns the header and the payload
     /// bytes (a slice of `bytes`, unparsed).
     func open(_ bytes: UnsafeRawBufferPointer) throws -> (WireHeader, payload: UnsafeRawBufferPointer) {
-        let header = try decodeHeader(bytes)
-        let signedLength = Self.headerSize + header.payloadLength
+        var header = try decodeHeader(bytes)
+        let payloadEnd = Self.headerSize + header.payloadLength
         let tagged = header.flags & Self.authenticatedFlag != 0
         if let key {
             guard tagged else {
                 throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) has no authentication tag")
             }
-            // Safe: decodeHeader checked count == signedLength + tagSize.
+            // Safe: decodeHeader checked count == payloadEnd + trailerSize.
+            let signedLength = payloadEnd + 8
             let tag = UnsafeRawBufferPointer(rebasing: bytes[signedLength ..< signedLength + Self.tagSize])
             let signed = UnsafeRawBufferPointer(rebasing: bytes[0 ..< signedLength])
             guard HMAC<SHA256>.isValidAuthenticationCode(Array(tag), authenticating: signed, using: key) else {
                 throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) failed authentication (wrong cluster secret or tampered)")
             }
+            header.sequence = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: payloadEnd, as: UInt64.self))
         } else if tagged {
             throw HeedError(.unauthenticated, "\(header.kind) message from sender \(header.senderID) is authenticated but no cluster secret is configured here")
         }
         // Safe: decodeHeader checked the payload lies inside the buffer.
-        return (header, UnsafeRawBufferPointer(rebasing: bytes[Self.headerSize ..< signedLength]))
+        return (header, UnsafeRawBufferPointer(rebasing: bytes[Self.headerSize ..< payloadEnd]))
     }
 
     /// Reads a pullRows payload in place and calls `body` with it; throws (without calling
@@ -684,6 +694,30 @@ public struct WireCodec: Sendable {
     }
 }
 
+// MARK: - Field limits
+
+/// Caps on single fields, on top of the whole message's (`WireCodec.maxMessageSize`).
+/// Every count is also checked against the bytes that remain before anything is
+/// allocated, so no field can make a decoder allocate more than the message holds;
+/// these caps keep what a receiver stores or loops over (names, stats, tensors, shapes,
+/// plans) far below that. Strings longer than the cap are cut when encoded.
+public enum WireLimits {
+    /// Longest string field (names, addresses, reasons, error texts), in bytes.
+    public static let maxStringBytes = 4096
+    /// Most stats in one heartbeat.
+    public static let maxStats = 1024
+    /// Most server addresses in a registerReply.
+    public static let maxServers = 65536
+    /// Most dense tensors in one message.
+    public static let maxTensors = 65536
+    /// Most dimensions in a tensor's shape.
+    public static let maxTensorRank = 8
+    /// Widest embedding row (floats).
+    public static let maxRowDim = 1 << 16
+    /// Most virtual slots in a sharding plan.
+    public static let maxSlots = 1 << 22
+}
+
 // MARK: - Error codes on the wire
 
 extension HeedError.Code {
@@ -691,7 +725,7 @@ extension HeedError.Code {
     static let wireTable: [(HeedError.Code, UInt16)] = [
         (.invalidInput, 1), (.io, 2), (.corrupt, 3), (.transport, 4), (.timeout, 5),
         (.protocolViolation, 6), (.unauthenticated, 7), (.notFound, 8), (.unsupported, 9),
-        (.config, 10), (.peerFailed, 11), (.cancelled, 12), (.internalError, 13),
+        (.config, 10), (.peerFailed, 11), (.cancelled, 12), (.internalError, 13), (.stale, 14),
     ]
 
     /// This code's wire number.
@@ -857,6 +891,7 @@ extension Message {
         case .registerReply:
             let rank = try r.u32()
             let slotCount = Int(try r.u32())
+            guard slotCount <= WireLimits.maxSlots else { throw r.malformed("sharding plan of \(slotCount) slots exceeds the limit of \(WireLimits.maxSlots)") }
             let serverCount = Int(try r.u32())
             guard serverCount > 0, slotCount >= serverCount else {
                 throw r.malformed("sharding plan has \(slotCount) slots for \(serverCount) servers")
@@ -867,7 +902,7 @@ extension Message {
             }
             var plan = ShardingPlan(serverCount: serverCount, slotCount: slotCount)
             plan.slotOwners = owners.map { Int($0) }
-            let addressCount = try r.count(minimumElementSize: 4, "server addresses")
+            let addressCount = try r.count(minimumElementSize: 4, "server addresses", limit: WireLimits.maxServers)
             var addresses: [String] = []
             addresses.reserveCapacity(addressCount)
             for _ in 0..<addressCount { addresses.append(try r.string("server address")) }
@@ -879,7 +914,7 @@ extension Message {
             let rank = try r.u32()
             let role = try readRole(&r)
             let clock = try r.u64()
-            let statCount = try r.count(minimumElementSize: 4 + 8, "stats")
+            let statCount = try r.count(minimumElementSize: 4 + 8, "stats", limit: WireLimits.maxStats)
             var stats: [String: Double] = [:]
             for _ in 0..<statCount {
                 let name = try r.string("stat name")
@@ -906,7 +941,7 @@ extension Message {
             return .pushRows(PushRows(tableID: f.tableID, dim: f.dim, keys: WireReader.array(of: UInt64.self, f.keys),
                                       grads: WireReader.array(of: Float.self, f.grads), workerClock: f.workerClock))
         case .pullDense:
-            let count = try r.count(minimumElementSize: 4, "tensor ids")
+            let count = try r.count(minimumElementSize: 4, "tensor ids", limit: WireLimits.maxTensors)
             return .pullDense(PullDense(tensorIDs: try r.u32Array(count: count, "tensor ids")))
         case .denseReply:
             return .denseReply(DenseReply(tensors: try readTensors(&r, clockAfterCount: false).tensors))
@@ -992,6 +1027,7 @@ extension Message {
     private static func readDim(_ r: inout WireReader) throws -> UInt32 {
         let dim = try r.u32()
         guard dim > 0 else { throw r.malformed("row dimension is zero") }
+        guard dim <= WireLimits.maxRowDim else { throw r.malformed("row dimension \(dim) exceeds the limit of \(WireLimits.maxRowDim)") }
         return dim
     }
 
@@ -1002,13 +1038,13 @@ extension Message {
 
     /// Reads `count u32 [clock u64] tensors...`; pushDense stores its clock after the count.
     private static func readTensors(_ r: inout WireReader, clockAfterCount: Bool) throws -> (tensors: [DenseTensor], clock: UInt64) {
-        let count = try r.count(minimumElementSize: 12, "tensors")
+        let count = try r.count(minimumElementSize: 12, "tensors", limit: WireLimits.maxTensors)
         let clock = clockAfterCount ? try r.u64() : 0
         var tensors: [DenseTensor] = []
         tensors.reserveCapacity(count)
         for _ in 0..<count {
             let id = try r.u32()
-            let rank = try r.count(minimumElementSize: 4, "tensor shape")
+            let rank = try r.count(minimumElementSize: 4, "tensor shape", limit: WireLimits.maxTensorRank)
             let shape = try r.u32Array(count: rank, "tensor shape")
             let valueCount = try r.count(minimumElementSize: 4, "tensor values")
             var product = 1
@@ -1041,7 +1077,7 @@ struct WireWriter {
     }
 
     /// Encoded size of a string field (u32 length + UTF-8).
-    static func size(of s: String) -> Int { 4 + s.utf8.count }
+    static func size(of s: String) -> Int { 4 + min(s.utf8.count, WireLimits.maxStringBytes) }
 
     @inline(__always)
     private mutating func put<T: FixedWidthInteger>(_ v: T) {
@@ -1087,9 +1123,16 @@ struct WireWriter {
         }
     }
 
-    /// u32 length + UTF-8 bytes.
+    /// u32 length + UTF-8 bytes, the text cut to `WireLimits.maxStringBytes` (at a
+    /// character boundary, then padded with spaces to the length `size(of:)` promised).
     mutating func string(_ s: String) {
         var s = s
+        let limit = WireLimits.maxStringBytes
+        if s.utf8.count > limit {
+            var cut = ""
+            for c in s where cut.utf8.count + c.utf8.count <= limit { cut.append(c) }
+            s = cut + String(repeating: " ", count: limit - cut.utf8.count)
+        }
         u32(UInt32(s.utf8.count))
         s.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
     }
@@ -1147,9 +1190,10 @@ struct WireReader {
     }
 
     /// Reads a u32 element count and checks that `count × minimumElementSize` bytes remain,
-    /// so a hostile count cannot make us allocate.
-    mutating func count(minimumElementSize: Int, _ field: String) throws -> Int {
+    /// so a hostile count cannot make us allocate, and that it is at most `limit`.
+    mutating func count(minimumElementSize: Int, _ field: String, limit: Int = .max) throws -> Int {
         let n = Int(try u32())
+        guard n <= limit else { throw malformed("\(field) count \(n) exceeds the limit of \(limit)") }
         guard n <= remaining / minimumElementSize else {
             throw malformed("\(field) count \(n) needs at least \(n * minimumElementSize) bytes, \(remaining) left")
         }
@@ -1267,6 +1311,9 @@ struct WireReader {
     /// u32 length + UTF-8, rejecting invalid UTF-8.
     mutating func string(_ field: String) throws -> String {
         let n = Int(try u32())
+        guard n <= WireLimits.maxStringBytes else {
+            throw malformed("\(field) of \(n) bytes exceeds the \(WireLimits.maxStringBytes)-byte limit")
+        }
         try need(n, field)
         // Safe: need() checked the range.
         let raw = UnsafeRawBufferPointer(rebasing: buffer[offset ..< offset + n])

@@ -23,6 +23,17 @@ public final class Trainer: @unchecked Sendable {
     /// DIN's mini-batch aware L2 on the rows each batch uses; nil = none.
     public var regularizer: MiniBatchRegularizer?
 
+    /// The two waits of a step on the parameters' home.
+    public enum Phase: Sendable {
+        /// A batch's fetch: every table's rows and the dense vector, concurrently.
+        case pull
+        /// A step's pushes: every table's row gradients and the dense gradient, concurrently.
+        case push
+    }
+
+    /// Receives each pull's and push's wall time in seconds (worker metrics); set before training.
+    public var timing: (@Sendable (Phase, Double) -> Void)?
+
     public init(model: any RecommenderModel, params: any ParameterAccess, pushEveryTable: Bool) {
         self.model = model
         self.params = params
@@ -32,6 +43,8 @@ public final class Trainer: @unchecked Sendable {
 
     /// Pulls the unique rows of every table the model reads, and the dense vector, concurrently.
     public func fetch(_ batch: ModelBatch) async throws -> Fetched {
+        let began = ContinuousClock.now
+        defer { timing?(.pull, Self.seconds(since: began)) }
         let keysByTable = batch.uniqueKeysByTable().filter { tableDims[$0.key] != nil }
         let params = params, dims = tableDims
         async let dense = params.pullDense()
@@ -55,6 +68,8 @@ public final class Trainer: @unchecked Sendable {
         regularizer?.addGradients(rows: fetched.rows, to: &trained.rowGradients)
         let out = trained
         let params = params
+        let began = ContinuousClock.now
+        defer { timing?(.push, Self.seconds(since: began)) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in tableDims.keys.sorted() {
                 let keys = fetched.rows.tables[t]?.keys ?? []
@@ -66,6 +81,11 @@ public final class Trainer: @unchecked Sendable {
             try await group.waitForAll()
         }
         return out
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
     /// The model's non-learned state (Dice moving averages), empty for models without any.
@@ -98,6 +118,8 @@ public struct Evaluation: Codable, Sendable {
     public var auc: Double?
     public var gauc: Double?
     public var logLoss: Double
+    /// Accuracy, precision, recall, F1 at the 0.5 threshold; nil for no samples.
+    public var atThreshold: ThresholdMetrics?
 
     /// Metrics of predictions against labels, users for GAUC.
     public init(predictions: [Float], labels: [Float], users: [UInt64]) {
@@ -106,12 +128,13 @@ public struct Evaluation: Codable, Sendable {
         gauc = Metrics.gauc(scores: predictions, labels: labels, users: users)
         // -1 marks "no samples": JSON has no NaN.
         logLoss = predictions.isEmpty ? -1 : Metrics.logLoss(probabilities: predictions, labels: labels)
+        atThreshold = ThresholdMetrics(probabilities: predictions, labels: labels)
     }
 
     /// One line for logs.
     public var summary: String {
         func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "n/a" }
-        return "samples \(samples)  AUC \(f(auc))  GAUC \(f(gauc))  logloss \(f(logLoss))"
+        return "samples \(samples)  AUC \(f(auc))  GAUC \(f(gauc))  logloss \(f(logLoss))" + (atThreshold.map { "  " + $0.summary } ?? "")
     }
 }
 
@@ -119,32 +142,3 @@ public struct Evaluation: Codable, Sendable {
 import Glibc
 #endif
 import Foundation
-
-/// What a training run reports: throughput of its training steps and its test metrics.
-public struct TrainingReport: Codable, Sendable {
-    public var model: String
-    /// Steps and samples this worker trained on.
-    public var steps: Int
-    public var samples: Int
-    /// Training samples per second of this worker (evaluation excluded).
-    public var samplesPerSecond: Double
-    /// Mean training loss of the last epoch.
-    public var trainLoss: Double
-    /// Metrics on the test split.
-    public var test: Evaluation
-
-    public init(model: String, progress: TrainingLoop.Progress, trainLoss: Double, test: Evaluation) {
-        self.model = model
-        steps = progress.clock
-        samples = progress.samples
-        samplesPerSecond = progress.samplesPerSecond
-        self.trainLoss = trainLoss.isFinite ? trainLoss : -1
-        self.test = test
-    }
-
-    /// Lines for the terminal.
-    public var summary: String {
-        String(format: "%@: %d steps, %d samples, %.0f samples/s, train loss %.4f\ntest %@",
-               model, steps, samples, samplesPerSecond, trainLoss, test.summary)
-    }
-}

@@ -51,6 +51,8 @@ public final class TrainingLoop: @unchecked Sendable {
         public var afterEpoch: @Sendable (_ epoch: Int) async throws -> Void = { _ in }
         /// A progress line.
         public var progress: @Sendable (String) -> Void = { _ in }
+        /// After every step, with the running figures and the step's batch size (metrics).
+        public var stepped: @Sendable (_ progress: Progress, _ batchSize: Int) -> Void = { _, _ in }
         /// Stop early (Ctrl-C, coordinator stop).
         public var shouldStop: @Sendable () -> Bool = { false }
         public init() {}
@@ -62,6 +64,8 @@ public final class TrainingLoop: @unchecked Sendable {
         public var samples = 0
         public var recentLoss = Double.nan
         public var samplesPerSecond = 0.0
+        /// Seconds spent in the loop so far in this process.
+        public var seconds = 0.0
         /// Where the loop stands: after its last step, or at its start.
         public var position = WorkerPosition(rank: 0, epoch: 0, batch: 0, clock: 0, samples: 0)
     }
@@ -144,8 +148,10 @@ public final class TrainingLoop: @unchecked Sendable {
                     _progress.samples = samples
                     _progress.recentLoss = lossSum / Double(max(lossCount, 1))
                     _progress.samplesPerSecond = Double(samples - startSamples) / max(elapsed, 1e-9)
+                    _progress.seconds = elapsed
                     _progress.position = position
                 }
+                hooks.stepped(progress, fetched.batch.size)
                 if settings.progressInterval > 0, Date().timeIntervalSince(lastReport) >= settings.progressInterval {
                     lastReport = Date()
                     let p = progress

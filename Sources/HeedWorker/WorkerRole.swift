@@ -3,7 +3,9 @@ import HeedCheckpoint
 import HeedCore
 import HeedData
 import HeedModels
+import HeedObserve
 import HeedTransport
+import Logging
 
 /// The worker process: register, open its data shards, train with the cluster's
 /// consistency mode, evaluate (rank 0), say goodbye.
@@ -15,11 +17,15 @@ public enum WorkerRole {
         public var secret: [UInt8]?
         /// Where rank 0 writes the final metrics as JSON (nil = only print them).
         public var metricsOut: String?
-        public init(coordinator: String, rankHint: Int?, secret: [UInt8]?, metricsOut: String?) {
+        /// Where this worker writes its training figures (`WorkerFigures`, JSON) when it
+        /// finishes; `heed train` sums every worker's into the cluster's totals.
+        public var figuresOut: String?
+        public init(coordinator: String, rankHint: Int?, secret: [UInt8]?, metricsOut: String?, figuresOut: String? = nil) {
             self.coordinator = coordinator
             self.rankHint = rankHint
             self.secret = secret
             self.metricsOut = metricsOut
+            self.figuresOut = figuresOut
         }
     }
 
@@ -27,8 +33,10 @@ public enum WorkerRole {
     public typealias ModelMaker = @Sendable (RunConfig, SampleSchema) throws -> (any RecommenderModel, @Sendable (SampleBatch) -> ModelBatch)
 
     /// Runs the role; returns rank 0's report with its test evaluation (nil on other ranks).
+    /// `telemetry` gets the rank once the coordinator gives it; logs, metrics and the
+    /// metrics log go through it.
     public static func run(options: Options, transport: any Transport, makeModel: ModelMaker,
-                           log: @escaping @Sendable (String) -> Void,
+                           telemetry: Telemetry,
                            interrupted: @escaping @Sendable () -> Bool) async throws -> TrainingReport? {
         // Unique per incarnation, stable across retries of this registration.
         let identity = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
@@ -36,6 +44,10 @@ public enum WorkerRole {
         defer { link.client.close() }
         let reply = try await link.register(listenAddress: identity, rankHint: options.rankHint, timeout: .seconds(120))
         let rank = Int(reply.rank)
+        telemetry.assign(rank: rank)
+        let log = telemetry.logger
+        let memory = telemetry.sampleMemory()
+        defer { memory.cancel() }
         let config = try JSONDecoder().decode(RunConfig.self, from: Data(reply.config))
         let manifest = try DatasetManifest.load(directory: config.data.path)
         let trainShards = try manifest.open(.train, directory: config.data.path)
@@ -60,7 +72,7 @@ public enum WorkerRole {
             }
             if !p.statistics.isEmpty { try trainer.loadModelStatistics(p.statistics) }
             start = p
-            log("worker \(rank): resuming at epoch \(p.epoch + 1), batch \(p.batch), step \(p.clock)")
+            log.info("resuming at epoch \(p.epoch + 1), batch \(p.batch), step \(p.clock)")
         }
 
         let state = RoleState()
@@ -79,7 +91,7 @@ public enum WorkerRole {
             let reply = try await link.checkpointArrive(Array(try JSONEncoder().encode(arrival)), timeout: CheckpointRequests.saveTimeout)
             checkpoints.done(generation)
             if reply.name == "checkpoint-failed" {
-                log("worker \(rank): checkpoint \(generation) failed at the coordinator: \(String(decoding: reply.body, as: UTF8.self)); training goes on")
+                log.warning("checkpoint \(generation) failed at the coordinator: \(String(decoding: reply.body, as: UTF8.self)); training goes on")
             }
         }
         var hooks = TrainingLoop.Hooks()
@@ -110,7 +122,10 @@ public enum WorkerRole {
             try await declareIdle(positionNow.get()())
             try await link.barrier("epoch", rank: rank, generation: epoch, timeout: waitTimeout)
         }
-        hooks.progress = { line in if rank == 0 { log("worker 0: \(line)") } }
+        // Rank 0's progress is the run's; the others' would repeat it, so they say it at debug level.
+        hooks.progress = { line in log.log(level: rank == 0 ? .info : .debug, "\(line)") }
+        let metrics = WorkerMetrics(telemetry: telemetry)
+        metrics.attach(to: trainer, hooks: &hooks)
         hooks.shouldStop = { state.isStopped || interrupted() }
         let loop = TrainingLoop(
             trainer: trainer, plan: BatchPlan(shards: mine, batchSize: config.data.batchSize),
@@ -141,7 +156,7 @@ public enum WorkerRole {
                                     })
         defer { beats.cancel() }
 
-        log("worker \(rank): \(mine.count) shards, \(loop.plan.recordCount) samples, \(loop.stepsPerEpoch) steps per epoch, \(mode) mode")
+        log.info("\(mine.count) shards, \(loop.plan.recordCount) samples, \(loop.stepsPerEpoch) steps per epoch, \(mode) mode")
         let task = Task {
             let loss = try await loop.run()
             // A stopped run ends here: its servers and coordinator may be gone already.
@@ -154,33 +169,51 @@ public enum WorkerRole {
             try await link.barrier("train-end", rank: rank, generation: 0, timeout: max(waitTimeout, CheckpointRequests.saveTimeout))
             if rank == 0 && !config.output.modelDirectory.isEmpty {
                 let saved = try await ModelSave.viaServers(clients, config: config, step: loop.progress.clock, statistics: trainer.modelStatistics)
-                log("worker 0: saved the model (\(saved.files.reduce(0) { $0 + $1.rows }) rows in \(saved.files.count) files) to \(config.output.modelDirectory)")
+                log.info("saved the model (\(saved.files.reduce(0) { $0 + $1.rows }) rows in \(saved.files.count) files) to \(config.output.modelDirectory)")
             }
             return loss
         }
         work.set(task)
         if state.isStopped { task.cancel() }
+        // Stopped by a signal (not by the coordinator): say so, so the run ends now instead
+        // of after the failure timeout.
+        let leave: @Sendable () async -> Void = {
+            guard !state.isStopped else { return }
+            _ = try? await link.client.control(Control(name: "leaving", body: Array("\(rank) worker".utf8)), timeout: .seconds(2))
+        }
         let trainLoss: Double
         do {
             trainLoss = try await task.value
         } catch {
+            if interrupted() { await leave() }
             throw state.error ?? error
         }
         if let error = state.error { throw error }
-        if interrupted() { throw HeedError(.cancelled, "worker \(rank) interrupted") }
+        if interrupted() {
+            await leave()
+            throw HeedError(.cancelled, "worker \(rank) interrupted")
+        }
 
+        let figures = WorkerFigures(rank: rank, progress: loop.progress)
+        if let path = options.figuresOut {
+            try FileOps.writeAtomically(Array(try JSONEncoder().encode(figures)), to: path)
+        }
         var report: TrainingReport?
         if rank == 0 {
             let test = try manifest.open(.test, directory: config.data.path)
             let result = TrainingReport(model: config.model.name, progress: loop.progress, trainLoss: trainLoss,
-                                        test: try await loop.evaluate(BatchPlan(shards: test, batchSize: 1024)))
-            log("worker 0: test \(result.test.summary)")
+                                        test: try await loop.evaluate(BatchPlan(shards: test, batchSize: 1024)), rank: rank)
+            log.info("test \(result.test.summary)")
+            metrics.evaluated(epoch: min(config.data.epochs, loop.progress.position.epoch + 1), split: "test", result.test)
             if let path = options.metricsOut {
                 try FileOps.writeAtomically(Array(try JSONEncoder().encode(result)), to: path)
             }
             report = result
         }
-        try await link.finished(rank: rank)
+        // Goodbye with this worker's figures (JSON after the rank): the coordinator logs the
+        // cluster's totals once every worker has finished.
+        _ = try await link.client.control(Control(name: "finished", body: Array("\(rank) ".utf8) + (try JSONEncoder().encode(figures))),
+                                          timeout: .seconds(10))
         return report
     }
 }

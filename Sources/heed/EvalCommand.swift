@@ -11,22 +11,25 @@ import HeedWorker
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a saved model (heed train --save-model) on a prepared dataset: AUC, GAUC, log loss.",
+        abstract: "Evaluate a saved model (heed train --save-model) on a prepared dataset: AUC, GAUC, log loss, accuracy/precision/recall/F1 at 0.5; or compare two (--compare A B).",
         discussion: "The model's files are checked against its manifest's checksums and loaded into one in-process shard, whatever number of servers wrote them.")
 
-    @Option(help: "Saved model directory (holds manifest.json and shard-<rank>.bin files).") var model: String
+    @Option(help: "Saved model directory (holds manifest.json and shard-<rank>.bin files).") var model: String?
     @Option(help: "Prepared dataset (default: the one the model was trained on).") var data: String?
     @Option(help: "Split to evaluate: test or valid.") var split: String = "test"
     @Option(help: "Samples per evaluation batch.") var batchSize: Int = 1024
     @Option(help: "Write the metrics (JSON) here.") var metricsOut: String?
+    @OptionGroup var comparison: CompareOptions
 
     func run() throws {
         guard let split = Split(rawValue: split), split != .train else {
             throw ValidationError("--split must be test or valid, not \(self.split)")
         }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be >= 1") }
+        if !comparison.compare.isEmpty { return try runComparison(split: split) }
+        guard let model = self.model else { throw ValidationError("--model is required (or --compare A B)") }
         let result = LockedBox<(SavedModel, Evaluation)?>(nil)
-        let (model, data, batchSize) = (self.model, self.data, self.batchSize)
+        let (data, batchSize) = (self.data, self.batchSize)
         try runRole("eval") {
             result.set(try await SavedModelEvaluation.evaluate(modelDirectory: model, data: data, split: split, batchSize: batchSize))
         }

@@ -3,6 +3,7 @@ import Foundation
 import HeedCheckpoint
 import HeedCoordinator
 import HeedModels
+import HeedObserve
 import HeedCore
 import HeedServer
 import HeedTransport
@@ -50,8 +51,23 @@ func checkListenAddress(_ address: String, secret: [UInt8]?, insecure: Bool) thr
                     + "Pass --secret-file FILE (mode 0600) or set \(secretEnvironmentVariable), or --insecure on a network you trust")
 }
 
-/// Runs an async role body from a synchronous command and maps errors to exit codes.
+/// Runs an async body from a synchronous tool command (eval, checkpoint, bench) and maps
+/// an error to exit status 1.
 func runRole(_ name: String, _ body: @escaping @Sendable () async throws -> Void) throws {
+    let failure = blocking { () -> Error? in
+        do { try await body(); return nil } catch { return error }
+    }
+    if let failure {
+        printError("\(name): \(failure)")
+        throw ExitCode(1)
+    }
+}
+
+/// Runs an async role body from a synchronous command, then ends the process's metrics
+/// log and maps the outcome to the documented exit status: 0 when the body returned,
+/// 128 + the signal when SIGINT or SIGTERM stopped it (the body saw the flag and finished
+/// or abandoned its step), 1 on an error.
+func runRole(_ observation: RoleObservation, signals: SignalWatcher, _ body: @escaping @Sendable () async throws -> Void) throws {
     let done = DispatchSemaphore(value: 0)
     let failure = LockedBox<Error?>(nil)
     Task.detached {
@@ -59,18 +75,30 @@ func runRole(_ name: String, _ body: @escaping @Sendable () async throws -> Void
         done.signal()
     }
     done.wait()
-    if let error = failure.get() {
-        printError("\(name): \(error)")
-        throw ExitCode(1)
+    let status: Int32
+    if signals.signal != 0 {
+        status = ExitStatus.stopped(by: signals.signal)
+        observation.logger.notice("stopped by \(ExitStatus.name(of: signals.signal))")
+    } else if let error = failure.get() {
+        status = ExitStatus.failed
+        observation.logger.error("\(error)")
+    } else {
+        status = ExitStatus.completed
     }
+    observation.finish(exit: status)
+    if status != 0 { throw ExitCode(status) }
 }
 
-/// Logs a line to standard error with a timestamp.
-@Sendable func logLine(_ line: String) {
-    let t = Date()
-    let formatter = DateFormatter()
-    formatter.dateFormat = "HH:mm:ss"
-    printError("[\(formatter.string(from: t))] \(line)")
+/// Runs `body` on the cooperative pool and waits for its value (commands are synchronous).
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = LockedBox<T?>(nil)
+    Task.detached {
+        result.set(await body())
+        done.signal()
+    }
+    done.wait()
+    return result.get()!
 }
 
 /// `heed coordinator`: membership, sharding plan, data assignment, barriers, failure detection.
@@ -83,6 +111,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Allow a non-loopback --listen without a cluster secret.") var insecure = false
     @Option(help: "Seconds the cluster may take to assemble.") var joinTimeout: Int = 120
     @OptionGroup var runOptions: RunOptions
+    @OptionGroup var observe: ObserveOptions
 
     func run() throws {
         var config: RunConfig
@@ -101,23 +130,36 @@ struct CoordinatorCommand: ParsableCommand {
             workerCount: config.cluster.workers, dataShards: assignment, mode: config.cluster.mode, staleness: config.cluster.staleness,
             failureTimeout: .milliseconds(config.cluster.failureTimeoutMilliseconds), joinTimeout: .seconds(joinTimeout),
             checkpoint: config.checkpoint, resumedStep: try resumedStep(config))
+        let observation = try RoleObservation(role: "coordinator", options: observe, runDirectory: try observe.runDirectory(creatingDefault: false))
+        observation.telemetry.assign(rank: 0)
+        let memory = observation.telemetry.sampleMemory()
+        defer { memory.cancel() }
         let transport = NNGTransport()
-        let service = CoordinatorService(settings: settings, log: { logLine("coordinator: \($0)") },
+        let service = CoordinatorService(settings: settings, telemetry: observation.telemetry,
                                          connectToServer: { try transport.connect(to: $0, options: ClientOptions(secret: secret)) })
         let listener = try NNGTransport().listen(on: listen, options: ServerOptions(concurrency: 16 + 4 * config.cluster.workers + config.cluster.servers, secret: secret)) {
             try service.handle($0)
         }
         defer { listener.close() }
         let signals = SignalWatcher { _ in service.interrupt() }
-        logLine("coordinator: listening at \(listener.address) for \(config.cluster.servers) servers and \(config.cluster.workers) workers (\(config.model.name), \(config.cluster.mode))")
-        let outcome = LockedBox<CoordinatorService.Outcome>(.interrupted)
-        try runRole("coordinator") { outcome.set(await service.run()) }
-        _ = signals
-        switch outcome.get() {
-        case .completed: logLine("coordinator: run completed")
-        case .failed(let reason): printError("coordinator: run failed: \(reason)"); throw ExitCode(3)
-        case .interrupted: printError("coordinator: interrupted"); throw ExitCode(130)
+        let resuming = config.checkpoint.resumeFrom.isEmpty ? "" : ", resuming from \(config.checkpoint.resumeFrom)"
+        observation.logger.info("listening at \(listener.address) for \(config.cluster.servers) servers and \(config.cluster.workers) workers (\(config.model.name), \(config.cluster.mode))\(resuming)")
+        let outcome = blocking { await service.run() }
+        let status: Int32
+        switch outcome {
+        case .completed:
+            observation.logger.info("run completed")
+            status = ExitStatus.completed
+        case .failed(let reason):
+            observation.logger.error("run failed: \(reason)")
+            status = ExitStatus.runFailed
+        case .interrupted:
+            let signal = signals.signal == 0 ? SIGINT : signals.signal
+            observation.logger.notice("stopped by \(ExitStatus.name(of: signal))")
+            status = ExitStatus.stopped(by: signal)
         }
+        observation.finish(exit: status)
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -137,16 +179,19 @@ struct ServerCommand: ParsableCommand {
     @Option(help: "Preferred rank.") var rank: Int?
     @Option(help: "Cluster secret file (mode 0600; or set HEED_CLUSTER_SECRET).") var secretFile: String?
     @Flag(help: "Allow a non-loopback --listen without a cluster secret.") var insecure = false
+    @OptionGroup var observe: ObserveOptions
 
     func run() throws {
         let secret = try readSecret(secretFile)
         try checkListenAddress(listen, secret: secret, insecure: insecure)
         let options = ServerRole.Options(coordinator: coordinator, listen: listen, advertise: advertise, rankHint: rank, secret: secret)
         let signals = SignalWatcher()
-        try runRole("server") {
+        let observation = try RoleObservation(role: "server", options: observe, runDirectory: try observe.runDirectory(creatingDefault: false))
+        let telemetry = observation.telemetry
+        try runRole(observation, signals: signals) {
             try await ServerRole.run(options: options, transport: NNGTransport(), initialDense: { config in
                 try ModelCatalog.make(config, schema: ModelCatalog.schema(of: config)).0.denseParameters()
-            }, log: logLine, interrupted: { signals.isInterrupted })
+            }, telemetry: telemetry, interrupted: { signals.isInterrupted })
         }
     }
 }
@@ -159,14 +204,19 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Preferred rank.") var rank: Int?
     @Option(help: "Cluster secret file (mode 0600; or set HEED_CLUSTER_SECRET).") var secretFile: String?
     @Option(help: "Where rank 0 writes the test metrics (JSON).") var metricsOut: String?
+    @Option(help: "Where this worker writes its training figures (JSON: steps, samples, samples/s) when it finishes.") var figuresOut: String?
+    @OptionGroup var observe: ObserveOptions
 
     func run() throws {
-        let options = WorkerRole.Options(coordinator: coordinator, rankHint: rank, secret: try readSecret(secretFile), metricsOut: metricsOut)
+        let options = WorkerRole.Options(coordinator: coordinator, rankHint: rank, secret: try readSecret(secretFile), metricsOut: metricsOut,
+                                         figuresOut: figuresOut)
         let signals = SignalWatcher()
-        try runRole("worker") {
+        let observation = try RoleObservation(role: "worker", options: observe, runDirectory: try observe.runDirectory(creatingDefault: false))
+        let telemetry = observation.telemetry
+        try runRole(observation, signals: signals) {
             _ = try await WorkerRole.run(options: options, transport: NNGTransport(), makeModel: { config, schema in
                 try ModelCatalog.make(config, schema: schema)
-            }, log: logLine, interrupted: { signals.isInterrupted })
+            }, telemetry: telemetry, interrupted: { signals.isInterrupted })
         }
     }
 }

@@ -24,12 +24,14 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "λ of DIN's mini-batch aware L2 on embedding rows (0 = off).") var miniBatchL2: Double?
     @Option(name: .long, help: "DIN's attention weights: raw (the paper) or softmax.") var attentionWeighting: String?
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
+    @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
+    @Option(name: .long, help: "Attention heads of the self-attention model.") var heads: Int?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
     @Option(name: .long, help: "Directory for checkpoints (TOML [checkpoint] dir).") var checkpointDir: String?
     @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
     @Option(name: .long, help: "Checkpoint every this many seconds (0 = off).") var checkpointEverySeconds: Double?
     @Option(name: .long, help: "Checkpoints to keep.") var checkpointKeep: Int?
-    @Option(name: .long, help: "Continue from a checkpoint: its directory, or 'latest' (the newest valid one in the checkpoint directory).")
+    @Option(name: .long, help: "Continue from a checkpoint: its directory, 'latest' (the newest valid one in the checkpoint directory), or 'auto' (latest if there is one, else a fresh start: for jobs a scheduler may requeue).")
     var resume: String?
 
     /// The config file (if any) with the flags applied, validated.
@@ -59,6 +61,8 @@ struct RunOptions: ParsableArguments {
         if let v = miniBatchL2 { c.model.miniBatchL2 = v }
         if let v = attentionWeighting { c.model.attentionWeighting = v }
         if let v = basePooling { c.model.basePooling = v }
+        if let v = pooling { c.model.pooling = v }
+        if let v = heads { c.model.heads = v }
         if let v = saveModel {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v
@@ -69,11 +73,21 @@ struct RunOptions: ParsableArguments {
         if let v = checkpointKeep { c.checkpoint.keep = v }
         if !c.checkpoint.directory.isEmpty { c.checkpoint.directory = absolute(c.checkpoint.directory) }
         if let resume {
-            let (path, _) = try CheckpointStore.resolve(resume == "latest" ? resume : absolute(resume), directory: c.checkpoint.directory,
-                                                        skipped: { printError("resume: \($0)") })
-            c.checkpoint.resumeFrom = path
-            // Resuming a named checkpoint keeps checkpointing beside it unless told otherwise.
-            if c.checkpoint.directory.isEmpty { c.checkpoint.directory = FileOps.dirname(of: path) }
+            let found: (path: String, model: SavedModel)?
+            if resume == "auto" {
+                found = CheckpointStore.resolveAuto(directory: c.checkpoint.directory, skipped: { printError("resume: \($0)") })
+                if found == nil {
+                    printError("resume auto: no valid checkpoint\(c.checkpoint.directory.isEmpty ? " (no checkpoint directory configured)" : " in \(c.checkpoint.directory)"); starting fresh")
+                }
+            } else {
+                found = try CheckpointStore.resolve(resume == "latest" ? resume : absolute(resume), directory: c.checkpoint.directory,
+                                                    skipped: { printError("resume: \($0)") })
+            }
+            if let found {
+                c.checkpoint.resumeFrom = found.path
+                // Resuming a named checkpoint keeps checkpointing beside it unless told otherwise.
+                if c.checkpoint.directory.isEmpty { c.checkpoint.directory = FileOps.dirname(of: found.path) }
+            }
         }
         try c.validate()
         return c

@@ -4,8 +4,10 @@ import HeedCheckpoint
 import HeedCore
 import HeedData
 import HeedModels
+import HeedObserve
 import HeedServer
 import HeedWorker
+import Logging
 
 /// `heed train`: train a model; a local cluster of processes by default.
 struct TrainCommand: ParsableCommand {
@@ -22,6 +24,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "With checkpoints: restarts allowed per role within --restart-window before the run is given up.")
     var maxRestarts = 3
     @Option(help: "Seconds over which --max-restarts counts a role's deaths.") var restartWindow = 300.0
+    @OptionGroup var observe: ObserveOptions
 
     func validate() throws {
         if evalEachEpoch && !inProcess { throw ValidationError("--eval-each-epoch needs --in-process") }
@@ -30,10 +33,25 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let config = try runOptions.resolve()
-        let report = inProcess ? try trainInProcess(config, evalEachEpoch: evalEachEpoch)
-            : try trainLocalCluster(config, supervision: Supervision(maxRestarts: maxRestarts, window: restartWindow))
-        print("\(config.data.path): \(report.summary)")
-        if let path = metricsOut { try writeJSONAtomically(report, to: path) }
+        let runDirectory = try observe.runDirectory(creatingDefault: true)
+        let observation = try RoleObservation(role: inProcess ? "worker" : "launcher", options: observe, runDirectory: runDirectory)
+        observation.telemetry.assign(rank: 0)
+        if let runDirectory { observation.logger.info("run directory \(runDirectory)") }
+        let memory = observation.telemetry.sampleMemory()
+        defer { memory.cancel() }
+        do {
+            let report = inProcess ? try trainInProcess(config, evalEachEpoch: evalEachEpoch, telemetry: observation.telemetry)
+                : try trainLocalCluster(config, supervision: Supervision(maxRestarts: maxRestarts, window: restartWindow),
+                                        observation: observation, childObserve: childObserve(runDirectory: runDirectory))
+            print("\(config.data.path): \(report.summary)")
+            if let path = metricsOut { try writeJSONAtomically(report, to: path) }
+        } catch {
+            let status = (error as? ExitCode)?.rawValue ?? ExitStatus.failed
+            if !(error is ExitCode) { observation.logger.error("\(error)") }
+            observation.finish(exit: status)
+            throw ExitCode(status)
+        }
+        observation.finish(exit: ExitStatus.completed)
     }
 
     /// How the launcher treats a role that dies.
@@ -48,7 +66,12 @@ struct TrainCommand: ParsableCommand {
     /// valid checkpoint (or from scratch if there is none yet), so every server and worker
     /// rolls back to one consistent state; the updates since that checkpoint are lost. A
     /// role that dies more than `maxRestarts` times within `window` seconds ends the run.
-    func trainLocalCluster(_ config: RunConfig, supervision: Supervision = Supervision()) throws -> TrainingReport {
+    /// `observation` is the launcher's own (its log lines, `failure` and `restart` events);
+    /// `childObserve` gives each child its observe flags (the same run directory).
+    func trainLocalCluster(_ config: RunConfig, supervision: Supervision = Supervision(), observation: RoleObservation? = nil,
+                           childObserve: @escaping (Int) -> [String] = { _ in ["--run-dir", "none"] }) throws -> TrainingReport {
+        let telemetry = observation?.telemetry ?? Telemetry.silent(role: "launcher", rank: 0)
+        let log = telemetry.logger
         // Fail fast on data/model problems before starting processes.
         _ = try ModelCatalog.deriveLayout(config)
         let binary = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
@@ -58,10 +81,11 @@ struct TrainCommand: ParsableCommand {
         var deaths: [String: [Date]] = [:]
         var restarts = 0
         while true {
-            let cluster = try LocalCluster(config: config, binary: URL(fileURLWithPath: binary).standardized.path)
+            let cluster = try LocalCluster(config: config, binary: URL(fileURLWithPath: binary).standardized.path,
+                                           observe: childObserve)
             defer { cluster.cleanUp() }
-            logLine("train: \(config.model.name), \(config.cluster.servers) servers, \(config.cluster.workers) workers, \(config.cluster.mode) mode over \(config.cluster.transport)"
-                    + (config.checkpoint.resumeFrom.isEmpty ? "" : ", resuming from \(config.checkpoint.resumeFrom)"))
+            let resuming = config.checkpoint.resumeFrom.isEmpty ? "" : ", resuming from \(config.checkpoint.resumeFrom)"
+            log.info("\(config.model.name), \(config.cluster.servers) servers, \(config.cluster.workers) workers, \(config.cluster.mode) mode over \(config.cluster.transport)\(resuming)")
             try cluster.start()
             let supervised = config.checkpoint.isEnabled
             let ending = cluster.wait(interrupted: { signals.isInterrupted }, quickStop: supervised)
@@ -70,52 +94,71 @@ struct TrainCommand: ParsableCommand {
                 guard let data = FileManager.default.contents(atPath: cluster.metricsPath) else {
                     throw HeedError(.io, "worker 0 wrote no metrics")
                 }
-                if restarts > 0 { logLine("train: completed after \(restarts) restart\(restarts == 1 ? "" : "s") from checkpoints") }
-                return try JSONDecoder().decode(TrainingReport.self, from: data)
+                if restarts > 0 { log.info("completed after \(restarts) restart\(restarts == 1 ? "" : "s") from checkpoints") }
+                return try JSONDecoder().decode(TrainingReport.self, from: data).withWorkers(try cluster.workerFigures())
             case .interrupted:
-                printError("train: interrupted")
-                throw ExitCode(130)
+                let signal = signals.signal == 0 ? SIGINT : signals.signal
+                log.notice("stopped by \(ExitStatus.name(of: signal)); every role has exited")
+                throw ExitCode(ExitStatus.stopped(by: signal))
             case .failed(let label, _):
+                telemetry.events.write("failure", ["detail": .string(ending.description)])
                 guard supervised else {
-                    printError("train: \(ending.description)")
-                    throw ExitCode(1)
+                    log.error("\(ending.description)")
+                    throw ExitCode(ExitStatus.failed)
                 }
                 let now = Date()
                 deaths[label, default: []].append(now)
                 deaths[label]!.removeAll { now.timeIntervalSince($0) > supervision.window }
                 if deaths[label]!.count > supervision.maxRestarts {
-                    printError("train: \(ending.description); \(label) died \(deaths[label]!.count) times within \(Int(supervision.window)) s (--max-restarts \(supervision.maxRestarts)): giving up")
-                    throw ExitCode(1)
+                    log.error("\(ending.description); \(label) died \(deaths[label]!.count) times within \(Int(supervision.window)) s (--max-restarts \(supervision.maxRestarts)): giving up")
+                    throw ExitCode(ExitStatus.failed)
                 }
                 restarts += 1
+                telemetry.events.write("restart", ["attempt": .int(restarts)])
                 var skipped: [String] = []
                 let latest = CheckpointStore(directory: config.checkpoint.directory).latestValid { skipped.append($0) }
-                skipped.forEach { logLine("train: \($0)") }
+                skipped.forEach { log.warning("\($0)") }
                 config.checkpoint.resumeFrom = latest?.path ?? ""
-                logLine("train: \(ending.description); restarting the cluster (restart \(restarts)) "
-                        + (latest.map { "from \($0.path): the updates after global step \($0.model.step) are lost" } ?? "from scratch: no checkpoint yet"))
+                let from = latest.map { "from \($0.path): the updates after global step \($0.model.step) are lost" } ?? "from scratch: no checkpoint yet"
+                log.warning("\(ending.description); restarting the cluster (restart \(restarts)) \(from)")
             }
         }
     }
 
     /// Also used by `heed bench cluster` on a `TrainCommand()` that was never parsed, so it
     /// reads no property-wrapped option itself.
-    func trainInProcess(_ config: RunConfig, evalEachEpoch: Bool = false) throws -> TrainingReport {
-        let result = LockedBox<TrainingReport?>(nil)
+    func trainInProcess(_ config: RunConfig, evalEachEpoch: Bool = false, telemetry: Telemetry? = nil) throws -> TrainingReport {
         let signals = SignalWatcher()
-        try runRole("train") {
-            result.set(try await InProcessRun.train(config, interrupted: { signals.isInterrupted }, log: logLine,
-                                                    evalEachEpoch: evalEachEpoch))
+        let telemetry = telemetry ?? Telemetry.silent(role: "worker", rank: 0)
+        let result = blocking { () -> Result<TrainingReport, Error> in
+            do {
+                return .success(try await InProcessRun.train(config, interrupted: { signals.isInterrupted }, telemetry: telemetry,
+                                                             evalEachEpoch: evalEachEpoch))
+            } catch {
+                return .failure(error)
+            }
         }
-        guard let report = result.get() else { throw ExitCode(1) }
-        return report
+        if signals.signal != 0 {
+            telemetry.logger.notice("stopped by \(ExitStatus.name(of: signals.signal))")
+            throw ExitCode(ExitStatus.stopped(by: signals.signal))
+        }
+        return try result.get()
+    }
+
+    /// The observe flags a child of the local cluster gets: the same run directory and
+    /// log level; metrics ports after the launcher's (coordinator +1, servers, then workers).
+    private func childObserve(runDirectory: String?) -> (_ index: Int) -> [String] {
+        let options = observe
+        return { index in
+            options.childArguments(runDirectory: runDirectory, metricsPort: options.metricsPort.map { $0 == 0 ? 0 : $0 + 1 + index })
+        }
     }
 }
 
 /// Training in one process: one shard owning everything, one worker loop, no transport.
 enum InProcessRun {
     static func train(_ config: RunConfig, interrupted: @escaping @Sendable () -> Bool,
-                      log: @escaping @Sendable (String) -> Void, evalEachEpoch: Bool = false,
+                      telemetry: Telemetry, evalEachEpoch: Bool = false,
                       onShard: (ParameterShard) -> Void = { _ in }) async throws -> TrainingReport {
         var config = config
         config.cluster.servers = 1
@@ -126,8 +169,11 @@ enum InProcessRun {
         let shard = try ServerRole.makeShard(rank: 0, config: config, initialDense: model.denseParameters())
         onShard(shard)
         let trainer = Trainer(model: model, params: LocalParameterAccess(shard: shard), pushEveryTable: false)
+        let log = telemetry.logger
         var hooks = TrainingLoop.Hooks()
-        hooks.progress = { log("train: \($0)") }
+        hooks.progress = { log.info("\($0)") }
+        let metrics = WorkerMetrics(telemetry: telemetry)
+        metrics.attach(to: trainer, hooks: &hooks)
         hooks.shouldStop = interrupted
         let testShards = try manifest.open(.test, directory: config.data.path)
         if evalEachEpoch {
@@ -136,8 +182,10 @@ enum InProcessRun {
             hooks.afterEpoch = { epoch in
                 let valid = try await TrainingLoop.evaluate(BatchPlan(shards: validShards, batchSize: 1024), trainer: trainer, makeBatch: makeBatch)
                 let test = try await TrainingLoop.evaluate(BatchPlan(shards: testShards, batchSize: 1024), trainer: trainer, makeBatch: makeBatch)
-                log("train: epoch \(epoch + 1) valid \(valid.summary)")
-                log("train: epoch \(epoch + 1) test \(test.summary)")
+                log.info("epoch \(epoch + 1) valid \(valid.summary)")
+                log.info("epoch \(epoch + 1) test \(test.summary)")
+                metrics.evaluated(epoch: epoch + 1, split: "valid", valid)
+                metrics.evaluated(epoch: epoch + 1, split: "test", test)
             }
         }
         let loop = TrainingLoop(trainer: trainer, plan: BatchPlan(shards: try manifest.open(.train, directory: config.data.path), batchSize: config.data.batchSize),
@@ -152,9 +200,10 @@ enum InProcessRun {
             let written = try shard.save(directory: directory, slotCount: config.cluster.slots)
             try SavedModel(step: loop.progress.clock, config: config, servers: 1, slots: config.cluster.slots, files: [written],
                        statistics: trainer.modelStatistics).write(to: directory)
-            log("train: saved the model (\(written.rows) rows) to \(directory)")
+            log.info("saved the model (\(written.rows) rows) to \(directory)")
         }
-        return TrainingReport(model: config.model.name, progress: loop.progress, trainLoss: trainLoss,
-                              test: try await loop.evaluate(BatchPlan(shards: testShards, batchSize: 1024)))
+        let test = try await loop.evaluate(BatchPlan(shards: testShards, batchSize: 1024))
+        metrics.evaluated(epoch: min(config.data.epochs, loop.progress.position.epoch + 1), split: "test", test)
+        return TrainingReport(model: config.model.name, progress: loop.progress, trainLoss: trainLoss, test: test)
     }
 }

@@ -4,6 +4,7 @@ import HeedCore
 import HeedData
 import HeedLayers
 import HeedModels
+import HeedObserve
 import HeedServer
 import HeedTransport
 import HeedWorker
@@ -73,7 +74,7 @@ enum ClusterHarness {
             config: Array(try JSONEncoder().encode(derived)), plan: ShardingPlan(serverCount: derived.cluster.servers, slotCount: derived.cluster.slots),
             workerCount: derived.cluster.workers, dataShards: assignment, mode: derived.cluster.mode, staleness: derived.cluster.staleness,
             failureTimeout: .seconds(20), joinTimeout: .seconds(60))
-        let service = CoordinatorService(settings: settings, log: { _ in })
+        let service = CoordinatorService(settings: settings, telemetry: .silent(role: "coordinator"))
         let coordinatorAddress = "ipc://\(dir)/coordinator.ipc"
         let listener = try transport.listen(on: coordinatorAddress, options: ServerOptions(concurrency: 32)) { try service.handle($0) }
         defer { listener.close() }
@@ -84,7 +85,7 @@ enum ClusterHarness {
                 try await ServerRole.run(options: .init(coordinator: coordinatorAddress, listen: "ipc://\(dir)/server-\(k).ipc", advertise: nil, rankHint: k, secret: nil),
                                          transport: transport,
                                          initialDense: { try ModelCatalog.make($0, schema: ModelCatalog.schema(of: $0)).0.denseParameters() },
-                                         log: { _ in }, interrupted: { false },
+                                         telemetry: .silent(role: "server"), interrupted: { false },
                                          onReady: { shard in shards.update { $0[shard.rank] = shard } })
             }
         }
@@ -94,7 +95,7 @@ enum ClusterHarness {
                 group.addTask {
                     try await WorkerRole.run(options: .init(coordinator: coordinatorAddress, rankHint: k, secret: nil, metricsOut: nil),
                                              transport: transport, makeModel: { try ModelCatalog.make($0, schema: $1) },
-                                             log: { _ in }, interrupted: { false })
+                                             telemetry: .silent(role: "worker"), interrupted: { false })
                 }
             }
             for try await e in group where e != nil { evaluation = e!.test }
@@ -108,7 +109,7 @@ enum ClusterHarness {
     static func runInProcess(_ config: RunConfig) async throws -> (ParameterShard, Evaluation) {
         oneBLASThread()
         let shard = LockedBox<ParameterShard?>(nil)
-        let evaluation = try await InProcessRun.train(config, interrupted: { false }, log: { _ in }, onShard: { shard.set($0) })
+        let evaluation = try await InProcessRun.train(config, interrupted: { false }, telemetry: .silent(role: "worker", rank: 0), onShard: { shard.set($0) })
         return (shard.get()!, evaluation.test)
     }
 

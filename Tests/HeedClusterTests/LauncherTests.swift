@@ -74,6 +74,20 @@ import Glibc
         let auc = (test?["auc"] as? Double) ?? 0
         #expect(auc > 0.55 && auc < 0.575, "test AUC \(auc)")
         #expect(run.output.contains("coordinator: run completed"))
+
+        // The totals are the whole cluster's: both workers ran their 40 steps, and the
+        // run's samples and samples/s are the sums of the per-worker figures.
+        let workers = try #require(report?["workers"] as? [[String: Any]], "\(report ?? [:])")
+        #expect(workers.map { $0["rank"] as? Int } == [0, 1])
+        #expect(workers.allSatisfy { ($0["steps"] as? Int) == 40 && ($0["samples"] as? Int ?? 0) > 0 })
+        #expect((report?["steps"] as? Int) == 80)
+        let samples = workers.compactMap { $0["samples"] as? Int }, rates = workers.compactMap { $0["samplesPerSecond"] as? Double }
+        #expect((report?["samples"] as? Int) == samples.reduce(0, +))
+        let total = (report?["samplesPerSecond"] as? Double) ?? 0
+        #expect(abs(total - rates.reduce(0, +)) < 1e-6 * total && rates.allSatisfy { $0 > 0 && $0 < total }, "\(rates) vs \(total)")
+        // The summary prints the totals and one line per worker.
+        #expect(run.output.contains("2 workers, 80 steps"), "\(run.output)")
+        #expect(run.output.contains("  worker 0: 40 steps") && run.output.contains("  worker 1: 40 steps"), "\(run.output)")
     }
 
     /// `heed bench cluster`'s training section drives the train command's in-process and

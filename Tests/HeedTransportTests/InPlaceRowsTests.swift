@@ -54,7 +54,10 @@ import Testing
                     }
                 }
             }
-            #expect(inPlace == expected)
+            // Apart from the authentication trailer, whose sequence number is fresh per encoding.
+            let trailer = codec.isAuthenticated ? WireCodec.trailerSize : 0
+            #expect(inPlace.dropLast(trailer) == expected.dropLast(trailer))
+            #expect((try? codec.decode(inPlace)) == (try? codec.decode(expected)))
         }
     }
 

@@ -1,3 +1,4 @@
+import Crypto
 import HeedCore
 import Testing
 @testable import HeedTransport
@@ -29,7 +30,7 @@ import Testing
                                                     message: .ack(Ack(value: 0xA1A2_A3A4_A5A6_A7A8))))
         #expect(bytes.count == 40)
         #expect(Array(bytes[0..<4]) == Array("HEED".utf8))
-        #expect(Array(bytes[4..<6]) == [1, 0])                   // version
+        #expect(Array(bytes[4..<6]) == [2, 0])                   // version
         #expect(Array(bytes[6..<8]) == [0x80, 0])                // kind ack
         #expect(Array(bytes[8..<12]) == [0, 0, 0, 0])            // flags
         #expect(Array(bytes[12..<16]) == [8, 0, 0, 0])           // payload length
@@ -67,6 +68,26 @@ import Testing
         #expect(errorCode { try WireCodec().decode(tagged) } == .unauthenticated)
     }
 
+    /// Authenticated messages end with the sequence number (u64) and the HMAC over
+    /// everything before the tag, sequence included.
+    @Test func authenticationTrailerIsTheSequenceThenTheTag() throws {
+        let codec = try WireCodec(secret: Self.secret)
+        let before = MessageSequence.next()
+        let bytes = try codec.encode(Envelope(senderID: 5, requestID: 6, message: .ack(Ack(value: 9))))
+        #expect(bytes.count == 32 + 8 + WireCodec.trailerSize)
+        #expect(Array(bytes[8..<12]) == [1, 0, 0, 0])            // flags: authenticated
+        let sequence = bytes[40..<48].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        #expect(sequence > before)
+        let tag = HMAC<SHA256>.authenticationCode(for: bytes[0..<48], using: SymmetricKey(data: Self.secret))
+        #expect(Array(bytes[48...]) == Array(tag))
+        let header = try bytes.withUnsafeBytes { try codec.open($0).0 }
+        #expect(header.sequence == sequence)
+        // A second encoding of the same envelope differs only in the trailer.
+        let again = try codec.encode(Envelope(senderID: 5, requestID: 6, message: .ack(Ack(value: 9))))
+        #expect(Array(again[0..<40]) == Array(bytes[0..<40]))
+        #expect(again[40..<48] != bytes[40..<48])
+    }
+
     @Test func everyTamperedByteFailsAuthentication() throws {
         let codec = try WireCodec(secret: Self.secret)
         let bytes = try codec.encode(Envelope(senderID: 5, requestID: 6, message: SampleMessages.message(.pullRows)))
@@ -94,8 +115,10 @@ import Testing
 
     @Test func otherVersionIsUnsupported() throws {
         var bytes = try WireCodec().encode(Envelope(senderID: 1, requestID: 1, message: .ack(Ack())))
-        bytes[4] = 2
-        #expect(errorCode { try WireCodec().decode(bytes) } == .unsupported)
+        for version: UInt8 in [1, 3] {
+            bytes[4] = version
+            #expect(errorCode { try WireCodec().decode(bytes) } == .unsupported)
+        }
     }
 
     @Test func oversizedMessagesAreRefusedBothWays() throws {

@@ -11,11 +11,15 @@ final class LocalCluster {
     let binary: String
     let directory: String
     private(set) var children: [ChildProcess] = []
+    /// The observe flags (run directory, log level, metrics port) for the child at an
+    /// index: 0 the coordinator, then servers, then workers.
+    let observe: (Int) -> [String]
 
     /// Prepares a private directory for sockets, the resolved config and metrics.
-    init(config: RunConfig, binary: String) throws {
+    init(config: RunConfig, binary: String, observe: @escaping (Int) -> [String] = { _ in [] }) throws {
         self.config = config
         self.binary = binary
+        self.observe = observe
         var template = Array("/tmp/heed-run-XXXXXX".utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw HeedError(.io, "cannot create a run directory under /tmp")
@@ -25,6 +29,19 @@ final class LocalCluster {
 
     /// Where worker 0 writes the test metrics.
     var metricsPath: String { directory + "/metrics.json" }
+
+    /// Where worker `rank` writes its training figures.
+    func figuresPath(rank: Int) -> String { directory + "/worker-\(rank)-figures.json" }
+
+    /// Every worker's figures, once the run completed.
+    func workerFigures() throws -> [WorkerFigures] {
+        try (0..<config.cluster.workers).map { rank in
+            guard let data = FileManager.default.contents(atPath: figuresPath(rank: rank)) else {
+                throw HeedError(.io, "worker \(rank) wrote no training figures")
+            }
+            return try JSONDecoder().decode(WorkerFigures.self, from: data)
+        }
+    }
 
     private func address(_ name: String) throws -> String {
         if config.cluster.transport == "ipc" { return "ipc://\(directory)/\(name).ipc" }
@@ -37,14 +54,16 @@ final class LocalCluster {
         try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: configPath))
         let coordinator = try address("coordinator")
         children.append(try ChildProcess(label: "coordinator", executable: binary,
-                                         arguments: ["coordinator", "--listen", coordinator, "--resolved-config", configPath]))
+                                         arguments: ["coordinator", "--listen", coordinator, "--resolved-config", configPath] + observe(0)))
         for k in 0..<config.cluster.servers {
             children.append(try ChildProcess(label: "server \(k)", executable: binary,
-                                             arguments: ["server", "--coordinator", coordinator, "--listen", try address("server-\(k)"), "--rank", "\(k)"]))
+                                             arguments: ["server", "--coordinator", coordinator, "--listen", try address("server-\(k)"), "--rank", "\(k)"]
+                                                + observe(1 + k)))
         }
         for k in 0..<config.cluster.workers {
-            var args = ["worker", "--coordinator", coordinator, "--rank", "\(k)"]
+            var args = ["worker", "--coordinator", coordinator, "--rank", "\(k)", "--figures-out", figuresPath(rank: k)]
             if k == 0 { args += ["--metrics-out", metricsPath] }
+            args += observe(1 + config.cluster.servers + k)
             children.append(try ChildProcess(label: "worker \(k)", executable: binary, arguments: args))
         }
     }
