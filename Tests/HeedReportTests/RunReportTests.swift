@@ -24,8 +24,9 @@ import Testing
         let loss = try #require(page["loss"])
         #expect(loss.svgCount == 1 && loss.series == ["worker 0", "worker 1"])
         #expect(loss.texts.contains("step of the worker (steps)") && loss.texts.contains("training loss (log loss per sample)"))
-        // Worker 1 rolled back to step 20 after the restart: its line has two segments.
-        #expect(loss.paths.count == 2 && loss.paths[1].filter { $0 == "M" }.count == 2 && loss.paths[0].filter { $0 == "M" }.count == 1)
+        // Worker 1 restarted (a new start record) and then rolled back to step 20: its line has
+        // three segments; worker 0 ran through.
+        #expect(loss.paths.count == 2 && loss.paths[1].filter { $0 == "M" }.count == 3 && loss.paths[0].filter { $0 == "M" }.count == 1)
 
         let auc = try #require(page["auc"])
         #expect(auc.svgCount == 0 && auc.empty?.contains("No epoch records") == true)
@@ -34,6 +35,8 @@ import Testing
         #expect(rate.series == ["worker 0", "worker 1", "total (sum of workers)"])
         #expect(rate.texts.contains("throughput (samples/s)") && rate.texts.contains("time since the first record (s)"))
         #expect(rate.markers.sorted() == ["marker checkpoint", "marker failure", "marker restart"])
+        // Worker 1's line breaks where its new process starts (4 s of silence alone would not).
+        #expect(rate.paths.count == 3 && rate.paths[0].filter { $0 == "M" }.count == 1 && rate.paths[1].filter { $0 == "M" }.count == 2)
         for name in ["worker 0", "worker 1", "total (sum of workers)", "checkpoint", "failure", "restart"] {
             #expect(rate.texts.contains(name), "legend entry \(name)")
         }
