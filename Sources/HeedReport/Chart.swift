@@ -7,8 +7,11 @@ import Foundation
 struct Chart {
     /// A named line (or dots) of (x, y) points; `breaks` start a new segment before a point.
     struct Series {
+        /// Legend text, and the group's `data-series` attribute.
         var name: String
+        /// Stroke colour (CSS).
         var color: String
+        /// In data units, in drawing order.
         var points: [(x: Double, y: Double)]
         /// Indices of points that start a new segment (a restart, a gap in the log).
         var breaks: Set<Int> = []
@@ -16,14 +19,19 @@ struct Chart {
         var dots = false
         /// Whether the legend lists it (many workers share one entry).
         var inLegend = true
+        /// Stroke width in pixels.
         var width = 1.5
+        /// SVG `stroke-dasharray`, nil for a solid line.
         var dash: String? = nil
     }
 
     /// A vertical line at `x` (an event on the time axis), explained by `title` on hover.
     struct Marker {
+        /// Position in x-axis units.
         var x: Double
+        /// What happened.
         var kind: MarkerKind
+        /// The hover text (SVG `<title>`).
         var title: String
     }
 
@@ -31,6 +39,7 @@ struct Chart {
     enum MarkerKind: String, CaseIterable {
         case checkpoint, failure, restart
 
+        /// Red, orange and grey are kept out of the series palette for these.
         var color: String {
             switch self {
             case .checkpoint: return "#7f7f7f"
@@ -38,6 +47,7 @@ struct Chart {
             case .restart: return "#ff7f0e"
             }
         }
+        /// Checkpoints dashed, failures solid, restarts dash-dotted.
         var dash: String? {
             switch self {
             case .checkpoint: return "4 3"
@@ -53,7 +63,9 @@ struct Chart {
     var xLabel: String
     /// The y axis label, with its unit.
     var yLabel: String
+    /// The lines, drawn in order (later ones on top).
     var series: [Series]
+    /// Event lines, drawn under the data.
     var markers: [Marker] = []
     /// Start the y axis at 0 (rates, sizes).
     var yFromZero = false
@@ -62,7 +74,9 @@ struct Chart {
     /// A fixed x range (time plots share one so their markers line up).
     var xRange: (Double, Double)? = nil
 
+    /// Width of the whole SVG, pixels.
     var width = 900.0
+    /// Height of the plot area alone, pixels (the legend and the x axis come on top).
     var plotHeight = 260.0
 
     private static let tickFont = 11.0

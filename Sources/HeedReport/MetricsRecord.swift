@@ -74,7 +74,10 @@ public struct MetricsRecord: Equatable, Sendable {
         case "epoch":
             guard let epoch = integer(object["epoch"]) else { return missing("epoch") }
             guard let split = object["split"] as? String else { return missing("split") }
-            guard let auc = number(object["auc"]) else { return missing("auc") }
+            guard let auc = number(object["auc"]) else {
+                // Writers put null for a non-finite AUC (a split with one class): nothing to draw.
+                return object["auc"] is NSNull ? .ignored : missing("auc")
+            }
             event = .epoch(epoch: epoch, split: split, auc: auc, gauc: number(object["gauc"]), logLoss: number(object["logloss"]))
         case "checkpoint":
             guard let step = integer(object["step"]) else { return missing("step") }

@@ -9,7 +9,7 @@ extension RunReport {
         body += summary()
         body += section(id: "loss", title: "Training loss", chart: lossChart(),
                         caption: "Each worker's training loss at each step it reported"
-                            + (thinnedNote(role: "worker", step: true) ?? "") + ".",
+                            + (thinnedNote(role: "worker") ?? "") + ".",
                         empty: "No step records with a loss yet.")
         body += section(id: "auc", title: "AUC per epoch", chart: aucChart(),
                         caption: "Evaluations after each epoch, on the valid and test splits where the run made them.",
@@ -59,7 +59,7 @@ extension RunReport {
     }
 
     /// ", averaged over N steps per point" when a worker's line was thinned.
-    private func thinnedNote(role: String, step: Bool) -> String? {
+    private func thinnedNote(role: String) -> String? {
         let counts = Dictionary(grouping: log.records.filter { r in
             if case .step(_, .some, _, _, _) = r.event { return r.role == role }
             return false
@@ -140,7 +140,7 @@ extension RunReport {
         return s + "</table>\n"
     }
 
-    /// Median and peak of the total samples/s line.
+    /// Median and peak of the total samples/s line, nil without step records.
     func totalThroughput() -> (median: Double, peak: Double)? {
         guard let chart = throughputChart(), let total = chart.series.last, !total.points.isEmpty else { return nil }
         let values = total.points.map(\.y)
@@ -242,6 +242,7 @@ extension RunReport {
         return String(format: "%d h %02d min", s / 3600, (s % 3600) / 60)
     }
 
+    /// The middle value (mean of the two middle ones for an even count); `values` not empty.
     static func median(_ values: [Double]) -> Double {
         let s = values.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2

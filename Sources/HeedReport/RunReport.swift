@@ -46,17 +46,20 @@ public struct RunReport {
 
     // MARK: - Charts
 
-    /// Loss over each worker's steps; a step that goes back (a restart from a checkpoint)
-    /// starts a new segment. Nil without step records carrying a loss.
+    /// Loss over each worker's steps; a new process (a `start` record: a restart) or a step
+    /// that goes back starts a new segment. Nil without step records carrying a loss.
     func lossChart() -> Chart? {
-        var byWorker: [Int: [(x: Double, y: Double)]] = [:]
+        var byWorker: [Int: [(t: Double, x: Double, y: Double)]] = [:]
         for r in log.records where r.role == "worker" {
-            if case .step(let step, let loss?, _, _, _) = r.event { byWorker[r.rank, default: []].append((Double(step), loss)) }
+            if case .step(let step, let loss?, _, _, _) = r.event { byWorker[r.rank, default: []].append((r.time, Double(step), loss)) }
         }
         guard !byWorker.isEmpty else { return nil }
+        let starts = startTimes()
         let series = styled(byWorker.keys.sorted().map { rank in
-            let points = byWorker[rank]!
+            let line = byWorker[rank]!
+            let points = line.map { (x: $0.x, y: $0.y) }
             let breaks = Set(points.indices.dropFirst().filter { points[$0].x < points[$0 - 1].x })
+                .union(Self.restartBreaks(line.map(\.t), starts: starts["worker \(rank)"] ?? []))
             return (name: "worker \(rank)", points: points, breaks: breaks)
         }, group: "workers")
         return Chart(title: "Training loss over steps", xLabel: "step of the worker (steps)",
@@ -197,14 +200,28 @@ public struct RunReport {
         }
     }
 
-    /// A time series on the time axis, broken where the writer was silent for much longer
-    /// than it usually is (a crash and a restart, not a slow step).
+    /// A time series of writer `name` on the time axis, broken where a new process of it
+    /// started (a restart) or where it was silent for much longer than it usually is.
     private func timeSeries(name: String, _ samples: [(t: Double, v: Double)]) -> Chart.Series {
         let limit = Self.staleAfter(samples.map(\.t))
         let points = samples.map { (x: axisTime($0.t), y: $0.v) }
         let breaks = Set(samples.indices.dropFirst().filter { samples[$0].t - samples[$0 - 1].t > limit })
+            .union(Self.restartBreaks(samples.map(\.t), starts: startTimes()[name] ?? []))
         let thinned = Self.thin(points, breaks: breaks)
         return Chart.Series(name: name, color: "#333", points: thinned.points, breaks: thinned.breaks)
+    }
+
+    /// Times of every writer's `start` records, by writer (`worker 1`).
+    func startTimes() -> [String: [Double]] {
+        var starts: [String: [Double]] = [:]
+        for r in log.records { if case .start = r.event { starts[r.writer, default: []].append(r.time) } }
+        return starts
+    }
+
+    /// Indices of samples (at `times`, ascending) that follow a `start` after the previous
+    /// sample: the first sample of a new process.
+    static func restartBreaks(_ times: [Double], starts: [Double]) -> Set<Int> {
+        Set(times.indices.dropFirst().filter { j in starts.contains { $0 > times[j - 1] && $0 <= times[j] } })
     }
 
     /// How long a writer may be silent before its line is broken and its last rate stops
@@ -281,10 +298,12 @@ public struct RunReport {
         return breaks
     }
 
+    /// Launcher, coordinator, servers, workers, then anything else: the order of legends and lists.
     static func roleOrder(_ role: String) -> Int {
         ["launcher": 0, "coordinator": 1, "server": 2, "worker": 3][role] ?? 4
     }
 
+    /// Valid before test before other splits.
     static func splitOrder(_ name: String) -> (Int, String) {
         (name.hasPrefix("valid") ? 0 : name.hasPrefix("test") ? 1 : 2, name)
     }

@@ -30,6 +30,7 @@ enum Fixture {
             for i in 0...40 {
                 let t = t0 + 1 + Double(i)
                 if w == 1 && t > t0 + 30 && t < t0 + 34 { continue }   // dead, then restarted
+                if w == 1 && i == 33 { add("worker-1.jsonl", line(t - 0.5, "worker", 1, "start")) }   // the new process
                 if w == 1 && i == 34 { step = 20 }                        // rolled back to the checkpoint
                 step += 1
                 add("worker-\(w).jsonl", line(t, "worker", w, "step", ["step": step, "loss": 0.69 - 0.004 * Double(step) + 0.01 * Double(w),

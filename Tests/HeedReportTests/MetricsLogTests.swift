@@ -29,6 +29,12 @@ import Testing
         #expect(parse(Fixture.line(t, "server", 1, "end")) == .record(MetricsRecord(time: t, role: "server", rank: 1, event: .end(exit: nil))))
         #expect(parse(Fixture.line(t, "server", 1, "start")) == .record(MetricsRecord(time: t, role: "server", rank: 1, event: .start)))
         #expect(parse(Fixture.line(t, "server", 1, "gc_pause", ["ms": 3])) == .ignored)
+        // Non-finite numbers are written as null: an optional one is absent, a null AUC is
+        // nothing to draw (not a broken line).
+        #expect(parse(Fixture.line(t, "worker", 0, "step", ["step": 3, "loss": NSNull(), "samples_per_s": 7]))
+                == .record(MetricsRecord(time: t, role: "worker", rank: 0, event: .step(step: 3, loss: nil, samplesPerSecond: 7,
+                                                                                           pullMilliseconds: nil, pushMilliseconds: nil))))
+        #expect(parse(Fixture.line(t, "worker", 0, "epoch", ["epoch": 1, "split": "test", "auc": NSNull()])) == .ignored)
     }
 
     /// Lines that break the contract are unreadable (counted, never fatal): not JSON, no

@@ -24,8 +24,9 @@ import Testing
         let loss = try #require(page["loss"])
         #expect(loss.svgCount == 1 && loss.series == ["worker 0", "worker 1"])
         #expect(loss.texts.contains("step of the worker (steps)") && loss.texts.contains("training loss (log loss per sample)"))
-        // Worker 1 rolled back to step 20 after the restart: its line has two segments.
-        #expect(loss.paths.count == 2 && loss.paths[1].filter { $0 == "M" }.count == 2 && loss.paths[0].filter { $0 == "M" }.count == 1)
+        // Worker 1 restarted (a new start record) and then rolled back to step 20: its line has
+        // three segments; worker 0 ran through.
+        #expect(loss.paths.count == 2 && loss.paths[1].filter { $0 == "M" }.count == 3 && loss.paths[0].filter { $0 == "M" }.count == 1)
 
         let auc = try #require(page["auc"])
         #expect(auc.svgCount == 0 && auc.empty?.contains("No epoch records") == true)
@@ -34,6 +35,8 @@ import Testing
         #expect(rate.series == ["worker 0", "worker 1", "total (sum of workers)"])
         #expect(rate.texts.contains("throughput (samples/s)") && rate.texts.contains("time since the first record (s)"))
         #expect(rate.markers.sorted() == ["marker checkpoint", "marker failure", "marker restart"])
+        // Worker 1's line breaks where its new process starts (4 s of silence alone would not).
+        #expect(rate.paths.count == 3 && rate.paths[0].filter { $0 == "M" }.count == 1 && rate.paths[1].filter { $0 == "M" }.count == 2)
         for name in ["worker 0", "worker 1", "total (sum of workers)", "checkpoint", "failure", "restart"] {
             #expect(rate.texts.contains(name), "legend entry \(name)")
         }
@@ -105,14 +108,16 @@ import Testing
     }
 
     /// Long lines are averaged in consecutive groups to at most `maxPointsPerLine` points,
-    /// never across a break.
+    /// never across a break (one that falls inside a group of 3 here).
     @Test func longLinesAreAveragedWithoutCrossingBreaks() {
         let n = 3 * RunReport.maxPointsPerLine
         let points = (0..<n).map { (x: Double($0), y: 2 * Double($0)) }
-        let (thin, breaks) = RunReport.thin(points, breaks: [n / 2])
+        let cut = n / 2 + 1
+        let (thin, breaks) = RunReport.thin(points, breaks: [cut])
         #expect(thin.count <= RunReport.maxPointsPerLine + 1 && thin.count >= RunReport.maxPointsPerLine / 2)
         #expect(thin[0].x == 1 && thin[0].y == 2)   // mean of 0, 1, 2 and of 0, 2, 4
-        #expect(breaks.count == 1 && thin[breaks.first!].x >= Double(n / 2) && thin[breaks.first! - 1].x < Double(n / 2))
+        #expect(breaks.count == 1)
+        if let b = breaks.first { #expect(thin[b].x >= Double(cut) && thin[b - 1].x < Double(cut)) }
         #expect(zip(thin, thin.dropFirst()).allSatisfy { $0.x < $1.x } && thin.allSatisfy { $0.y == 2 * $0.x })
     }
 
