@@ -94,11 +94,22 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var loss = "bce"
     /// Next-item models: negatives per batch for `sampled-softmax`.
     public var negatives = 256
+    /// `hybrid`: the sequence part's recurrent cell, `gru` or `lstm`.
+    public var sequence = "gru"
+    /// `hybrid`: the parts that score, comma-separated from `mf`, `seq`, `mlp` (one part
+    /// alone is the single-part baseline).
+    public var parts = "mf,seq,mlp"
+    /// `hybrid`: how the parts are blended — `learned` (a softmax gate over the parts from the
+    /// user-side vectors) or `fixed` (`gate_weights`).
+    public var gate = "learned"
+    /// `hybrid` with `gate = "fixed"`: the weights of mf, seq, mlp (parts not in `parts` get 0).
+    public var gateWeights = [1.0, 1.0, 1.0]
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
         case blocks, heads, dropout, maxLength, loss, negatives
+        case sequence, parts, gate, gateWeights
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -122,6 +133,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
         loss = try c.decodeIfPresent(String.self, forKey: .loss) ?? d.loss
         negatives = try c.decodeIfPresent(Int.self, forKey: .negatives) ?? d.negatives
+        sequence = try c.decodeIfPresent(String.self, forKey: .sequence) ?? d.sequence
+        parts = try c.decodeIfPresent(String.self, forKey: .parts) ?? d.parts
+        gate = try c.decodeIfPresent(String.self, forKey: .gate) ?? d.gate
+        gateWeights = try c.decodeIfPresent([Double].self, forKey: .gateWeights) ?? d.gateWeights
     }
 }
 
@@ -241,6 +256,10 @@ extension RunConfig {
         model.maxLength = try reader.int("model.max_len") ?? model.maxLength
         model.loss = try reader.string("model.loss") ?? model.loss
         model.negatives = try reader.int("model.negatives") ?? model.negatives
+        model.sequence = try reader.string("model.sequence") ?? model.sequence
+        model.parts = try reader.string("model.parts") ?? model.parts
+        model.gate = try reader.string("model.gate") ?? model.gate
+        model.gateWeights = try reader.doubleArray("model.gate_weights") ?? model.gateWeights
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -341,6 +360,18 @@ private struct TOMLReader {
         return try items.map { item in
             guard case .integer(let i) = item else { throw error(key, "must be an array of integers") }
             return i
+        }
+    }
+    mutating func doubleArray(_ key: String) throws -> [Double]? {
+        read.insert(key)
+        guard let v = doc[key] else { return nil }
+        guard case .array(let items) = v else { throw error(key, "must be an array of numbers") }
+        return try items.map { item in
+            switch item {
+            case .float(let d): return d
+            case .integer(let i): return Double(i)
+            default: throw error(key, "must be an array of numbers")
+            }
         }
     }
     mutating func optimizer(_ table: String, default d: OptimizerConfig) throws -> OptimizerConfig {

@@ -25,6 +25,11 @@ public enum ModelCatalog {
             if var next = m as? any NextItemModel {
                 // Next-item models read whole sequences and draw negatives from the catalogue.
                 try next.attachCatalog(try catalogKeys(dataDirectory: config.data.path), schema: schema)
+                if var sided = next as? any NextItemModel & ItemSideModel {
+                    // Item-side features (categories, price levels) come from the catalogue too.
+                    try sided.attachItemSide(try ItemSide.load(dataDirectory: config.data.path))
+                    next = sided
+                }
                 let batcher = next.batcher
                 return (next, { batcher.trainingBatch($0) })
             }

@@ -87,6 +87,7 @@ extension EvalCommand {
             throw ValidationError("--compare takes two saved model directories (A B), got \(directories.count)")
         }
         guard comparison.resamples >= 1 else { throw ValidationError("--resamples must be >= 1") }
+        if Self.comparesHybrids(directories) { return try runShopListComparison(split: split) }
         let scored = LockedBox<[SavedModelScores]>([])
         let (data, batchSize) = (self.data, self.batchSize)
         try runRole("eval") {
