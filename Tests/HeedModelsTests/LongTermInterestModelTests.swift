@@ -196,6 +196,30 @@ enum LongTermInterestFixture {
         #expect((net.logits.data[4] != before[4]) == (variant != .noTags), "tag 3 of sample 4")
     }
 
+    /// More padding after the real behaviours, neighbours or tags changes no prediction: the
+    /// GRU's long-term vector is its state after the most recent *real* behaviour, the
+    /// attention and the means skip padded positions. (The history is padded from 4 to 6.)
+    @Test(arguments: LongTermInterestEncoder.allCases)
+    func extraPaddingLeavesEveryPredictionUnchanged(encoder: LongTermInterestEncoder) {
+        let batch = LongTermInterestFixture.batch()
+        var padded = batch
+        for name in ["hist_items", "hist_categories"] {
+            let f = batch.fields[name]!, l = f.length, group = FeatureKey(rawValue: f.keys[0]).group
+            var keys: [UInt64] = [], mask: [Float] = []
+            for s in 0..<batch.size {
+                keys += f.keys[(s * l)..<((s + 1) * l)] + [LongTermInterestFixture.key(group, group == 2 ? 8 : 4), LongTermInterestFixture.key(group, group == 2 ? 7 : 4)]
+                mask += f.mask[(s * l)..<((s + 1) * l)] + [0, 0]
+            }
+            padded.fields[name] = SparseField(length: l + 2, keys: keys, mask: mask)
+        }
+        let rows = LongTermInterestFixture.rows()
+        var net: LongTermInterestNetwork<Double> = LongTermInterestFixture.network(encoder, .full, .prelu)
+        net.forward(batch, rows: rows, training: false)
+        let reference = net.logits.data
+        net.forward(padded, rows: rows, training: false)
+        for (a, b) in zip(reference, net.logits.data) { #expect(abs(a - b) < 1e-12, "logit \(a) became \(b) with more padding") }
+    }
+
     @Test(arguments: LongTermInterestEncoder.allCases)
     func floatModelStepMatchesDoubleNetwork(encoder: LongTermInterestEncoder) {
         let batch = LongTermInterestFixture.batch()
