@@ -32,6 +32,9 @@ public enum ModelFactory {
         "sasrec": { config, schema, _, seed in
             try SASRecModel(config: config, schema: schema, seed: seed)
         },
+        "long-term-interest": { config, schema, _, seed in
+            try LongTermInterestModel(config: config, schema: schema, seed: seed)
+        },
         "hybrid": { config, schema, _, seed in
             try HybridModel(config: config, schema: schema, seed: seed)
         },

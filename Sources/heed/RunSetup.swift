@@ -26,6 +26,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
     @Option(name: .long, help: "Attention heads of the sasrec and self-attention models.") var heads: Int?
+    @Option(name: .long, help: "The long-term-interest model's sequence encoder: gru or self-attention.") var encoder: String?
+    @Option(name: .long, help: "The long-term-interest model reads social neighbours: true or false (its twin without them).") var useNeighbors: Bool?
+    @Option(name: .long, help: "The long-term-interest model reads item tags/categories: true or false (its twin without them).") var useTags: Bool?
     @Option(name: .long, help: "hybrid: the scoring parts, comma-separated from mf, seq, mlp (one alone = that part's baseline).") var parts: String?
     @Option(name: .long, help: "hybrid: the sequence cell, gru or lstm.") var sequence: String?
     @Option(name: .long, help: "hybrid: blend by a learned gate or fixed gate_weights (learned, fixed).") var gate: String?
@@ -66,6 +69,9 @@ struct RunOptions: ParsableArguments {
         if let v = basePooling { c.model.basePooling = v }
         if let v = pooling { c.model.pooling = v }
         if let v = heads { c.model.heads = v }
+        if let v = encoder { c.model.encoder = v }
+        if let v = useNeighbors { c.model.useNeighbors = v }
+        if let v = useTags { c.model.useTags = v }
         if let v = parts { c.model.parts = v }
         if let v = sequence { c.model.sequence = v }
         if let v = gate { c.model.gate = v }
