@@ -94,11 +94,17 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var loss = "bce"
     /// Next-item models: negatives per batch for `sampled-softmax`.
     public var negatives = 256
+    /// `attention-price`: how the pooled interest meets purchasing power — `concat` or
+    /// `product` (the source document's `f = Xᵀ a p`).
+    public var priceFusion = "concat"
+    /// `attention-price`: read the price features (false = the twin without them).
+    public var priceFeatures = true
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
         case blocks, heads, dropout, maxLength, loss, negatives
+        case priceFusion, priceFeatures
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -122,6 +128,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
         loss = try c.decodeIfPresent(String.self, forKey: .loss) ?? d.loss
         negatives = try c.decodeIfPresent(Int.self, forKey: .negatives) ?? d.negatives
+        priceFusion = try c.decodeIfPresent(String.self, forKey: .priceFusion) ?? d.priceFusion
+        priceFeatures = try c.decodeIfPresent(Bool.self, forKey: .priceFeatures) ?? d.priceFeatures
     }
 }
 
@@ -241,6 +249,11 @@ extension RunConfig {
         model.maxLength = try reader.int("model.max_len") ?? model.maxLength
         model.loss = try reader.string("model.loss") ?? model.loss
         model.negatives = try reader.int("model.negatives") ?? model.negatives
+        if let v = try reader.string("model.price_fusion") {
+            guard ["concat", "product"].contains(v) else { throw reader.error("model.price_fusion", "must be one of concat, product") }
+            model.priceFusion = v
+        }
+        if let v = try reader.bool("model.price_features") { model.priceFeatures = v }
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -290,6 +303,7 @@ extension RunConfig {
                   "model.blocks, model.heads, model.max_len and model.negatives must be >= 1")
         try check(model.dropout >= 0 && model.dropout < 1, "model.dropout must be in [0, 1)")
         try check(["bce", "sampled-softmax", "softmax"].contains(model.loss), "model.loss must be bce, sampled-softmax or softmax")
+        try check(["concat", "product"].contains(model.priceFusion), "model.price_fusion must be concat or product")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")
         try check(checkpoint.everySeconds >= 0 && checkpoint.everySeconds.isFinite, "checkpoint.every_seconds must be >= 0")
