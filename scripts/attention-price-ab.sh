@@ -4,11 +4,11 @@
 # same config and seed (a local cluster, cluster/attention-price-retail.toml by default), then
 # `heed eval --compare` (paired bootstrap by user, 1,000 resamples, 95 % interval).
 # Usage: scripts/attention-price-ab.sh PREPARED_DIR OUT_DIR [EPOCHS] [SEED] [CONFIG]
-#        (extra heed train flags in HEED_FLAGS, e.g. --max-steps 2000)
+#        (extra heed train flags in HEED_FLAGS, e.g. --max-steps 2000; HEED_BIN = the heed binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=$1; out=$2; epochs=${3:-2}; seed=${4:-1}; config=${5:-cluster/attention-price-retail.toml}
-bin="$(swift build -c release --show-bin-path)/heed"
+bin=${HEED_BIN:-"$(swift build -c release --show-bin-path)/heed"}
 mkdir -p "$out"
 train() {  # name, flags...
   local name=$1; shift
