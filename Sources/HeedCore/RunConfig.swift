@@ -99,12 +99,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var priceFusion = "concat"
     /// `attention-price`: read the price features (false = the twin without them).
     public var priceFeatures = true
+    /// The `long-term-interest` model's behaviour-sequence encoder: `gru` or `self-attention`.
+    public var encoder = "gru"
+    /// The `long-term-interest` model reads the social neighbours (trust links) when the data has them.
+    public var useNeighbors = true
+    /// The `long-term-interest` model reads item tags (category, attribute tokens) when the data has them.
+    public var useTags = true
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
         case blocks, heads, dropout, maxLength, loss, negatives
         case priceFusion, priceFeatures
+        case encoder, useNeighbors, useTags
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -130,6 +137,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         negatives = try c.decodeIfPresent(Int.self, forKey: .negatives) ?? d.negatives
         priceFusion = try c.decodeIfPresent(String.self, forKey: .priceFusion) ?? d.priceFusion
         priceFeatures = try c.decodeIfPresent(Bool.self, forKey: .priceFeatures) ?? d.priceFeatures
+        encoder = try c.decodeIfPresent(String.self, forKey: .encoder) ?? d.encoder
+        useNeighbors = try c.decodeIfPresent(Bool.self, forKey: .useNeighbors) ?? d.useNeighbors
+        useTags = try c.decodeIfPresent(Bool.self, forKey: .useTags) ?? d.useTags
     }
 }
 
@@ -254,6 +264,9 @@ extension RunConfig {
             model.priceFusion = v
         }
         if let v = try reader.bool("model.price_features") { model.priceFeatures = v }
+        model.encoder = try reader.string("model.encoder") ?? model.encoder
+        model.useNeighbors = try reader.bool("model.use_neighbors") ?? model.useNeighbors
+        model.useTags = try reader.bool("model.use_tags") ?? model.useTags
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -304,6 +317,7 @@ extension RunConfig {
         try check(model.dropout >= 0 && model.dropout < 1, "model.dropout must be in [0, 1)")
         try check(["bce", "sampled-softmax", "softmax"].contains(model.loss), "model.loss must be bce, sampled-softmax or softmax")
         try check(["concat", "product"].contains(model.priceFusion), "model.price_fusion must be concat or product")
+        try check(["gru", "self-attention"].contains(model.encoder), "model.encoder must be gru or self-attention")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")
         try check(checkpoint.everySeconds >= 0 && checkpoint.everySeconds.isFinite, "checkpoint.every_seconds must be >= 0")

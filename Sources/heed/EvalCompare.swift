@@ -119,6 +119,7 @@ extension EvalCommand {
         switch model.name {
         case "self-attention": "\(model.name), \(model.pooling) pooling"
         case "attention-price": model.priceFeatures ? "\(model.name), \(model.priceFusion) fusion" : "\(model.name), no price features"
+        case "long-term-interest": "\(model.name), \(model.encoder)\(model.useNeighbors ? "" : ", no neighbours")\(model.useTags ? "" : ", no tags")"
         default: model.name
         }
     }
