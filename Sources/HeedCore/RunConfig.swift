@@ -94,6 +94,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var loss = "bce"
     /// Next-item models: negatives per batch for `sampled-softmax`.
     public var negatives = 256
+    /// `attention-price`: how the pooled interest meets purchasing power — `concat` or
+    /// `product` (the source document's `f = Xᵀ a p`).
+    public var priceFusion = "concat"
+    /// `attention-price`: read the price features (false = the twin without them).
+    public var priceFeatures = true
     /// The `long-term-interest` model's behaviour-sequence encoder: `gru` or `self-attention`.
     public var encoder = "gru"
     /// The `long-term-interest` model reads the social neighbours (trust links) when the data has them.
@@ -105,6 +110,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
         case blocks, heads, dropout, maxLength, loss, negatives
+        case priceFusion, priceFeatures
         case encoder, useNeighbors, useTags
     }
 
@@ -129,6 +135,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
         loss = try c.decodeIfPresent(String.self, forKey: .loss) ?? d.loss
         negatives = try c.decodeIfPresent(Int.self, forKey: .negatives) ?? d.negatives
+        priceFusion = try c.decodeIfPresent(String.self, forKey: .priceFusion) ?? d.priceFusion
+        priceFeatures = try c.decodeIfPresent(Bool.self, forKey: .priceFeatures) ?? d.priceFeatures
         encoder = try c.decodeIfPresent(String.self, forKey: .encoder) ?? d.encoder
         useNeighbors = try c.decodeIfPresent(Bool.self, forKey: .useNeighbors) ?? d.useNeighbors
         useTags = try c.decodeIfPresent(Bool.self, forKey: .useTags) ?? d.useTags
@@ -251,6 +259,11 @@ extension RunConfig {
         model.maxLength = try reader.int("model.max_len") ?? model.maxLength
         model.loss = try reader.string("model.loss") ?? model.loss
         model.negatives = try reader.int("model.negatives") ?? model.negatives
+        if let v = try reader.string("model.price_fusion") {
+            guard ["concat", "product"].contains(v) else { throw reader.error("model.price_fusion", "must be one of concat, product") }
+            model.priceFusion = v
+        }
+        if let v = try reader.bool("model.price_features") { model.priceFeatures = v }
         model.encoder = try reader.string("model.encoder") ?? model.encoder
         model.useNeighbors = try reader.bool("model.use_neighbors") ?? model.useNeighbors
         model.useTags = try reader.bool("model.use_tags") ?? model.useTags
@@ -303,6 +316,7 @@ extension RunConfig {
                   "model.blocks, model.heads, model.max_len and model.negatives must be >= 1")
         try check(model.dropout >= 0 && model.dropout < 1, "model.dropout must be in [0, 1)")
         try check(["bce", "sampled-softmax", "softmax"].contains(model.loss), "model.loss must be bce, sampled-softmax or softmax")
+        try check(["concat", "product"].contains(model.priceFusion), "model.price_fusion must be concat or product")
         try check(["gru", "self-attention"].contains(model.encoder), "model.encoder must be gru or self-attention")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")

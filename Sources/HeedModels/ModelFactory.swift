@@ -29,6 +29,9 @@ public enum ModelFactory {
         "self-attention": { config, schema, options, seed in
             try SelfAttentionModel(config: config, schema: schema, useUser: options.useUserEmbedding, seed: seed)
         },
+        "attention-price": { config, schema, options, seed in
+            try AttentionPriceModel(config: config, schema: schema, useUser: options.useUserEmbedding, seed: seed)
+        },
         "sasrec": { config, schema, _, seed in
             try SASRecModel(config: config, schema: schema, seed: seed)
         },
