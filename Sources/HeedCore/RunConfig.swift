@@ -52,7 +52,26 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var schemaJSON = ""
         /// Steps every worker takes per epoch (bounded and sync modes; 0 = all its batches).
         public var stepsPerEpoch = 0
+        /// Tables whose rows start from a file of pre-trained vectors (`ItemVectors`): table
+        /// id → absolute path. Servers load their share on a fresh start (not on resume).
+        public var initialRows: [UInt8: String] = [:]
+        /// Standard deviation of the key-seeded initialiser per table where it differs from
+        /// `model.initScale` (e.g. a text table drawn at the pre-trained vectors' scale).
+        public var initScales: [UInt8: Double] = [:]
         public init() {}
+
+        private enum CodingKeys: String, CodingKey { case tableDims, denseCount, schemaJSON, stepsPerEpoch, initialRows, initScales }
+
+        /// Decodes a layout; fields added since a model was saved take their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            tableDims = try c.decode([UInt8: Int].self, forKey: .tableDims)
+            denseCount = try c.decode(Int.self, forKey: .denseCount)
+            schemaJSON = try c.decode(String.self, forKey: .schemaJSON)
+            stepsPerEpoch = try c.decode(Int.self, forKey: .stepsPerEpoch)
+            initialRows = try c.decodeIfPresent([UInt8: String].self, forKey: .initialRows) ?? [:]
+            initScales = try c.decodeIfPresent([UInt8: Double].self, forKey: .initScales) ?? [:]
+        }
     }
 }
 
@@ -94,11 +113,20 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var loss = "bce"
     /// Next-item models: negatives per batch for `sampled-softmax`.
     public var negatives = 256
+    /// `text-tower`: file of pre-trained item text vectors (`ItemVectors`) that starts the
+    /// item-text table; empty = key-seeded random rows at the vectors' scale (the twin).
+    public var textVectors = ""
+    /// `text-tower`: width of the item-text rows (all-MiniLM-L6-v2: 384).
+    public var textDim = 384
+    /// `text-tower`: keep the item-text rows at their initial values (no row gradients are
+    /// pushed for that table); the projection and everything else still train.
+    public var freezeText = false
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
         case blocks, heads, dropout, maxLength, loss, negatives
+        case textVectors, textDim, freezeText
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -122,6 +150,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
         loss = try c.decodeIfPresent(String.self, forKey: .loss) ?? d.loss
         negatives = try c.decodeIfPresent(Int.self, forKey: .negatives) ?? d.negatives
+        textVectors = try c.decodeIfPresent(String.self, forKey: .textVectors) ?? d.textVectors
+        textDim = try c.decodeIfPresent(Int.self, forKey: .textDim) ?? d.textDim
+        freezeText = try c.decodeIfPresent(Bool.self, forKey: .freezeText) ?? d.freezeText
     }
 }
 
@@ -241,6 +272,9 @@ extension RunConfig {
         model.maxLength = try reader.int("model.max_len") ?? model.maxLength
         model.loss = try reader.string("model.loss") ?? model.loss
         model.negatives = try reader.int("model.negatives") ?? model.negatives
+        model.textVectors = try reader.string("model.text_vectors") ?? model.textVectors
+        model.textDim = try reader.int("model.text_dim") ?? model.textDim
+        if let v = try reader.bool("model.freeze_text") { model.freezeText = v }
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -289,6 +323,7 @@ extension RunConfig {
         try check(model.blocks >= 1 && model.heads >= 1 && model.maxLength >= 1 && model.negatives >= 1,
                   "model.blocks, model.heads, model.max_len and model.negatives must be >= 1")
         try check(model.dropout >= 0 && model.dropout < 1, "model.dropout must be in [0, 1)")
+        try check(model.textDim >= 1 && model.textDim <= 1 << 16, "model.text_dim must be in 1...65536")
         try check(["bce", "sampled-softmax", "softmax"].contains(model.loss), "model.loss must be bce, sampled-softmax or softmax")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")

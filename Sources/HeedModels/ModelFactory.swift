@@ -32,6 +32,9 @@ public enum ModelFactory {
         "sasrec": { config, schema, _, seed in
             try SASRecModel(config: config, schema: schema, seed: seed)
         },
+        "text-tower": { config, schema, options, seed in
+            try TextTowerModel(config: config, schema: schema, options: options, seed: seed)
+        },
     ]
 
     /// Names of the models this build can make, sorted.

@@ -26,6 +26,8 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
     @Option(name: .long, help: "Attention heads of the sasrec and self-attention models.") var heads: Int?
+    @Option(name: .long, help: "text-tower: pre-trained item text vectors (scripts/embed-item-text.py); 'none' = random rows.") var textVectors: String?
+    @Flag(name: .long, help: "text-tower: keep the item text vectors frozen (train the projection and the rest only).") var freezeText = false
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
     @Option(name: .long, help: "Directory for checkpoints (TOML [checkpoint] dir).") var checkpointDir: String?
     @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
@@ -63,6 +65,9 @@ struct RunOptions: ParsableArguments {
         if let v = basePooling { c.model.basePooling = v }
         if let v = pooling { c.model.pooling = v }
         if let v = heads { c.model.heads = v }
+        if let v = textVectors { c.model.textVectors = v == "none" ? "" : v }
+        if freezeText { c.model.freezeText = true }
+        if !c.model.textVectors.isEmpty { c.model.textVectors = absolute(c.model.textVectors) }
         if let v = saveModel {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v
