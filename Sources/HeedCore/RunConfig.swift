@@ -121,12 +121,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// `text-tower`: keep the item-text rows at their initial values (no row gradients are
     /// pushed for that table); the projection and everything else still train.
     public var freezeText = false
+    /// The `long-term-interest` model's behaviour-sequence encoder: `gru` or `self-attention`.
+    public var encoder = "gru"
+    /// The `long-term-interest` model reads the social neighbours (trust links) when the data has them.
+    public var useNeighbors = true
+    /// The `long-term-interest` model reads item tags (category, attribute tokens) when the data has them.
+    public var useTags = true
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
         case blocks, heads, dropout, maxLength, loss, negatives
         case textVectors, textDim, freezeText
+        case encoder, useNeighbors, useTags
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -153,6 +160,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         textVectors = try c.decodeIfPresent(String.self, forKey: .textVectors) ?? d.textVectors
         textDim = try c.decodeIfPresent(Int.self, forKey: .textDim) ?? d.textDim
         freezeText = try c.decodeIfPresent(Bool.self, forKey: .freezeText) ?? d.freezeText
+        encoder = try c.decodeIfPresent(String.self, forKey: .encoder) ?? d.encoder
+        useNeighbors = try c.decodeIfPresent(Bool.self, forKey: .useNeighbors) ?? d.useNeighbors
+        useTags = try c.decodeIfPresent(Bool.self, forKey: .useTags) ?? d.useTags
     }
 }
 
@@ -275,6 +285,9 @@ extension RunConfig {
         model.textVectors = try reader.string("model.text_vectors") ?? model.textVectors
         model.textDim = try reader.int("model.text_dim") ?? model.textDim
         if let v = try reader.bool("model.freeze_text") { model.freezeText = v }
+        model.encoder = try reader.string("model.encoder") ?? model.encoder
+        model.useNeighbors = try reader.bool("model.use_neighbors") ?? model.useNeighbors
+        model.useTags = try reader.bool("model.use_tags") ?? model.useTags
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -325,6 +338,7 @@ extension RunConfig {
         try check(model.dropout >= 0 && model.dropout < 1, "model.dropout must be in [0, 1)")
         try check(model.textDim >= 1 && model.textDim <= 1 << 16, "model.text_dim must be in 1...65536")
         try check(["bce", "sampled-softmax", "softmax"].contains(model.loss), "model.loss must be bce, sampled-softmax or softmax")
+        try check(["gru", "self-attention"].contains(model.encoder), "model.encoder must be gru or self-attention")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")
         try check(checkpoint.everySeconds >= 0 && checkpoint.everySeconds.isFinite, "checkpoint.every_seconds must be >= 0")
