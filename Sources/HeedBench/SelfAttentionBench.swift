@@ -182,7 +182,7 @@ public final class SelfAttentionBench {
     /// The timing loop of `measure` for any pair of bodies (tests time bodies of known length).
     /// `now` reads the clock in seconds (tests pass a clock their bodies advance).
     static func measure(flops: Double, repeats: Int, seconds: Double, layer: () -> Void, raw: () -> Void,
-                        now: () -> Double = Self.monotonicSeconds) -> Result {
+                        now: () -> Double = SelfAttentionBench.monotonicSeconds) -> Result {
         layer(); raw()
         let once = max(time(1, layer, now), 1e-6)
         let steps = max(2, Int(seconds / once))

@@ -35,6 +35,9 @@ public enum ModelFactory {
         "sasrec": { config, schema, _, seed in
             try SASRecModel(config: config, schema: schema, seed: seed)
         },
+        "text-tower": { config, schema, options, seed in
+            try TextTowerModel(config: config, schema: schema, options: options, seed: seed)
+        },
         "long-term-interest": { config, schema, _, seed in
             try LongTermInterestModel(config: config, schema: schema, seed: seed)
         },
