@@ -38,6 +38,14 @@ public enum ModelCatalog {
         }
         // Validate label and fields once, so the adapter cannot fail per batch.
         _ = try ModelBatch(sampleBatch: SampleBatch(schema: schema), labelName: label, fields: fields)
+        if let derive = (model as? any BatchFieldDeriving)?.deriveFields {
+            return (model, { batch in
+                // Safe: as below.
+                var out = try! ModelBatch(sampleBatch: batch, labelName: label, fields: fields)
+                derive(&out)
+                return out
+            })
+        }
         // Safe: every batch of this dataset has `schema`, checked just above.
         return (model, { batch in try! ModelBatch(sampleBatch: batch, labelName: label, fields: fields) })
     }
@@ -65,6 +73,9 @@ public enum ModelCatalog {
         c.layout.tableDims = model.tableDims
         c.layout.denseCount = model.denseParameterCount
         c.layout.schemaJSON = String(decoding: try JSONEncoder().encode(manifest.schema), as: UTF8.self)
+        if model is TextTowerModel {
+            (c.layout.initialRows, c.layout.initScales) = try TextVectorsCheck.layout(c, manifest: manifest)
+        }
         let shards = manifest.shards(.train)
         let w = c.cluster.workers
         guard shards.count >= w else {

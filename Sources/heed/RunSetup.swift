@@ -26,6 +26,10 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
     @Option(name: .long, help: "Attention heads of the sasrec and self-attention models.") var heads: Int?
+    @Option(name: .long, help: "The attention-price model's fusion of interest and purchasing power: concat or product.") var priceFusion: String?
+    @Option(name: .long, help: "The attention-price model reads the price features: true, or false for its twin without them.") var priceFeatures: Bool?
+    @Option(name: .long, help: "text-tower: pre-trained item text vectors (scripts/embed-item-text.py); 'none' = random rows.") var textVectors: String?
+    @Flag(name: .long, help: "text-tower: keep the item text vectors frozen (train the projection and the rest only).") var freezeText = false
     @Option(name: .long, help: "The long-term-interest model's sequence encoder: gru or self-attention.") var encoder: String?
     @Option(name: .long, help: "The long-term-interest model reads social neighbours: true or false (its twin without them).") var useNeighbors: Bool?
     @Option(name: .long, help: "The long-term-interest model reads item tags/categories: true or false (its twin without them).") var useTags: Bool?
@@ -69,6 +73,11 @@ struct RunOptions: ParsableArguments {
         if let v = basePooling { c.model.basePooling = v }
         if let v = pooling { c.model.pooling = v }
         if let v = heads { c.model.heads = v }
+        if let v = priceFusion { c.model.priceFusion = v }
+        if let v = priceFeatures { c.model.priceFeatures = v }
+        if let v = textVectors { c.model.textVectors = v == "none" ? "" : v }
+        if freezeText { c.model.freezeText = true }
+        if !c.model.textVectors.isEmpty { c.model.textVectors = absolute(c.model.textVectors) }
         if let v = encoder { c.model.encoder = v }
         if let v = useNeighbors { c.model.useNeighbors = v }
         if let v = useTags { c.model.useTags = v }
