@@ -94,8 +94,10 @@ public struct PreparedSettings: Codable, Equatable, Sendable {
 public struct DatasetManifest: Codable, Equatable, Sendable {
     /// Name of the manifest file inside a dataset directory.
     public static let fileName = "manifest.json"
-    /// Manifest format version this build writes and reads.
-    public static let currentVersion = 1
+    /// Manifest format version this build writes: 2 = compact shards with a sequence file.
+    public static let currentVersion = 2
+    /// Manifest versions this build reads (1: every key stored per record).
+    public static let readableVersions = 1...2
 
     /// Manifest format version.
     public var formatVersion: Int
@@ -115,6 +117,8 @@ public struct DatasetManifest: Codable, Equatable, Sendable {
     public var test: [ShardEntry]
     /// The item catalog shard: one record per item of the candidate pool.
     public var catalog: ShardEntry
+    /// Version 2: the sequence file every compact shard refers to (nil for version 1).
+    public var sequences: ShardEntry? = nil
     /// Input files.
     public var sources: [SourceFile]
     /// Counts.
@@ -142,8 +146,8 @@ public struct DatasetManifest: Codable, Equatable, Sendable {
         do { m = try JSONDecoder().decode(DatasetManifest.self, from: data) } catch {
             throw HeedError(.corrupt, "\(path): manifest does not decode", cause: error)
         }
-        guard m.formatVersion == currentVersion else {
-            throw HeedError(.unsupported, "\(path): manifest format version \(m.formatVersion) is not supported (this build reads \(currentVersion))")
+        guard readableVersions.contains(m.formatVersion) else {
+            throw HeedError(.unsupported, "\(path): manifest format version \(m.formatVersion) is not supported (this build reads versions \(readableVersions.lowerBound)-\(readableVersions.upperBound); prepare the dataset again with this build's heed prepare)")
         }
         return m
     }

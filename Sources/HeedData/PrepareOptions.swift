@@ -81,6 +81,9 @@ public struct PrepareOptions: Sendable {
     /// this; a lower-rated event still makes a record of its real item, labelled 0 (nil = every
     /// event is a positive).
     public var positiveRating: Double? = nil
+    /// Sample shard format: 2 (compact: records refer to one sequence file; the default) or
+    /// 1 (every record stores its keys; larger, read by older builds).
+    public var shardFormat = 2
     /// Skip and count bad rows instead of failing.
     public var skipBadRows = false
     /// Replace an existing output directory.

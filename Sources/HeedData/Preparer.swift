@@ -95,6 +95,7 @@ public enum Preparer {
         }
         if let t = o.targetEvents, t.isEmpty { throw HeedError(.config, "--target-events names no event type") }
         if let r = o.positiveRating, !r.isFinite { throw HeedError(.config, "--positive-rating must be a finite number (got \(r))") }
+        guard o.shardFormat == 1 || o.shardFormat == 2 else { throw HeedError(.config, "--shard-format must be 1 or 2 (got \(o.shardFormat))") }
     }
 
     /// Runs the dataset's loader.
@@ -121,40 +122,65 @@ public enum Preparer {
         var keys = [[[Int]]](repeating: [[Int]](repeating: [Int](repeating: 0, count: schema.slots.count), count: n), count: splits.count)
         func splitIndex(_ s: Split) -> Int { splits.firstIndex(of: s)! }
         var evaluated = Set<UInt64>()
-        try builder.generate { rec, split, shard in
+        let compact = o.shardFormat == 2
+        try builder.generate(filling: !compact) { rec, _, split, shard in
             let si = splitIndex(split)
             if split != .train { evaluated.insert(rec.userID) }
             counts[si][shard] += 1
-            for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count }
+            if !compact { for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count } }
         }
         func fileName(_ split: Split, _ shard: Int) -> String {
             "\(split.rawValue)-\(String(format: "%05d", shard))-of-\(String(format: "%05d", n)).heeds"
         }
-        // Every section of every open shard buffers its writes: keep the total near 64 MiB.
-        let sections = splits.count * n * (5 + 2 * schema.slots.count)
-        let flushBytes = max(4096, min(1 << 16, (64 << 20) / sections))
-        var writers: [[SampleShardWriter]] = []
-        for (si, split) in splits.enumerated() {
-            writers.append(try (0..<n).map { shard in
-                try SampleShardWriter(path: directory + "/" + fileName(split, shard), schema: schema,
-                                      recordCount: counts[si][shard], keysPerSlot: keys[si][shard], flushBytes: flushBytes)
-            })
-        }
-        try builder.generate { rec, split, shard in
-            try writers[splitIndex(split)][shard].append(rec)
-        }
-        var entries: [[ShardEntry]] = []
-        for (si, split) in splits.enumerated() {
-            entries.append(try (0..<n).map { shard in
-                let (bytes, crc) = try writers[si][shard].finish()
-                return ShardEntry(file: fileName(split, shard), records: counts[si][shard], bytes: bytes, crc32: crc)
-            })
-        }
-        writers = []
-
         var catalogRecords: [SampleRecord] = []
         try builder.generateCatalog { catalogRecords.append($0) }
-        let (cBytes, cCRC) = try SampleShardWriter.write(path: directory + "/items.heeds", schema: builder.catalogSchema, records: catalogRecords)
+        let (cBytes, cCRC) = try SampleShardWriter.write(path: directory + "/" + CompactRecords.catalogFileName, schema: builder.catalogSchema, records: catalogRecords)
+        let catalogEntry = ShardEntry(file: CompactRecords.catalogFileName, records: catalogRecords.count, bytes: cBytes, crc32: cCRC)
+        catalogRecords = []
+        let sequences = compact ? try builder.writeSequences(path: directory + "/" + SequenceFile.fileName) : nil
+        if let sequences { progress("wrote \(sequences.records) events of \(builder.userCount) users once (\(sequences.bytes) bytes)") }
+
+        var entries: [[ShardEntry]] = []
+        if let sequences {
+            let links = ShardLinks(sequencesCRC: sequences.crc32, catalogCRC: cCRC, events: UInt64(sequences.records), items: UInt64(catalogEntry.records))
+            let flushBytes = max(4096, min(1 << 16, (64 << 20) / (splits.count * n * 2)))
+            var writers: [[CompactShardWriter]] = []
+            for (si, split) in splits.enumerated() {
+                writers.append(try (0..<n).map { shard in
+                    try CompactShardWriter(path: directory + "/" + fileName(split, shard), schema: schema,
+                                           recordCount: counts[si][shard], links: links, flushBytes: flushBytes)
+                })
+            }
+            try builder.generate(filling: false) { _, ref, split, shard in
+                try writers[splitIndex(split)][shard].append(ref)
+            }
+            for (si, split) in splits.enumerated() {
+                entries.append(try (0..<n).map { shard in
+                    let (bytes, crc) = try writers[si][shard].finish()
+                    return ShardEntry(file: fileName(split, shard), records: counts[si][shard], bytes: bytes, crc32: crc)
+                })
+            }
+        } else {
+            // Every section of every open shard buffers its writes: keep the total near 64 MiB.
+            let sections = splits.count * n * (5 + 2 * schema.slots.count)
+            let flushBytes = max(4096, min(1 << 16, (64 << 20) / sections))
+            var writers: [[SampleShardWriter]] = []
+            for (si, split) in splits.enumerated() {
+                writers.append(try (0..<n).map { shard in
+                    try SampleShardWriter(path: directory + "/" + fileName(split, shard), schema: schema,
+                                          recordCount: counts[si][shard], keysPerSlot: keys[si][shard], flushBytes: flushBytes)
+                })
+            }
+            try builder.generate { rec, _, split, shard in
+                try writers[splitIndex(split)][shard].append(rec)
+            }
+            for (si, split) in splits.enumerated() {
+                entries.append(try (0..<n).map { shard in
+                    let (bytes, crc) = try writers[si][shard].finish()
+                    return ShardEntry(file: fileName(split, shard), records: counts[si][shard], bytes: bytes, crc32: crc)
+                })
+            }
+        }
 
         var stats = PrepareStats()
         stats.rowsRead = raw.rowsRead
@@ -168,15 +194,15 @@ public enum Preparer {
 
         let settings = Self.settings(o, validFrom: builder.validFrom, testFrom: builder.testFrom)
         let manifest = DatasetManifest(
-            formatVersion: DatasetManifest.currentVersion, dataset: o.dataset.rawValue, settings: settings,
+            formatVersion: compact ? DatasetManifest.currentVersion : 1, dataset: o.dataset.rawValue, settings: settings,
             schema: schema, catalogSchema: builder.catalogSchema,
             train: entries[0], valid: entries[1], test: entries[2],
-            catalog: ShardEntry(file: "items.heeds", records: catalogRecords.count, bytes: cBytes, crc32: cCRC),
+            catalog: catalogEntry, sequences: sequences,
             sources: raw.sources, stats: stats)
         let file = try PosixFile(creating: directory + "/" + DatasetManifest.fileName)
         try file.write(Array(try manifest.encoded()) + [0x0A], at: 0)
         try file.syncAndClose()
-        progress("records: train \(stats.records["train"] ?? 0), valid \(stats.records["valid"] ?? 0), test \(stats.records["test"] ?? 0); items \(catalogRecords.count)")
+        progress("records: train \(stats.records["train"] ?? 0), valid \(stats.records["valid"] ?? 0), test \(stats.records["test"] ?? 0); items \(catalogEntry.records)")
         return manifest
     }
 

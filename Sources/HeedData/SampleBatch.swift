@@ -74,19 +74,14 @@ public struct SampleBatch: Sendable {
                 row += 1
             }
         }
-        let nl = schema.labels.count, nd = schema.dense.count
         labels.removeAll(keepingCapacity: true)
         dense.removeAll(keepingCapacity: true)
         userIDs.removeAll(keepingCapacity: true)
         itemIDs.removeAll(keepingCapacity: true)
         timestamps.removeAll(keepingCapacity: true)
-        shard.withLabels { all in
-            for r in records { labels.append(contentsOf: all[(r * nl)..<(r * nl + nl)]) }
-        }
-        shard.withDense { all in
-            for r in records { dense.append(contentsOf: all[(r * nd)..<(r * nd + nd)]) }
-        }
         for r in records {
+            shard.appendLabels(r, to: &labels)
+            shard.appendDense(r, to: &dense)
             userIDs.append(shard.userID(r))
             itemIDs.append(shard.itemID(r))
             timestamps.append(shard.timestamp(r))

@@ -1,3 +1,4 @@
+import Foundation
 import HeedCore
 #if canImport(Glibc)
 import Glibc
@@ -254,11 +255,15 @@ struct SampleBuilder {
         gap <= 0 ? 0 : UInt64(64 - gap.leadingZeroBitCount)
     }
 
-    /// Calls `sink(record, split, shard)` for every record, in a fixed order.
+    /// Calls `sink(record, reference, split, shard)` for every record, in a fixed order.
     ///
     /// Users in ascending raw id; per user, positions in time order; for CTR the positive
-    /// comes right before its negative.
-    func generate(_ sink: (inout SampleRecord, Split, Int) throws -> Void) throws {
+    /// comes right before its negative. `reference` is what a compact shard stores (the
+    /// target's index in the sequence file, the item's catalog record); with `filling:
+    /// false` the record itself is left empty, which is all a compact shard needs.
+    func generate(filling: Bool = true, _ sink: (inout SampleRecord, RecordRef, Split, Int) throws -> Void) throws {
+        let catalogIndex = catalogIndexOfItem()
+        var nextSequenceEvent = 0
         var rec = SampleRecord(schema: schema)
         let shards = UInt64(max(1, o.shards))
         var userItems: [Int32] = []
@@ -269,6 +274,8 @@ struct SampleBuilder {
             let base = userStart[u]
             let n = userStart[u + 1] - base
             let userRaw = d.users.rawIDs[u]
+            let sequenceStart = nextSequenceEvent
+            nextSequenceEvent += n
             var rng = SeededGenerator(seed: KeyHash.mix64(o.seed ^ KeyHash.mix64(userRaw)))
             let heldOutShard = Int(KeyHash.mix64(userRaw &+ o.seed) % shards)
 
@@ -311,13 +318,14 @@ struct SampleBuilder {
                 let e = Int(ordered[base + k])
                 let target = Int(d.eventItem[e])
                 let shard = split == .train ? Int(rng.next() % shards) : heldOutShard
-                fill(&rec, user: u, base: base, k: k, item: target, positiveEvent: e, prefixPct: prefixPct, prefixCnt: prefixCnt)
-                try sink(&rec, split, shard)
+                if filling { fill(&rec, user: u, base: base, k: k, item: target, positiveEvent: e, prefixPct: prefixPct, prefixCnt: prefixCnt) } else { rec.userID = userRaw }
+                let event = UInt32(truncatingIfNeeded: sequenceStart + k)
+                try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[target]), negative: false), split, shard)
                 if o.sampleProtocol == .ctr {
                     let neg = sampleNegative(&rng, userItems: userItems)
                     let negShard = split == .train ? Int(rng.next() % shards) : heldOutShard
-                    fill(&rec, user: u, base: base, k: k, item: neg, positiveEvent: nil, prefixPct: prefixPct, prefixCnt: prefixCnt)
-                    try sink(&rec, split, negShard)
+                    if filling { fill(&rec, user: u, base: base, k: k, item: neg, positiveEvent: nil, prefixPct: prefixPct, prefixCnt: prefixCnt) }
+                    try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[neg]), negative: true), split, negShard)
                 }
             }
         }
@@ -431,4 +439,86 @@ struct SampleBuilder {
 
     /// Users with at least one event.
     var userCount: Int { userOrder.count }
+
+    /// Per item index: its record in the catalog (`pool` order), -1 outside the pool.
+    private func catalogIndexOfItem() -> [Int32] {
+        var index = [Int32](repeating: -1, count: d.items.count)
+        for (r, i) in pool.enumerated() { index[Int(i)] = Int32(r) }
+        return index
+    }
+
+    /// The `click` label of event `e` as a positive: true unless `--positive-rating` rejects its rating.
+    private func clickLabel(_ e: Int) -> Bool {
+        let rating = labelRating == nil ? Float.nan : d.eventRating[e]
+        return o.positiveRating.map { rating.isNaN || Double(rating) >= $0 } ?? true
+    }
+
+    /// Writes the sequence file (`SequenceFile`) every compact shard of this dataset refers to:
+    /// users in `generate`'s order, each user's events in time order.
+    ///
+    /// - Throws: `HeedError(.config)` past 2^32 − 1 events (a compact record's event index is 32-bit).
+    func writeSequences(path: String) throws -> ShardEntry {
+        let events = d.eventCount
+        guard events < Int(UInt32.max) else {
+            throw HeedError(.config, "dataset \(d.name): \(events) events exceed the compact format's 2^32 − 1; prepare it in parts (--part) or with --shard-format 1")
+        }
+        let info = SequenceInfo(events: events, users: userOrder.count, hasTimestamps: d.hasTimestamps, hasCategories: d.hasCategories,
+                                hasRatings: d.hasRatings, hasPrices: d.hasPrices, hasDemographics: d.hasDemographics, hasSocial: d.hasSocial,
+                                priceLevels: max(1, o.priceLevels))
+        let neighborTotal = d.hasSocial ? userOrder.reduce(0) { $0 + neighborKeys[$1].count } : 0
+        let lengths = info.lengths(neighborKeys: neighborTotal)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let json = Array(try enc.encode(info))
+        let layout = ShardLayout(recordCount: events, jsonBytes: json.count, lengths: lengths)
+        let w = try SectionedFileWriter(path: path, layout: layout, magic: SequenceFile.magic, version: SequenceFile.version, json: json, flushBytes: 1 << 16)
+        func section(_ k: ShardLayout.SectionKind) -> Int { lengths.firstIndex { $0.0 == k }! }
+        let sUser = section(.eventUser), sItem = section(.eventItemKey), sTime = section(.eventTime), sCode = section(.eventCode)
+        let sCat = d.hasCategories ? section(.eventCategoryKey) : -1
+        let sRating = d.hasRatings ? section(.eventRating) : -1
+        let sPct = d.hasPrices ? section(.eventUserPricePct) : -1
+        for (index, u) in userOrder.enumerated() {
+            var pctSum = 0.0
+            var pctCount: Int32 = 0
+            for j in userStart[u]..<userStart[u + 1] {
+                let e = Int(ordered[j])
+                let item = Int(d.eventItem[e])
+                try w.append(UInt32(index), to: sUser)
+                try w.append(ordItemKey[j], to: sItem)
+                if sCat >= 0 { try w.append(ordCatKey[j], to: sCat) }
+                try w.append(UInt64(bitPattern: ordTime[j]), to: sTime)
+                try w.append(d.eventType[e] & 0x07 | (clickLabel(e) ? 0x80 : 0), to: sCode)
+                if sRating >= 0 { try w.append(d.eventRating[e].bitPattern, to: sRating) }
+                if sPct >= 0 {
+                    // As `fill`: the mean over the earlier events whose items have a price percentile.
+                    let before: Float = pctCount > 0 ? Float(pctSum / Double(pctCount)) : .nan
+                    try w.append(before.bitPattern, to: sPct)
+                    let p = pricePct[item]
+                    if !p.isNaN { pctSum += Double(p); pctCount += 1 }
+                }
+            }
+        }
+        try w.append(contentsOf: userOrder.map { d.users.rawIDs[$0] }, to: section(.userRawID))
+        var start = 0
+        try w.append(UInt64(0), to: section(.userStart))
+        for u in userOrder {
+            start += userStart[u + 1] - userStart[u]
+            try w.append(UInt64(start), to: section(.userStart))
+        }
+        if d.hasDemographics {
+            try w.append(contentsOf: userOrder.map { FeatureGroup.incomeBand.key(d.userIncome[$0]) }, to: section(.userIncomeKey))
+            try w.append(contentsOf: userOrder.map { FeatureGroup.ageBand.key(d.userAge[$0]) }, to: section(.userAgeKey))
+        }
+        if d.hasSocial {
+            var at: UInt64 = 0
+            try w.append(at, to: section(.userNeighborOffsets))
+            for u in userOrder {
+                at += UInt64(neighborKeys[u].count)
+                try w.append(at, to: section(.userNeighborOffsets))
+            }
+            for u in userOrder { try w.append(contentsOf: neighborKeys[u], to: section(.userNeighborKeys)) }
+        }
+        let (bytes, crc) = try w.finish()
+        return ShardEntry(file: FileOps.basename(of: path), records: events, bytes: bytes, crc32: crc)
+    }
 }

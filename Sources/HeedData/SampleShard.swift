@@ -6,6 +6,11 @@ import HeedCore
 /// Opening checks magic, version, header CRC, schema, section bounds, offsets and (by
 /// default) the payload CRC; any problem is a `HeedError(.corrupt)` naming the file.
 /// Accessors take a record index in `0..<count` and a slot index into `schema.slots`.
+///
+/// Version 1 shards store every key per record. Version 2 (compact) shards store only each
+/// record's target event and item and derive the rest from the dataset's sequence file and
+/// item catalog beside them (`CompactRecords`); the accessors return the same values for
+/// both versions.
 public final class SampleShard: @unchecked Sendable {
     // Sendable: all state is immutable after init and the mapping is read-only.
     /// Path of the shard file.
@@ -27,94 +32,58 @@ public final class SampleShard: @unchecked Sendable {
     private let slotKeys: [Int]      // byte offset of each slot's keys section
     private let slotKeyCounts: [Int] // keys in each slot's keys section
     private let labelCount: Int, denseCount: Int
+    /// Version 2 only: how records are derived.
+    private let compact: CompactRecords?
 
-    /// Opens and validates `path`; `verifyChecksum: false` skips only the payload CRC pass.
+    /// Opens and validates `path`; `verifyChecksum: false` skips only the payload CRC pass
+    /// (of the shard and, for version 2, of the side files it opens).
     public init(path: String, verifyChecksum: Bool = true) throws {
         self.path = path
-        let file = try MappedFile(path: path)
+        let c = try SectionedFile(path: path, magic: ShardLayout.magic, what: "sample shard",
+                                  versions: ShardLayout.readableVersions, verifyChecksum: verifyChecksum)
         func corrupt(_ what: String) -> HeedError { HeedError(.corrupt, "\(path): \(what)") }
-        let size = file.count
-        guard size >= ShardLayout.fixedHeaderBytes else {
-            throw corrupt("file of \(size) bytes is too short for a sample shard header (\(ShardLayout.fixedHeaderBytes) bytes)")
-        }
-        let head = file.withBytes { raw -> (magic: [UInt8], version: UInt32, headerBytes: Int, count: UInt64, payload: UInt64, crc: UInt32, schemaBytes: Int, sections: Int, headerCRC: UInt32) in
-            func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
-            func u64(_ o: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
-            return (Array(raw[0..<8]), u32(8), Int(u32(12)), u64(16), u64(24), u32(32), Int(u32(36)), Int(u32(40)), u32(44))
-        }
-        guard head.magic == ShardLayout.magic else {
-            throw corrupt("not a Heed sample shard (magic \(head.magic.map { String(format: "%02x", $0) }.joined()), expected \"HEEDSMPL\")")
-        }
-        guard head.version == ShardLayout.version else {
-            throw HeedError(.unsupported, "\(path): sample shard format version \(head.version) is not supported (this build reads version \(ShardLayout.version))")
-        }
-        guard head.headerBytes >= ShardLayout.fixedHeaderBytes, head.headerBytes <= size,
-              ShardLayout.fixedHeaderBytes + head.sections * ShardLayout.sectionEntryBytes + head.schemaBytes <= head.headerBytes else {
-            throw corrupt("header size \(head.headerBytes) with \(head.sections) sections and \(head.schemaBytes) schema bytes does not fit the file (\(size) bytes)")
-        }
-        let headerCRC = file.withBytes { raw -> UInt32 in
-            var c = CRC32()
-            c.update(UnsafeRawBufferPointer(rebasing: raw[0..<44]))
-            c.update([0, 0, 0, 0])
-            c.update(UnsafeRawBufferPointer(rebasing: raw[48..<head.headerBytes]))
-            return c.value
-        }
-        guard headerCRC == head.headerCRC else {
-            throw corrupt("header checksum mismatch (stored \(hex(head.headerCRC)), computed \(hex(headerCRC)))")
-        }
-        guard UInt64(head.headerBytes) + head.payload == UInt64(size) else {
-            throw corrupt("file is \(size) bytes but the header says \(head.headerBytes) + \(head.payload) (truncated or extended)")
-        }
-        guard head.count <= UInt64(size / 8) else { throw corrupt("record count \(head.count) is impossible for \(size) bytes") }
-        let n = Int(head.count)
-        let schemaStart = ShardLayout.fixedHeaderBytes + head.sections * ShardLayout.sectionEntryBytes
-        let schemaData = file.withBytes { Data($0[schemaStart..<(schemaStart + head.schemaBytes)]) }
+        let size = c.file.count
+        let n = c.recordCount
+        guard n <= size / 8 else { throw corrupt("record count \(n) is impossible for \(size) bytes") }
         let schema: SampleSchema
-        do { schema = try JSONDecoder().decode(SampleSchema.self, from: schemaData) } catch {
+        do { schema = try JSONDecoder().decode(SampleSchema.self, from: c.json) } catch {
             throw HeedError(.corrupt, "\(path): schema JSON in the header does not decode", cause: error)
         }
         // Recompute the expected layout from count + schema and compare to the stored table.
-        let entries: [ShardLayout.Section] = try (0..<head.sections).map { i in
-            let at = ShardLayout.fixedHeaderBytes + i * ShardLayout.sectionEntryBytes
-            let (k, s, o, l) = file.withBytes { raw in
-                (UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)),
-                 UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)),
-                 UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self)),
-                 UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 16, as: UInt64.self)))
-            }
-            guard let kind = ShardLayout.SectionKind(rawValue: k), o <= UInt64(size), l <= UInt64(size) - o,
-                  Int(o) % ShardLayout.alignment == 0 else {
-                throw corrupt("section \(i) (kind \(k), offset \(o), length \(l)) is invalid for a \(size)-byte file")
-            }
-            return ShardLayout.Section(kind: kind, slot: Int(s), offset: Int(o), length: Int(l))
+        let entries = c.sections
+        let expected: ShardLayout
+        if c.version == ShardLayout.version {
+            let keyTotals = schema.slots.indices.map { s in entries.first { $0.kind == .keys && $0.slot == s }.map { $0.length / 8 } ?? -1 }
+            expected = ShardLayout(schema: schema, schemaJSONBytes: c.json.count, recordCount: n, keysPerSlot: keyTotals)
+        } else {
+            expected = ShardLayout(compactRecords: n, schemaJSONBytes: c.json.count)
         }
-        let keyTotals = schema.slots.indices.map { s in entries.first { $0.kind == .keys && $0.slot == s }.map { $0.length / 8 } ?? -1 }
-        let expected = ShardLayout(schema: schema, schemaJSONBytes: head.schemaBytes, recordCount: n, keysPerSlot: keyTotals)
-        guard expected.sections == entries, expected.headerBytes == head.headerBytes, expected.fileBytes == size else {
+        guard expected.sections == entries, expected.headerBytes == c.headerBytes, expected.fileBytes == size else {
             throw corrupt("section table does not match \(n) records of the stored schema")
         }
-        if verifyChecksum {
-            let crc = file.withBytes { CRC32.of(UnsafeRawBufferPointer(rebasing: $0[head.headerBytes...])) }
-            guard crc == head.crc else {
-                throw corrupt("payload checksum mismatch (stored \(hex(head.crc)), computed \(hex(crc)))")
-            }
-        }
-        self.file = file
-        self.version = Int(head.version)
+        self.file = c.file
+        self.version = Int(c.version)
         self.count = n
         self.schema = schema
-        self.payloadCRC = head.crc
-        userOffset = entries[0].offset
-        itemOffset = entries[1].offset
-        timeOffset = entries[2].offset
-        labelOffset = entries[3].offset
-        denseOffset = entries[4].offset
-        slotOffsets = schema.slots.indices.map { entries[5 + 2 * $0].offset }
-        slotKeys = schema.slots.indices.map { entries[6 + 2 * $0].offset }
-        slotKeyCounts = schema.slots.indices.map { entries[6 + 2 * $0].length / 8 }
+        self.payloadCRC = c.payloadCRC
         labelCount = schema.labels.count
         denseCount = schema.dense.count
-        try validateOffsets()
+        if c.version == ShardLayout.version {
+            userOffset = entries[0].offset
+            itemOffset = entries[1].offset
+            timeOffset = entries[2].offset
+            labelOffset = entries[3].offset
+            denseOffset = entries[4].offset
+            slotOffsets = schema.slots.indices.map { entries[5 + 2 * $0].offset }
+            slotKeys = schema.slots.indices.map { entries[6 + 2 * $0].offset }
+            slotKeyCounts = schema.slots.indices.map { entries[6 + 2 * $0].length / 8 }
+            compact = nil
+            try validateOffsets()
+        } else {
+            (userOffset, itemOffset, timeOffset, labelOffset, denseOffset) = (0, 0, 0, 0, 0)
+            (slotOffsets, slotKeys, slotKeyCounts) = ([], [], [])
+            compact = try CompactRecords(shardPath: path, file: c.file, sections: entries, count: n, schema: schema, verifyChecksum: verifyChecksum)
+        }
     }
 
     /// Checks every slot's offsets: start at 0, never decrease, end at the key count, lengths within bounds.
@@ -138,40 +107,76 @@ public final class SampleShard: @unchecked Sendable {
     }
 
     /// Raw user id of `record` (see `SampleRecord.userID`).
-    public func userID(_ record: Int) -> UInt64 { word(userOffset, record) }
+    public func userID(_ record: Int) -> UInt64 {
+        if let compact { check(record); return compact.userID(record) }
+        return word(userOffset, record)
+    }
 
     /// Raw target item id of `record`.
-    public func itemID(_ record: Int) -> UInt64 { word(itemOffset, record) }
+    public func itemID(_ record: Int) -> UInt64 {
+        if let compact { check(record); return compact.itemID(record) }
+        return word(itemOffset, record)
+    }
 
     /// Target event time of `record`, Unix seconds (0 without timestamps).
-    public func timestamp(_ record: Int) -> Int64 { Int64(bitPattern: word(timeOffset, record)) }
+    public func timestamp(_ record: Int) -> Int64 {
+        if let compact { check(record); return compact.timestamp(record) }
+        return Int64(bitPattern: word(timeOffset, record))
+    }
 
     /// Label `index` of `record`.
     public func label(_ record: Int, _ index: Int) -> Float {
         precondition(record >= 0 && record < count && index >= 0 && index < labelCount, "label index out of range")
+        if let compact { return compact.label(record, index) }
         return file.withBytes { Float(bitPattern: UInt32(littleEndian: $0.load(fromByteOffset: labelOffset + (record * labelCount + index) * 4, as: UInt32.self))) }
     }
 
     /// All labels of `record`, in `schema.labels` order.
     public func labels(_ record: Int) -> [Float] { (0..<labelCount).map { label(record, $0) } }
 
+    /// Appends the labels of `record` to `out` (the batch gatherer's path; no array per record).
+    public func appendLabels(_ record: Int, to out: inout [Float]) {
+        if compact != nil { for l in 0..<labelCount { out.append(label(record, l)) }; return }
+        check(record)
+        file.withBytes { raw in
+            // Safe: the labels section holds count × labelCount Float32 values, 64-byte aligned.
+            let p = (raw.baseAddress! + labelOffset).assumingMemoryBound(to: Float.self) + record * labelCount
+            out.append(contentsOf: UnsafeBufferPointer(start: p, count: labelCount))
+        }
+    }
+
     /// Dense value `index` of `record`.
     public func denseValue(_ record: Int, _ index: Int) -> Float {
         precondition(record >= 0 && record < count && index >= 0 && index < denseCount, "dense index out of range")
+        if let compact { return compact.denseValue(record, index) }
         return file.withBytes { Float(bitPattern: UInt32(littleEndian: $0.load(fromByteOffset: denseOffset + (record * denseCount + index) * 4, as: UInt32.self))) }
     }
 
     /// All dense values of `record`, in `schema.dense` order.
     public func dense(_ record: Int) -> [Float] { (0..<denseCount).map { denseValue(record, $0) } }
 
+    /// Appends the dense values of `record` to `out`.
+    public func appendDense(_ record: Int, to out: inout [Float]) {
+        if compact != nil { for d in 0..<denseCount { out.append(denseValue(record, d)) }; return }
+        check(record)
+        file.withBytes { raw in
+            // Safe: the dense section holds count × denseCount Float32 values, 64-byte aligned.
+            let p = (raw.baseAddress! + denseOffset).assumingMemoryBound(to: Float.self) + record * denseCount
+            out.append(contentsOf: UnsafeBufferPointer(start: p, count: denseCount))
+        }
+    }
+
     /// Number of keys `record` has in `slot`.
     public func keyCount(slot: Int, record: Int) -> Int {
+        if let compact { check(record, slot); return compact.keyCount(slot: slot, record: record) }
         let (a, b) = keyRange(slot, record)
         return b - a
     }
 
-    /// Runs `body` with the keys of `record` in `slot` (a view into the mapping; do not let it escape).
+    /// Runs `body` with the keys of `record` in `slot` (a view into the mapping, or for keys a
+    /// compact shard computes, into a temporary buffer; do not let it escape).
     public func withKeys<R>(slot: Int, record: Int, _ body: (UnsafeBufferPointer<UInt64>) throws -> R) rethrows -> R {
+        if let compact { check(record, slot); return try compact.withKeys(slot: slot, record: record, body) }
         let (a, b) = keyRange(slot, record)
         return try file.withBytes { raw in
             // Safe: offsets were validated at open to lie within the keys section, which is 8-aligned.
@@ -183,20 +188,38 @@ public final class SampleShard: @unchecked Sendable {
     /// A copy of the keys of `record` in `slot`.
     public func keys(slot: Int, record: Int) -> [UInt64] { withKeys(slot: slot, record: record) { Array($0) } }
 
-    /// Runs `body` with the whole labels section, (count × labelCount) row-major.
+    /// Runs `body` with all labels, (count × labelCount) row-major (for a compact shard, a
+    /// copy made for the call).
     public func withLabels<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        try file.withBytes { raw in
+        if compact != nil {
+            var all: [Float] = []
+            all.reserveCapacity(count * labelCount)
+            for r in 0..<count { appendLabels(r, to: &all) }
+            return try all.withUnsafeBufferPointer(body)
+        }
+        return try file.withBytes { raw in
             // Safe: the labels section holds count × labelCount Float32 values, 64-byte aligned.
             try body(UnsafeBufferPointer(start: (raw.baseAddress! + labelOffset).assumingMemoryBound(to: Float.self), count: count * labelCount))
         }
     }
 
-    /// Runs `body` with the whole dense section, (count × denseCount) row-major.
+    /// Runs `body` with all dense values, (count × denseCount) row-major (a copy for a compact shard).
     public func withDense<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        try file.withBytes { raw in
+        if compact != nil {
+            var all: [Float] = []
+            all.reserveCapacity(count * denseCount)
+            for r in 0..<count { appendDense(r, to: &all) }
+            return try all.withUnsafeBufferPointer(body)
+        }
+        return try file.withBytes { raw in
             // Safe: the dense section holds count × denseCount Float32 values, 64-byte aligned.
             try body(UnsafeBufferPointer(start: (raw.baseAddress! + denseOffset).assumingMemoryBound(to: Float.self), count: count * denseCount))
         }
+    }
+
+    @inline(__always)
+    private func check(_ record: Int, _ slot: Int = 0) {
+        precondition(record >= 0 && record < count && slot >= 0 && slot < schema.slots.count, "slot/record out of range")
     }
 
     private func word(_ section: Int, _ record: Int) -> UInt64 {

@@ -31,22 +31,15 @@ public struct SampleRecord: Sendable {
     }
 }
 
-/// Writes one sample shard whose record count and key totals are known up front.
-///
-/// Each section is streamed through its own buffered cursor at its final offset, so
-/// records are appended once in order; the payload CRC is combined from the per-section
-/// CRCs (`crc32_combine`) without reading the file back. The header goes last.
+/// Writes one version 1 sample shard whose record count and key totals are known up front.
 public final class SampleShardWriter {
     /// Path being written.
     public let path: String
     /// Schema of the records.
     public let schema: SampleSchema
-    private let layout: ShardLayout
-    private let schemaJSON: [UInt8]
-    private let file: PosixFile
-    private var cursors: [Cursor]
+    private let writer: SectionedFileWriter
+    private let recordCount: Int
     private var appended = 0
-    private var slotCursor: [Int] = []   // cursor index of each slot's keys section
     private var nextOffset: [UInt64]
 
     /// Opens `path` for `recordCount` records with `keysPerSlot[s]` keys in slot `s`.
@@ -55,13 +48,13 @@ public final class SampleShardWriter {
     public init(path: String, schema: SampleSchema, recordCount: Int, keysPerSlot: [Int], flushBytes: Int = 1 << 15) throws {
         self.path = path
         self.schema = schema
-        schemaJSON = try Self.encode(schema)
-        layout = ShardLayout(schema: schema, schemaJSONBytes: schemaJSON.count, recordCount: recordCount, keysPerSlot: keysPerSlot)
-        file = try PosixFile(creating: path)
-        cursors = layout.sections.map { Cursor(offset: $0.offset, planned: $0.length, flushBytes: flushBytes) }
+        self.recordCount = recordCount
+        let json = try Self.encode(schema)
+        let layout = ShardLayout(schema: schema, schemaJSONBytes: json.count, recordCount: recordCount, keysPerSlot: keysPerSlot)
+        writer = try SectionedFileWriter(path: path, layout: layout, magic: ShardLayout.magic, version: ShardLayout.version,
+                                         json: json, flushBytes: flushBytes)
         nextOffset = [UInt64](repeating: 0, count: schema.slots.count)
-        for (i, s) in layout.sections.enumerated() where s.kind == .keys { slotCursor.append(i) }
-        for s in schema.slots.indices { try cursors[5 + 2 * s].append(UInt64(0), file) }
+        for s in schema.slots.indices { try writer.append(UInt64(0), to: 5 + 2 * s) }
     }
 
     /// The schema as stored in headers: sorted-key JSON so equal schemas give equal bytes.
@@ -73,21 +66,21 @@ public final class SampleShardWriter {
 
     /// Appends one record (must match the schema's shape).
     public func append(_ r: SampleRecord) throws {
-        guard appended < layout.recordCount else {
-            throw HeedError(.internalError, "\(path): more records than planned (\(layout.recordCount))")
+        guard appended < recordCount else {
+            throw HeedError(.internalError, "\(path): more records than planned (\(recordCount))")
         }
         precondition(r.labels.count == schema.labels.count && r.dense.count == schema.dense.count && r.keys.count == schema.slots.count,
                      "record shape does not match the schema")
-        try cursors[0].append(r.userID, file)
-        try cursors[1].append(r.itemID, file)
-        try cursors[2].append(UInt64(bitPattern: r.timestamp), file)
-        try r.labels.withUnsafeBytes { try cursors[3].append($0, file) }
-        try r.dense.withUnsafeBytes { try cursors[4].append($0, file) }
+        try writer.append(r.userID, to: 0)
+        try writer.append(r.itemID, to: 1)
+        try writer.append(UInt64(bitPattern: r.timestamp), to: 2)
+        try writer.append(contentsOf: r.labels, to: 3)
+        try writer.append(contentsOf: r.dense, to: 4)
         for s in schema.slots.indices {
             let ks = r.keys[s]
             nextOffset[s] += UInt64(ks.count)
-            try cursors[5 + 2 * s].append(nextOffset[s], file)
-            try ks.withUnsafeBytes { try cursors[6 + 2 * s].append($0, file) }
+            try writer.append(nextOffset[s], to: 5 + 2 * s)
+            try writer.append(contentsOf: ks, to: 6 + 2 * s)
         }
         appended += 1
     }
@@ -95,21 +88,10 @@ public final class SampleShardWriter {
     /// Pads and flushes every section, writes the header and syncs; returns size and payload CRC.
     @discardableResult
     public func finish() throws -> (bytes: Int, payloadCRC: UInt32) {
-        guard appended == layout.recordCount else {
-            throw HeedError(.internalError, "\(path): \(appended) records written, \(layout.recordCount) planned")
+        guard appended == recordCount else {
+            throw HeedError(.internalError, "\(path): \(appended) records written, \(recordCount) planned")
         }
-        var crc: uLong = crc32(0, nil, 0)
-        for i in cursors.indices {
-            try cursors[i].finish(file)
-            guard cursors[i].written == cursors[i].planned else {
-                throw HeedError(.internalError, "\(path): section \(i) has \(cursors[i].written) bytes, \(cursors[i].planned) planned")
-            }
-            crc = crc32_combine(crc, cursors[i].crc, off_t(ShardLayout.aligned(cursors[i].planned)))
-        }
-        let header = layout.headerBytes(schemaJSON: schemaJSON, payloadCRC: UInt32(crc))
-        try file.write(header, at: 0)
-        try file.syncAndClose()
-        return (layout.fileBytes, UInt32(crc))
+        return try writer.finish()
     }
 
     /// Writes `records` to `path` in one call (counts the keys first).
@@ -121,58 +103,54 @@ public final class SampleShardWriter {
         for r in records { try w.append(r) }
         return try w.finish()
     }
+}
 
-    /// A buffered sequential writer for one section.
-    private struct Cursor {
-        var offset: Int
-        let planned: Int
-        var written = 0
-        var crc: uLong = crc32(0, nil, 0)
-        var buffer: [UInt8] = []
-        /// Buffered bytes that trigger a write.
-        let flushBytes: Int
+/// Writes one version 2 (compact) sample shard: per record its target event and item only.
+final class CompactShardWriter {
+    /// Path being written.
+    let path: String
+    private let writer: SectionedFileWriter
+    private let recordCount: Int
+    private var appended = 0
 
-        /// A cursor at `offset` that must receive exactly `planned` bytes.
-        init(offset: Int, planned: Int, flushBytes: Int) {
-            self.offset = offset
-            self.planned = planned
-            self.flushBytes = flushBytes
-        }
-
-        /// Appends one little-endian word.
-        mutating func append(_ v: UInt64, _ file: PosixFile) throws {
-            withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) }
-            if buffer.count >= flushBytes { try flush(file) }
-        }
-
-        /// Appends raw bytes.
-        mutating func append(_ bytes: UnsafeRawBufferPointer, _ file: PosixFile) throws {
-            buffer.append(contentsOf: bytes)
-            if buffer.count >= flushBytes { try flush(file) }
-        }
-
-        /// Writes the buffer at the cursor and folds it into the section CRC.
-        mutating func flush(_ file: PosixFile) throws {
-            guard !buffer.isEmpty else { return }
-            try buffer.withUnsafeBytes { raw in
-                try file.write(raw, at: offset)
-                // Safe: zlib reads exactly raw.count bytes of the buffer.
-                crc = crc32_z(crc, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count)
-            }
-            offset += buffer.count
-            written += buffer.count
-            buffer.removeAll(keepingCapacity: true)
-        }
-
-        /// Flushes and writes the zero padding up to the 64-byte boundary.
-        mutating func finish(_ file: PosixFile) throws {
-            try flush(file)
-            let pad = ShardLayout.aligned(planned) - written
-            if pad > 0 && written == planned {
-                buffer = [UInt8](repeating: 0, count: pad)
-                try flush(file)
-                written -= pad
-            }
-        }
+    /// Opens `path` for `recordCount` records of `schema`, written against the side files in `links`.
+    init(path: String, schema: SampleSchema, recordCount: Int, links: ShardLinks, flushBytes: Int = 1 << 15) throws {
+        self.path = path
+        self.recordCount = recordCount
+        let json = try SampleShardWriter.encode(schema)
+        writer = try SectionedFileWriter(path: path, layout: ShardLayout(compactRecords: recordCount, schemaJSONBytes: json.count),
+                                         magic: ShardLayout.magic, version: ShardLayout.compactVersion, json: json, flushBytes: flushBytes)
+        try writer.append(contentsOf: links.encoded, to: 2)
     }
+
+    /// Appends one record: its target's global event index and catalog record.
+    func append(_ ref: RecordRef) throws {
+        guard appended < recordCount else {
+            throw HeedError(.internalError, "\(path): more records than planned (\(recordCount))")
+        }
+        try writer.append(ref.event, to: 0)
+        try writer.append(ref.item | (ref.negative ? RecordRef.negativeBit : 0), to: 1)
+        appended += 1
+    }
+
+    /// Pads and flushes, writes the header and syncs; returns size and payload CRC.
+    func finish() throws -> (bytes: Int, payloadCRC: UInt32) {
+        guard appended == recordCount else {
+            throw HeedError(.internalError, "\(path): \(appended) records written, \(recordCount) planned")
+        }
+        return try writer.finish()
+    }
+}
+
+/// What a compact record stores: the target event (global index in the sequence file, which
+/// gives the user, the history and the time) and the target item's catalog record.
+struct RecordRef: Equatable {
+    /// Bit 31 of the stored item word: the record is a sampled negative.
+    static let negativeBit: UInt32 = 1 << 31
+    /// Global index of the target event in the sequence file.
+    var event: UInt32
+    /// Catalog record of the target item (the sampled item for a negative).
+    var item: UInt32
+    /// Whether the record is a sampled negative (all labels 0).
+    var negative: Bool
 }

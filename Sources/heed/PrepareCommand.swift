@@ -66,6 +66,9 @@ struct PrepareCommand: ParsableCommand {
     @Option(name: .customLong("positive-rating"), help: "With ratings (Ciao, generic 'rating' column): an event rated at least this is a positive (click 1), a lower-rated one a labelled negative (click 0).")
     var positiveRating: Double?
 
+    @Option(name: .customLong("shard-format"), help: "Sample shard format: 2 (compact: each record refers to its user's sequence, stored once; default) or 1 (every record stores its history; read by older builds).")
+    var shardFormat = 2
+
     @Flag(name: .customLong("skip-bad-rows"), help: "Skip bad rows and report counts per error class instead of failing.")
     var skipBadRows = false
 
@@ -124,6 +127,7 @@ struct PrepareCommand: ParsableCommand {
         o.skipBadRows = skipBadRows
         o.overwrite = overwrite
         o.positiveRating = positiveRating
+        o.shardFormat = shardFormat
         if let targetEvents {
             var set = Set<EventType>()
             for name in targetEvents.split(separator: ",") {
