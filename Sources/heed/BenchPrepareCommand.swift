@@ -104,7 +104,7 @@ struct BenchPrepareCommand: ParsableCommand {
     func runScale(sizes: [Int]) throws {
         let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         print("heed bench prepare --scale: synthetic generic logs (SyntheticEventLog, seed 1), `heed prepare --dataset generic` as a child process\(prepareArg.isEmpty ? "" : " with " + prepareArg.joined(separator: " "))")
-        print("  events      users  file MB  gen s  scan ev/s   prepare s  events/s  vs scan  peak RSS MB  B/event  records     output MB  B/record")
+        print("  events      users  file MB  gen s  scan ev/s   prepare s  events/s  vs scan  peak RSS MB  B/event  records     shards MB  B/record  dataset MB  B/record")
         for n in sizes {
             let log = SyntheticEventLog(events: n)
             let csv = scratch + "/heed-scale-\(n).csv"
@@ -130,10 +130,13 @@ struct BenchPrepareCommand: ParsableCommand {
             let shards = Split.allCases.flatMap { manifest.shards($0) }
             let records = shards.reduce(0) { $0 + $1.records }
             let outBytes = shards.reduce(0) { $0 + $1.bytes }
+            // The whole dataset: shards plus what compact shards refer to (sequence file, catalog).
+            let allBytes = outBytes + manifest.catalog.bytes + (manifest.sequences?.bytes ?? 0)
             let rate = Double(n) / seconds
-            print(String(format: "  %-10d %6d  %7.0f  %5.1f  %9.0f   %9.1f  %8.0f  %7.3f  %11.0f  %7.0f  %-10d %9.0f  %8.1f",
+            print(String(format: "  %-10d %6d  %7.0f  %5.1f  %9.0f   %9.1f  %8.0f  %7.3f  %11.0f  %7.0f  %-10d %9.0f  %8.1f  %10.0f  %8.1f",
                          n, log.users, Double(bytes) / 1e6, generated, scanRate, seconds, rate, rate / scanRate,
-                         Double(peak) / 1_048_576, Double(peak) / Double(n), records, Double(outBytes) / 1e6, Double(outBytes) / Double(max(1, records))))
+                         Double(peak) / 1_048_576, Double(peak) / Double(n), records, Double(outBytes) / 1e6, Double(outBytes) / Double(max(1, records)),
+                         Double(allBytes) / 1e6, Double(allBytes) / Double(max(1, records))))
             fflush(stdout)
         }
     }

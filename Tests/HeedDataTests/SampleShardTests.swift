@@ -94,12 +94,13 @@ import Testing
         let path = dir.path + "/v.heeds"
         try SampleShardWriter.write(path: path, schema: Self.schema, records: Self.records(3))
         var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        bytes[8] = 2
+        bytes[8] = 3   // versions 1 (stored keys) and 2 (compact) are read
         dir.write("v.heeds", bytes: bytes)
         let e = #expect(throws: HeedError.self) { try SampleShard(path: path) }
         #expect(e?.code == .unsupported)
         #expect(e?.message.contains(path) == true)
-        #expect(e?.message.contains("version 2") == true)
+        #expect(e?.message.contains("version 3") == true)
+        #expect(e?.message.contains("heed prepare") == true, "names the command that rewrites the dataset")
     }
 
     @Test func truncatedAndForeignFilesAreRejected() throws {

@@ -75,8 +75,9 @@ import Testing
         defer { client.close() }
         let count = try await client.withPulledRows(PullRows(tableID: 3, keys: [4]), timeout: .milliseconds(200)) { $0.rowCount }
         #expect(count == 1)
+        // On a loaded host a retry may time out too: every copy must carry the first request's id.
         let ids = seen.get
-        #expect(ids.count == 2 && ids[0] == ids[1])
+        #expect(ids.count >= 2 && ids.allSatisfy { $0 == ids[0] })
     }
 
     /// Tasks preferring the completion executor run many requests to completion (so
