@@ -34,7 +34,15 @@ struct BenchPrepareCommand: ParsableCommand {
     @Flag(name: .long, help: "With --scale: keep the generated logs and prepared datasets in --scratch.")
     var keep = false
 
+    @Option(name: .long, help: ArgumentHelp("Instead: records gathered into batches per second from each prepared dataset directory (repeat it), e.g. one prepared with --shard-format 1 and one with 2.",
+                                            discussion: "What a worker does per step before the model: SampleBatch.fill of 256 shuffled train records (seed 1) over every train shard, median of repeated passes."))
+    var gather: [String] = []
+
     func run() throws {
+        if !gather.isEmpty {
+            try runGather(directories: gather)
+            return
+        }
         if let scale {
             try runScale(sizes: try Self.parseSizes(scale))
             return
@@ -138,6 +146,40 @@ struct BenchPrepareCommand: ParsableCommand {
                          Double(peak) / 1_048_576, Double(peak) / Double(n), records, Double(outBytes) / 1e6, Double(outBytes) / Double(max(1, records)),
                          Double(allBytes) / 1e6, Double(allBytes) / Double(max(1, records))))
             fflush(stdout)
+        }
+    }
+
+    /// Records gathered per second from each directory's train shards (batches of 256, shuffled).
+    func runGather(directories: [String]) throws {
+        print("heed bench prepare --gather: SampleBatch.fill of 256 shuffled train records, one thread, median of passes >= \(seconds) s")
+        print("  format  records     records/s  dataset")
+        for dir in directories {
+            let manifest = try DatasetManifest.load(directory: dir)
+            let shards = try manifest.open(.train, directory: dir, verifyChecksum: false)
+            var rng = SeededGenerator(seed: 1)
+            let orders: [[Int]] = shards.map { s in
+                var order = Array(0..<s.count)
+                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+                return order
+            }
+            var batch = SampleBatch(schema: manifest.schema)
+            var sink: UInt64 = 0
+            let rate = try measure {
+                var n = 0
+                for (s, order) in zip(shards, orders) {
+                    var at = 0
+                    while at < order.count {
+                        let end = min(order.count, at + 256)
+                        batch.fill(from: s, records: order[at..<end])
+                        sink &+= batch.keys.last?.first ?? 0
+                        n += end - at
+                        at = end
+                    }
+                }
+                return n
+            }
+            print(String(format: "  %6d  %-10d %10.0f  ", manifest.formatVersion, manifest.recordCount(.train), rate) + dir)
+            if sink == 42 { print("") }  // keeps the gathered keys observable
         }
     }
 
