@@ -16,6 +16,12 @@ public struct NextItemEvaluationOptions: Codable, Equatable, Sendable {
     public var sampledNegatives = 100
     /// Seed of the sampled negatives.
     public var seed: UInt64 = 1
+    /// How the sampled negatives are drawn; nil is `.distinct`.
+    public var sampledDraw: SampledNegativeDraw?
+    /// With `.sasrecCode`: how many of the history's most recent items are not training items
+    /// (1 on the test split of leave-one-out data — the validation answer —, 0 on the valid
+    /// split); the rest of the history is what the draw rejects.
+    public var heldOutHistoryItems = 0
     /// A record is cold when its user has at most this many interactions up to and
     /// including the predicted one (history + 1); on the test split of leave-one-out data,
     /// the users with at most this many interactions.
@@ -26,6 +32,17 @@ public struct NextItemEvaluationOptions: Codable, Equatable, Sendable {
     public var coverageCutoff = 10
 
     public init() {}
+}
+
+/// How the negatives of the sampled protocol are drawn.
+public enum SampledNegativeDraw: String, Codable, Equatable, Sendable, CaseIterable {
+    /// Distinct catalogue items outside the user's items (history and target).
+    case distinct
+    /// As the SASRec authors' `util.py` (`evaluate`, `evaluate_valid`): `count` draws with
+    /// replacement, uniform over the catalogue, rejecting only the user's *training* items, so
+    /// the target itself and, on the test split, the validation answer can be drawn (a drawn
+    /// copy of the target ties with it and, as every tie here, counts against it).
+    case sasrecCode = "sasrec-code"
 }
 
 /// HR@K, NDCG@K and MRR over a set of ranked records.
@@ -78,7 +95,7 @@ public struct NextItemMetrics: Codable, Equatable, Sendable {
     public var summary: String {
         let c = options.cutoffs
         return ["full ranking (\(catalogItems) items\(options.excludeHistory ? ", history excluded" : "")): " + full.line(cutoffs: c),
-                "\(options.sampledNegatives) sampled negatives: " + sampled.line(cutoffs: c),
+                "\(options.sampledNegatives) sampled negatives\(options.sampledDraw == .sasrecCode ? " (SASRec code's draw)" : ""): " + sampled.line(cutoffs: c),
                 "cold users (<= \(options.coldMaxInteractions) interactions), full: " + coldFull.line(cutoffs: c),
                 "cold users, sampled: " + coldSampled.line(cutoffs: c),
                 String(format: "catalogue coverage@%d %.4f  scoring %.2f s", options.coverageCutoff, coverage, scoringSeconds)]
@@ -171,9 +188,18 @@ public struct Ranker: Sendable {
         for k in history { if let i = scorer.index(of: k) { historyIndices.append(i) } }
         let cold = history.count + 1 <= options.coldMaxInteractions
 
-        // Sampled protocol (its negatives are never history items, so exclusion does not matter).
-        let negatives = Self.sampledNegatives(count: options.sampledNegatives, catalog: scorer.count, target: ti,
-                                              history: historyIndices, seed: KeyHash.mix64(options.seed ^ KeyHash.mix64(user) ^ KeyHash.mix64(target)))
+        // Sampled protocol (drawn before the history is masked: the SASRec-code draw can pick the
+        // validation answer, which keeps its score).
+        let seed = KeyHash.mix64(options.seed ^ KeyHash.mix64(user) ^ KeyHash.mix64(target))
+        let negatives: [Int]
+        switch options.sampledDraw ?? .distinct {
+        case .distinct:
+            negatives = Self.sampledNegatives(count: options.sampledNegatives, catalog: scorer.count, target: ti,
+                                              history: historyIndices, seed: seed)
+        case .sasrecCode:
+            let training = history.dropLast(options.heldOutHistoryItems).compactMap { scorer.index(of: $0) }
+            negatives = Self.sasrecCodeNegatives(count: options.sampledNegatives, catalog: scorer.count, training: training, seed: seed)
+        }
         var sampledRank = 1
         for j in negatives where row[j] >= st { sampledRank += 1 }
         sampled.add(rank: sampledRank)
@@ -204,6 +230,21 @@ public struct Ranker: Sendable {
         while picked.count < n {
             let j = Int(rng.next() % UInt64(catalog))
             if excluded.insert(j).inserted { picked.append(j) }
+        }
+        return picked
+    }
+
+    /// `count` catalogue indices drawn with replacement, uniform, rejecting those in
+    /// `training` (the SASRec authors' `util.py` draw); none if `training` covers the catalogue.
+    public static func sasrecCodeNegatives(count: Int, catalog: Int, training: [Int], seed: UInt64) -> [Int] {
+        let rejected = Set(training)
+        guard rejected.count < catalog else { return [] }
+        var rng = SeededGenerator(seed: seed)
+        var picked: [Int] = []
+        picked.reserveCapacity(count)
+        while picked.count < count {
+            let j = Int(rng.next() % UInt64(catalog))
+            if !rejected.contains(j) { picked.append(j) }
         }
         return picked
     }

@@ -23,6 +23,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Next-item models: sampled negatives per record for the sampled protocol (SASRec: 100).") var negatives: Int = 100
     @Flag(help: "Next-item models: rank the user's history items too (default: left out, the S3-Rec protocol).") var keepHistory = false
     @Option(help: "Next-item models: seed of the sampled negatives.") var evalSeed: UInt64 = 1
+    @Option(help: "Next-item models: how the sampled negatives are drawn: distinct (outside every item of the user) or sasrec-code (as the SASRec authors' util.py: with replacement, outside the training items only).") var negativeDraw: String = "distinct"
     @Option(help: "Next-item models: users with at most this many interactions (history + the predicted item) count as cold.") var coldMax: Int = 5
     @Option(help: "hybrid models: write the cross-sell / upsell / alternatives figures (JSON, with per-record values) here.") var listsOut: String?
 
@@ -38,6 +39,12 @@ struct EvalCommand: ParsableCommand {
         options.sampledNegatives = negatives
         options.excludeHistory = !keepHistory
         options.seed = evalSeed
+        guard let draw = SampledNegativeDraw(rawValue: negativeDraw) else {
+            throw ValidationError("--negative-draw must be distinct or sasrec-code, not \(negativeDraw)")
+        }
+        options.sampledDraw = draw
+        // Leave-one-out: a test record's last history item is the validation answer, not a training item.
+        options.heldOutHistoryItems = split == .test ? 1 : 0
         options.coldMaxInteractions = coldMax
         let result = LockedBox<(SavedModel, Evaluation)?>(nil)
         let (data, batchSize, nextItem) = (self.data, self.batchSize, options)

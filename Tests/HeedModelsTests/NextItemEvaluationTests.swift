@@ -107,6 +107,51 @@ import Testing
         #expect(metrics.catalogItems == c)
     }
 
+    /// The SASRec authors' draw (`heed eval --negative-draw sasrec-code`): with replacement,
+    /// uniform, rejecting only the training items, so the validation answer and the target can
+    /// be drawn; the documented generator, reimplemented here, gives the same draws.
+    @Test func sasrecCodeDrawRejectsOnlyTrainingItems() {
+        // Catalogue indices 0..<8: training items 0-3, validation answer 4, target 5.
+        let negatives = Ranker.sasrecCodeNegatives(count: 400, catalog: 8, training: [0, 1, 2, 3], seed: 7)
+        var rng = SeededGenerator(seed: 7)
+        var expected: [Int] = []
+        while expected.count < 400 {
+            let j = Int(rng.next() % 8)
+            if j >= 4 { expected.append(j) }
+        }
+        #expect(negatives == expected)
+        #expect(Set(negatives) == [4, 5, 6, 7], "the validation answer and the target must be drawable")
+        #expect(Ranker.sasrecCodeNegatives(count: 5, catalog: 3, training: [0, 1, 2], seed: 1) == [])
+    }
+
+    /// Through the ranker: on the test split (one held-out history item) the validation answer
+    /// can be a negative, and every drawn item scoring at least the target's score (a drawn
+    /// copy of the target included) counts against it; on the valid split it cannot be drawn.
+    @Test(arguments: [1, 0])
+    func sasrecCodeDrawRanksTheTargetAmongItsDraws(heldOut: Int) {
+        let keys: [UInt64] = (10..<18).map { UInt64($0) }
+        // Scores per index; the validation answer (index 4) scores highest, the target (5) third.
+        let scores: [Float] = [9, 8, 7, 6, 10, 5, 4, 6]
+        let scorer = ItemScorer(keys: keys, dim: 1, rows: scores)
+        var options = NextItemEvaluationOptions()
+        options.sampledDraw = .sasrecCode
+        options.heldOutHistoryItems = heldOut
+        options.sampledNegatives = 30
+        options.seed = 3
+        var ranker = Ranker(scorer: scorer, options: options)
+        let user: UInt64 = 9, target = keys[5]
+        ranker.add(scores: scores[...], user: user, target: target, history: keys[0..<5])
+        let training = Array(0..<(5 - heldOut))
+        let drawn = Ranker.sasrecCodeNegatives(count: 30, catalog: 8, training: training,
+                                               seed: KeyHash.mix64(3 ^ KeyHash.mix64(user) ^ KeyHash.mix64(target)))
+        #expect(drawn.contains(4) == (heldOut == 1), "draws \(drawn)")
+        #expect(drawn.contains(5), "draws \(drawn)")
+        let rank = 1 + drawn.filter { scores[$0] >= scores[5] }.count
+        let figures = ranker.metrics(seconds: 0).sampled
+        #expect(figures.records == 1)
+        #expect(abs(figures.mrr - 1 / Double(rank)) < 1e-12, "MRR \(figures.mrr), rank \(rank)")
+    }
+
     @Test func topKIsTheSortedPrefixWithTiesByIndex() {
         let scores: [Float] = [0.5, 2, -.infinity, 2, 1, 7, -1, 1]
         #expect(ItemScorer.topK(scores[...], k: 4) == [5, 1, 3, 4])
