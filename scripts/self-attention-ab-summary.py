@@ -27,6 +27,10 @@ for i, m in enumerate(reports[0]["metrics"]):
     for s, r in zip(seeds, rows):
         print(f"    seed {s}: A {r['a']:.4f}  B {r['b']:.4f}  B-A {r['difference']:+.4f} [{r['lower']:+.4f}, {r['upper']:+.4f}]")
 for key in ("accuracy", "precision", "recall", "f1"):
-    a = [r["thresholdA"][key] for r in reports]
-    b = [r["thresholdB"][key] for r in reports]
+    # precision/recall are null when nothing is predicted (or labelled) positive
+    a = [r["thresholdA"][key] for r in reports if r["thresholdA"].get(key) is not None]
+    b = [r["thresholdB"][key] for r in reports if r["thresholdB"].get(key) is not None]
+    if not a or not b:
+        print(f"{key:9s} undefined in every seed")
+        continue
     print(f"{key:9s} A {spread(a, '%.3f')}  B {spread(b, '%.3f')}  (at 0.5)")
