@@ -142,6 +142,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var gate = "learned"
     /// `hybrid` with `gate = "fixed"`: the weights of mf, seq, mlp (parts not in `parts` get 0).
     public var gateWeights = [1.0, 1.0, 1.0]
+    /// `hybrid` with `gate = "learned"`: the gate also reads log(1 + items read so far).
+    public var gateHistory = false
+    /// `hybrid` with two parts or more: λ of the per-part softmax losses added to the blend's
+    /// (each part's own score trained as a ranker too); 0 = the blend's loss alone.
+    public var partLossWeight = 0.0
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
@@ -151,6 +156,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case textVectors, textDim, freezeText
         case encoder, useNeighbors, useTags
         case sequence, parts, gate, gateWeights
+        case gateHistory, partLossWeight
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -186,6 +192,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         parts = try c.decodeIfPresent(String.self, forKey: .parts) ?? d.parts
         gate = try c.decodeIfPresent(String.self, forKey: .gate) ?? d.gate
         gateWeights = try c.decodeIfPresent([Double].self, forKey: .gateWeights) ?? d.gateWeights
+        gateHistory = try c.decodeIfPresent(Bool.self, forKey: .gateHistory) ?? d.gateHistory
+        partLossWeight = try c.decodeIfPresent(Double.self, forKey: .partLossWeight) ?? d.partLossWeight
     }
 }
 
@@ -320,6 +328,8 @@ extension RunConfig {
         model.parts = try reader.string("model.parts") ?? model.parts
         model.gate = try reader.string("model.gate") ?? model.gate
         model.gateWeights = try reader.doubleArray("model.gate_weights") ?? model.gateWeights
+        model.gateHistory = try reader.bool("model.gate_history") ?? model.gateHistory
+        model.partLossWeight = try reader.double("model.part_loss_weight") ?? model.partLossWeight
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs

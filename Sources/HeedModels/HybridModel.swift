@@ -25,7 +25,8 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
     ///
     /// - Parameters:
     ///   - config: `embedding_dim` (D), `hidden` (tower widths), `max_len` (W), `loss`
-    ///     (`sampled-softmax` or `softmax`), `negatives`, `sequence`, `parts`, `gate`, `gate_weights`.
+    ///     (`sampled-softmax` or `softmax`), `negatives`, `sequence`, `parts`, `gate`, `gate_weights`,
+    ///     `gate_history`, `part_loss_weight`.
     ///   - schema: must hold `hist_items` and `item` (`--protocol seq`); `price_level` makes
     ///     the item tower read price levels.
     ///   - seed: seeds the dense weights and negatives.
@@ -56,10 +57,17 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
         guard config.gateWeights.count == 3, config.gateWeights.allSatisfy({ $0.isFinite }) else {
             throw HeedError(.config, "model hybrid: gate_weights must be 3 finite numbers (mf, seq, mlp), got \(config.gateWeights)")
         }
+        guard !config.gateHistory || config.gate == "learned" else {
+            throw HeedError(.config, "model hybrid: gate_history needs gate = learned (a fixed blend reads nothing)")
+        }
+        guard config.partLossWeight >= 0, config.partLossWeight.isFinite else {
+            throw HeedError(.config, "model hybrid: part_loss_weight must be a finite number >= 0, got \(config.partLossWeight)")
+        }
         var rng = SeededGenerator(seed: seed)
         network = HybridNetwork(dim: config.embeddingDim, window: config.maxLength, hidden: config.hidden, lstm: config.sequence == "lstm",
                                 parts: parts, learnedGate: config.gate == "learned", fixedWeights: config.gateWeights,
-                                usesPriceLevel: schema.slotIndex("price_level") != nil, generator: &rng)
+                                usesPriceLevel: schema.slotIndex("price_level") != nil, gateHistory: config.gateHistory,
+                                partLossWeight: config.partLossWeight, generator: &rng)
         batcher = try HybridBatcher(schema: schema, window: config.maxLength, loss: loss, negatives: config.negatives,
                                     catalog: [], seed: KeyHash.mix64(seed ^ 0x4B1D), side: nil)
     }

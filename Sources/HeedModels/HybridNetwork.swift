@@ -30,6 +30,17 @@ public enum HybridPart: Int, CaseIterable, Sendable {
 /// - score `s(u, t, i) = Σ_k g_k · a_k · b_k(i) = U · V(i)` with `U = [g_mf a_mf ; g_seq a_seq ;
 ///   g_mlp a_mlp]` and `V(i) = [b_mf(i) ; b_seq(i) ; b_mlp(i)]` (3D each).
 ///
+/// Two options against a blend that leans on one part (both off by default, so models saved
+/// before them load unchanged):
+/// - `gateHistory`: the learned gate also reads `log(1 + n)`, n the number of items read so
+///   far (at most W), so it can hand long histories to the sequence part and short ones to MF
+///   and the towers: `z = [a_mf; a_seq; a_mlp; log(1 + n)]·W_g + b_g` (W_g: (3D + 1) × 3);
+/// - `partLossWeight` λ > 0 with two parts or more: every enabled part's own score
+///   `a_k · b_k(i)` is also trained with the same softmax, loss `L_blend + λ Σ_k L_k` (deep
+///   supervision of each part), so each part stays a ranker on its own and the blend is an
+///   ensemble of trained parts rather than one part with passengers. The per-part losses do
+///   not reach the gate.
+///
 /// The gate reads only the user side, so a score stays one dot product of a user vector and
 /// an item vector: full ranking scores the whole catalogue with one matrix product, as for
 /// sasrec. Rows: user table (2D) `[P[u] | M[u]]`, item table (3D) `[Q[i] | E[i] | F[i]]`,
@@ -56,6 +67,10 @@ struct HybridNetwork<T: Real>: Sendable {
     let fixedWeights: [T]
     /// The item tower reads a price-level row.
     let usesPriceLevel: Bool
+    /// The learned gate also reads log(1 + items read).
+    let gateHistory: Bool
+    /// λ of the per-part losses (0: the blend's loss alone).
+    let partLossWeight: T
     /// The sequence cell (one of them).
     var gru: GRULayer<T>?
     var lstm: LSTMLayer<T>?
@@ -63,7 +78,7 @@ struct HybridNetwork<T: Real>: Sendable {
     var userTower: MLPLayer<T>
     /// [2D or 3D, hidden…, D] over `[F[i] ; C[cat(i)] (; L[level(i)])]`.
     var itemTower: MLPLayer<T>
-    /// (3D × 3) and (3) gate weights, with gradients.
+    /// (3D × 3, or (3D + 1) × 3 with `gateHistory`) and (3) gate weights, with gradients.
     var gateWeight: Tensor<T>, gateBias: Tensor<T>, dGateWeight: Tensor<T>, dGateBias: Tensor<T>
     /// Length of the flat dense vector.
     private(set) var parameterCount = 0
@@ -79,8 +94,11 @@ struct HybridNetwork<T: Real>: Sendable {
     ///   - learnedGate: a learned gate, else `fixedWeights`.
     ///   - fixedWeights: (3) weights of mf, seq, mlp for the fixed blend.
     ///   - usesPriceLevel: the item tower reads price levels.
+    ///   - gateHistory: the learned gate also reads log(1 + items read).
+    ///   - partLossWeight: λ of the per-part losses (used with two parts or more).
     init(dim: Int, window: Int, hidden: [Int], lstm: Bool, parts: Set<HybridPart>, learnedGate: Bool,
-         fixedWeights: [Double], usesPriceLevel: Bool, generator: inout SeededGenerator) {
+         fixedWeights: [Double], usesPriceLevel: Bool, gateHistory: Bool = false, partLossWeight: Double = 0,
+         generator: inout SeededGenerator) {
         precondition(dim > 0 && window > 0 && !parts.isEmpty && fixedWeights.count == 3, "hybrid: invalid sizes")
         self.dim = dim
         self.window = window
@@ -88,13 +106,16 @@ struct HybridNetwork<T: Real>: Sendable {
         self.learnedGate = learnedGate
         self.fixedWeights = HybridPart.allCases.map { parts.contains($0) ? T(fixedWeights[$0.rawValue]) : 0 }
         self.usesPriceLevel = usesPriceLevel
+        self.gateHistory = gateHistory
+        self.partLossWeight = parts.count > 1 ? T(partLossWeight) : 0
         if lstm { self.lstm = LSTMLayer(inputSize: dim, hiddenSize: dim, generator: &generator) }
         else { gru = GRULayer(inputSize: dim, hiddenSize: dim, generator: &generator) }
         userTower = MLPLayer(sizes: [2 * dim] + hidden + [dim], activation: .relu, generator: &generator)
         itemTower = MLPLayer(sizes: [(usesPriceLevel ? 3 : 2) * dim] + hidden + [dim], activation: .relu, generator: &generator)
-        gateWeight = Tensor(gaussian: [3 * dim, 3], std: (2.0 / Double(3 * dim + 3)).squareRoot(), generator: &generator)
+        let gateInputs = 3 * dim + (gateHistory ? 1 : 0)
+        gateWeight = Tensor(gaussian: [gateInputs, 3], std: (2.0 / Double(gateInputs + 3)).squareRoot(), generator: &generator)
         gateBias = Tensor(zeros: [3])
-        dGateWeight = Tensor(zeros: [3 * dim, 3])
+        dGateWeight = Tensor(zeros: [gateInputs, 3])
         dGateBias = Tensor(zeros: [3])
         var count = 0
         visitParameters { _, v, _ in count += v.count }
@@ -132,6 +153,8 @@ struct HybridNetwork<T: Real>: Sendable {
         var parts = Tensor<T>.empty
         /// (P × 2D) user tower input.
         var towerInput = Tensor<T>.empty
+        /// (P × 3D, or P × (3D + 1) with `gateHistory`) what the learned gate read.
+        var gateInput = Tensor<T>.empty
         /// (P × 3) blend weights.
         var gate = Tensor<T>.empty
         /// (P × 3D) the user vectors U.
@@ -205,8 +228,18 @@ struct HybridNetwork<T: Real>: Sendable {
         }
         side.gate = Tensor(zeros: [p, 3])
         if learnedGate {
+            if gateHistory {
+                let d3 = 3 * d
+                side.gateInput = Tensor(zeros: [p, d3 + 1])
+                for k in 0..<p {
+                    for j in 0..<d3 { side.gateInput.data[k * (d3 + 1) + j] = side.parts.data[k * d3 + j] }
+                    side.gateInput.data[k * (d3 + 1) + d3] = T.log(T(side.step[k] + 2))
+                }
+            } else {
+                side.gateInput = side.parts
+            }
             var z = Tensor<T>.empty
-            denseForward(&z, side.parts, gateWeight, gateBias)
+            denseForward(&z, side.gateInput, gateWeight, gateBias)
             for k in 0..<p {
                 var m = -T.infinity
                 for c in 0..<3 where enabled[c] { m = max(m, z.data[k * 3 + c]) }
@@ -232,9 +265,11 @@ struct HybridNetwork<T: Real>: Sendable {
     ///
     /// - Parameters:
     ///   - dVectors: (P × 3D) gradient of `side.vectors`.
+    ///   - dPartsDirect: (P × 3D) gradient of the unweighted part vectors `side.parts` that
+    ///     bypasses the gate (the per-part losses), or empty.
     ///   - dRows: per table, (U × row width) gradients aligned with `rows`, accumulated.
-    mutating func userSideBackward(_ side: UserSide, _ dVectors: Tensor<T>, batch: ModelBatch, rows: [UInt8: TableRows<T>],
-                                   dRows: inout [UInt8: Tensor<T>]) {
+    mutating func userSideBackward(_ side: UserSide, _ dVectors: Tensor<T>, dPartsDirect: Tensor<T> = .empty, batch: ModelBatch,
+                                   rows: [UInt8: TableRows<T>], dRows: inout [UInt8: Tensor<T>]) {
         let d = dim, p = side.row.count, l = side.span, b = batch.size
         // dA_k = g_k dU_k; dg_k = dU_k · a_k.
         var dParts = Tensor<T>(zeros: [p, 3 * d]), dGate = Tensor<T>(zeros: [p, 3])
@@ -250,6 +285,7 @@ struct HybridNetwork<T: Real>: Sendable {
                 dGate.data[k * 3 + c] = dg
             }
         }
+        if dPartsDirect.count > 0 { for o in 0..<(p * 3 * d) { dParts.data[o] += dPartsDirect.data[o] } }
         if learnedGate {
             // Softmax over the enabled parts: dz_c = g_c (dg_c − Σ_j g_j dg_j).
             var dz = Tensor<T>(zeros: [p, 3])
@@ -258,7 +294,15 @@ struct HybridNetwork<T: Real>: Sendable {
                 for c in 0..<3 { dot += side.gate.data[k * 3 + c] * dGate.data[k * 3 + c] }
                 for c in 0..<3 where enabled[c] { dz.data[k * 3 + c] = side.gate.data[k * 3 + c] * (dGate.data[k * 3 + c] - dot) }
             }
-            denseBackward(&dParts, &dGateWeight, &dGateBias, dz, side.parts, gateWeight)
+            if gateHistory {
+                // The history feature is data: only the part columns of dGateInput flow back.
+                let d3 = 3 * d
+                var dGateInput = Tensor<T>(zeros: [p, d3 + 1])
+                denseBackward(&dGateInput, &dGateWeight, &dGateBias, dz, side.gateInput, gateWeight)
+                for k in 0..<p { for j in 0..<d3 { dParts.data[k * d3 + j] += dGateInput.data[k * (d3 + 1) + j] } }
+            } else {
+                denseBackward(&dParts, &dGateWeight, &dGateBias, dz, side.gateInput, gateWeight)
+            }
         }
         let userTable = FeatureGroup.user.rawValue, itemTable = FeatureGroup.item.rawValue, catTable = FeatureGroup.category.rawValue
         if enabled[HybridPart.mf.rawValue] {
@@ -409,7 +453,7 @@ struct HybridNetwork<T: Real>: Sendable {
             }
         }
         var dLogits = Tensor<T>(zeros: [p, c])
-        let loss = softmaxCrossEntropy(&dLogits, logits, candidateMask: candidateMask)
+        var loss = softmaxCrossEntropy(&dLogits, logits, candidateMask: candidateMask)
 
         // dU = dL₀ V[pos] + dL_neg · V_neg;  dV_neg = dL_negᵀ · U;  dV[pos] += dL₀ U.
         var dNegLogits = Tensor<T>(zeros: [p, n])
@@ -427,13 +471,67 @@ struct HybridNetwork<T: Real>: Sendable {
             }
         }
         for (m, i) in negatives.enumerated() { for j in 0..<d3 { dItems.data[i * d3 + j] += dNegVectors.data[m * d3 + j] } }
+        var dPartsDirect = Tensor<T>.empty
+        if partLossWeight > 0 {
+            dPartsDirect = Tensor(zeros: [p, d3])
+            loss += partLossWeight * partLosses(user.parts, items.vectors, negVectors, positive: positive, negatives: negatives,
+                                                candidateMask: candidateMask, dParts: &dPartsDirect, dItems: &dItems)
+        }
         itemSideBackward(items, dItems, dRows: &dRows)
-        userSideBackward(user, dUser, batch: batch, rows: rows, dRows: &dRows)
+        userSideBackward(user, dUser, dPartsDirect: dPartsDirect, batch: batch, rows: rows, dRows: &dRows)
         let last = (0..<batch.size).map { r -> T in
             guard lastPosition[r] >= 0 else { return 0 }
             return sigmoid(logits.data[lastPosition[r] * c])
         }
         return (Double(loss), dRows, last)
+    }
+
+    /// Σ_k L_k of the enabled parts, each part's own scores `a_k · b_k(i)` through the softmax
+    /// over the positive and the shared negatives; adds λ ∂L_k into `dParts` (gradient of the
+    /// unweighted part vectors) and `dItems` (gradient of the item vectors).
+    ///
+    /// - Parameters:
+    ///   - parts: (P × 3D) unweighted user-side part vectors.
+    ///   - itemVectors: (K × 3D) candidate item vectors; `negVectors` (N × 3D) those of the negatives.
+    ///   - positive: (P) candidate index of each position's positive; `negatives` (N) of the negatives.
+    ///   - candidateMask: (P × (1 + N)) as for the blend's softmax.
+    private func partLosses(_ parts: Tensor<T>, _ itemVectors: Tensor<T>, _ negVectors: Tensor<T>, positive: [Int], negatives: [Int],
+                            candidateMask: Tensor<T>, dParts: inout Tensor<T>, dItems: inout Tensor<T>) -> T {
+        let d = dim, d3 = vectorWidth, p = positive.count, n = negatives.count, c = n + 1, lambda = partLossWeight
+        var total: T = 0
+        for part in 0..<3 where enabled[part] {
+            let o = part * d
+            var a = Tensor<T>(zeros: [p, d]), bNeg = Tensor<T>(zeros: [n, d])
+            for k in 0..<p { for j in 0..<d { a.data[k * d + j] = parts.data[k * d3 + o + j] } }
+            for m in 0..<n { for j in 0..<d { bNeg.data[m * d + j] = negVectors.data[m * d3 + o + j] } }
+            var negLogits = Tensor<T>(zeros: [p, n])
+            Self.gemm(&negLogits, a, bNeg, transB: true)
+            var logits = Tensor<T>(zeros: [p, c])
+            for k in 0..<p {
+                var z: T = 0
+                for j in 0..<d { z += a.data[k * d + j] * itemVectors.data[positive[k] * d3 + o + j] }
+                logits.data[k * c] = z
+                for m in 0..<n { logits.data[k * c + 1 + m] = negLogits.data[k * n + m] }
+            }
+            var dLogits = Tensor<T>(zeros: [p, c])
+            total += softmaxCrossEntropy(&dLogits, logits, candidateMask: candidateMask)
+            // dA = λ (dL₀ b[pos] + dL_neg · B_neg);  dB_neg = λ dL_negᵀ · A;  db[pos] += λ dL₀ a.
+            var dNegLogits = Tensor<T>(zeros: [p, n])
+            for k in 0..<p { for m in 0..<n { dNegLogits.data[k * n + m] = lambda * dLogits.data[k * c + 1 + m] } }
+            var dA = Tensor<T>(zeros: [p, d]), dBNeg = Tensor<T>(zeros: [n, d])
+            Self.gemm(&dA, dNegLogits, bNeg, transB: false)
+            Self.gemm(&dBNeg, dNegLogits, a, transA: true, transB: false)
+            for k in 0..<p {
+                let g = lambda * dLogits.data[k * c], i = positive[k]
+                for j in 0..<d {
+                    dA.data[k * d + j] += g * itemVectors.data[i * d3 + o + j]
+                    dItems.data[i * d3 + o + j] += g * a.data[k * d + j]
+                }
+            }
+            for (m, i) in negatives.enumerated() { for j in 0..<d { dItems.data[i * d3 + o + j] += dBNeg.data[m * d + j] } }
+            for k in 0..<p { for j in 0..<d { dParts.data[k * d3 + o + j] += dA.data[k * d + j] } }
+        }
+        return total
     }
 
     /// The training loss without gradients (for numeric checks): a copy runs `trainStep`.

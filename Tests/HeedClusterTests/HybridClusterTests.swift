@@ -46,9 +46,15 @@ import HeedServer
     /// Sync mode with one worker reads the same batches with the same negatives and applies
     /// the same Adam updates as the in-process run: every row of every table (user, item,
     /// category; with its Adam state), the dense vector and the ranking figures are bitwise equal.
-    @Test(arguments: [("gru", NextItemLoss.sampledSoftmax, 1), ("lstm", .sampledSoftmax, 2), ("gru", .softmax, 1)])
-    func syncHybridWithOneWorkerEqualsInProcessBitwise(sequence: String, loss: NextItemLoss, servers: Int) async throws {
-        let config = Self.config(data: try Self.grocery(), servers: servers, steps: 12, sequence: sequence, loss: loss)
+    /// The last case adds the per-part losses and the history-reading gate.
+    @Test(arguments: [("gru", NextItemLoss.sampledSoftmax, 1, false), ("lstm", .sampledSoftmax, 2, false), ("gru", .softmax, 1, false),
+                      ("gru", .sampledSoftmax, 2, true)])
+    func syncHybridWithOneWorkerEqualsInProcessBitwise(sequence: String, loss: NextItemLoss, servers: Int, partLosses: Bool) async throws {
+        var config = Self.config(data: try Self.grocery(), servers: servers, steps: 12, sequence: sequence, loss: loss)
+        if partLosses {
+            config.model.partLossWeight = 0.5
+            config.model.gateHistory = true
+        }
         let (reference, referenceEval) = try await ClusterHarness.runInProcess(config)
         let cluster = try await ClusterHarness.runCluster(config)
         #expect(cluster.outcome == .completed)

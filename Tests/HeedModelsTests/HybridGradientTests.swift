@@ -60,10 +60,12 @@ enum HybridFixture {
                 FeatureGroup.priceLevel.rawValue: table((0...2).map { FeatureGroup.priceLevel.key($0) }, width: d, seed: seed + 3)]
     }
 
-    static func network(parts: Set<HybridPart>, lstm: Bool, learned: Bool) -> HybridNetwork<Double> {
+    static func network(parts: Set<HybridPart>, lstm: Bool, learned: Bool, gateHistory: Bool = false, partLoss: Double = 0,
+                        fixedWeights: [Double] = [0.5, 1.5, 0.8]) -> HybridNetwork<Double> {
         var rng = SeededGenerator(seed: 31)
         var net = HybridNetwork<Double>(dim: dim, window: window, hidden: [4], lstm: lstm, parts: parts, learnedGate: learned,
-                                        fixedWeights: [0.5, 1.5, 0.8], usesPriceLevel: true, generator: &rng)
+                                        fixedWeights: fixedWeights, usesPriceLevel: true, gateHistory: gateHistory,
+                                        partLossWeight: partLoss, generator: &rng)
         // Non-zero biases, so their gradients and the ReLU/gate paths are exercised off zero.
         var k: UInt64 = 0
         net.visitParameters { name, value, _ in
@@ -85,7 +87,11 @@ enum HybridFixture {
 @Suite struct HybridGradientTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let parts: Set<HybridPart>, lstm: Bool, learned: Bool
-        var testDescription: String { "\(parts.map(\.name).sorted().joined(separator: "+")) \(lstm ? "lstm" : "gru") \(learned ? "learned" : "fixed")" }
+        var gateHistory = false, partLoss = 0.0
+        var testDescription: String {
+            "\(parts.map(\.name).sorted().joined(separator: "+")) \(lstm ? "lstm" : "gru") \(learned ? "learned" : "fixed")"
+                + (gateHistory ? " history" : "") + (partLoss > 0 ? " part-loss \(partLoss)" : "")
+        }
     }
 
     static let cases: [Case] = [
@@ -97,13 +103,18 @@ enum HybridFixture {
         Case(parts: [.mf, .seq, .mlp], lstm: true, learned: true),
         Case(parts: [.mf, .seq, .mlp], lstm: false, learned: false),
         Case(parts: [.mf, .mlp], lstm: false, learned: true),
+        Case(parts: [.mf, .seq, .mlp], lstm: false, learned: true, gateHistory: true),
+        Case(parts: [.mf, .seq, .mlp], lstm: false, learned: true, gateHistory: true, partLoss: 0.7),
+        Case(parts: [.mf, .seq, .mlp], lstm: true, learned: true, partLoss: 0.5),
+        Case(parts: [.mf, .seq, .mlp], lstm: false, learned: false, partLoss: 0.5),
+        Case(parts: [.mf, .mlp], lstm: false, learned: true, gateHistory: true, partLoss: 1.0),
     ]
 
     @Test(arguments: cases)
     func denseAndRowGradientsMatchCentralDifferences(_ c: Case) {
         let batch = HybridFixture.batch()
         let rows = HybridFixture.rows()
-        let net = HybridFixture.network(parts: c.parts, lstm: c.lstm, learned: c.learned)
+        let net = HybridFixture.network(parts: c.parts, lstm: c.lstm, learned: c.learned, gateHistory: c.gateHistory, partLoss: c.partLoss)
 
         var analytic = net
         let (value, dRows, _) = analytic.trainStep(batch, rows: rows)
@@ -153,12 +164,64 @@ enum HybridFixture {
         }
     }
 
-    /// The score is one dot product: the user vector of the last position times the item
-    /// vector equals the logit the loss uses, so full ranking by one matrix product is exact.
-    @Test func userAndItemVectorsGiveTheTrainingLogit() {
+    /// The per-part losses reach a part the blend ignores: with fixed weights (0, 1, 0) only the
+    /// sequence part scores in the blend, so MF's user rows and the towers get gradient from
+    /// their own losses alone — and exactly λ times the gradient they get as the only part.
+    /// With a single part the per-part loss is off (its loss is the blend's), so one part's
+    /// baseline trains the same with or without it.
+    @Test func partLossesTrainEveryPartAndLeaveOnePartAlone() {
         let batch = HybridFixture.batch()
         let rows = HybridFixture.rows()
-        var net = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: true)
+        let user = FeatureGroup.user.rawValue
+        var silent = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: false, partLoss: 0, fixedWeights: [0, 1, 0])
+        let noPartLoss = silent.trainStep(batch, rows: rows)
+        #expect(!noPartLoss.dRows[user]!.data.contains { $0 != 0 }, "MF/tower user rows moved with weight 0 and no part loss")
+        var supervised = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: false, partLoss: 0.5, fixedWeights: [0, 1, 0])
+        let withPartLoss = supervised.trainStep(batch, rows: rows)
+        var mfAlone = HybridFixture.network(parts: [.mf], lstm: false, learned: false, fixedWeights: [1, 1, 1])
+        let alone = mfAlone.trainStep(batch, rows: rows)
+        let d = HybridFixture.dim
+        for r in 0..<2 {
+            for j in 0..<d {
+                let got = withPartLoss.dRows[user]!.data[r * 2 * d + j], want = 0.5 * alone.dRows[user]!.data[r * 2 * d + j]
+                #expect(abs(got - want) < 1e-12, "user row \(r) MF column \(j): \(got) vs \(want)")
+            }
+        }
+        #expect(supervised.flatGradients().contains { $0 != 0 } && withPartLoss.loss > noPartLoss.loss)
+        var towerGradient = false
+        supervised.visitParameters { name, _, grad in if name.hasPrefix("userTower") && grad.data.contains(where: { $0 != 0 }) { towerGradient = true } }
+        #expect(towerGradient, "the user tower got no gradient from its own loss")
+        var seqAlone = HybridFixture.network(parts: [.seq], lstm: false, learned: true)
+        var seqAloneWithWeight = HybridFixture.network(parts: [.seq], lstm: false, learned: true, partLoss: 0.5)
+        let a = seqAlone.trainStep(batch, rows: rows), b = seqAloneWithWeight.trainStep(batch, rows: rows)
+        #expect(a.loss == b.loss && a.dRows[FeatureGroup.item.rawValue]! == b.dRows[FeatureGroup.item.rawValue]!)
+        #expect(seqAlone.flatGradients() == seqAloneWithWeight.flatGradients())
+    }
+
+    /// The history-reading gate gives a different blend for a short and a long history even
+    /// with the same part vectors: its extra row is a real input.
+    @Test func historyGateReadsTheNumberOfItems() {
+        let batch = HybridFixture.batch()
+        let rows = HybridFixture.rows()
+        var net = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: true, gateHistory: true)
+        let positions = [(0, 0), (0, 4)]
+        let before = net.userSide(batch, rows: rows, positions: positions, training: false)
+        let d3 = 3 * HybridFixture.dim
+        #expect(before.gateInput.lastDim == d3 + 1)
+        #expect(abs(before.gateInput.data[d3] - log(2.0)) < 1e-12 && abs(before.gateInput.data[(d3 + 1) + d3] - log(6.0)) < 1e-12)
+        // Zero the part rows of the gate: only the history feature can now move the blend.
+        for r in 0..<d3 { for c in 0..<3 { net.gateWeight.data[r * 3 + c] = 0 } }
+        let after = net.userSide(batch, rows: rows, positions: positions, training: false)
+        #expect((0..<3).contains { abs(after.gate.data[$0] - after.gate.data[3 + $0]) > 1e-6 }, "the gate ignored the history length")
+    }
+
+    /// The score is one dot product: the user vector of the last position times the item
+    /// vector equals the logit the loss uses, so full ranking by one matrix product is exact.
+    @Test(arguments: [false, true])
+    func userAndItemVectorsGiveTheTrainingLogit(gateHistory: Bool) {
+        let batch = HybridFixture.batch()
+        let rows = HybridFixture.rows()
+        var net = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: true, gateHistory: gateHistory, partLoss: gateHistory ? 0.5 : 0)
         let users = net.userVectors(batch, rows: rows)
         let key = HybridFixture.item(6), w = 3 * HybridFixture.dim
         let v = net.itemVectors(keys: [key], categories: [HybridFixture.category(ofItem: 6)], levels: [HybridFixture.level(ofItem: 6)], rows: rows)
