@@ -48,6 +48,8 @@ public struct LineReader {
         var lineNumber = 0
         var stopped = false
         var atEOF = false
+        let meter = PrepareProgress.active.get()
+        var reported = 0        // compressed bytes already reported to the meter
         while !stopped {
             if buffer.count - filled < chunkSize { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
             let want = UInt32(min(buffer.count - filled, Int(Int32.max)))
@@ -65,6 +67,11 @@ public struct LineReader {
             }
             filled += Int(n)
             total += Int(n)
+            if let meter {
+                let consumed = Int(gzoffset(gz))
+                meter.read(bytes: consumed - reported)
+                reported = consumed
+            }
             if total == 0 && atEOF {
                 throw HeedError(.invalidInput, "\(path): file is empty (expected \(expected))")
             }

@@ -14,18 +14,25 @@ import Darwin
 public enum Preparer {
     /// Prepares `options.dataset` into `options.output` and returns the manifest written there.
     ///
-    /// - Parameter progress: receives one line per stage (the CLI prints them).
+    /// - Parameters:
+    ///   - progress: receives one line per stage (the CLI prints them).
+    ///   - meter: follows the phases, bytes and records as they go (the CLI draws it on a terminal).
     @discardableResult
-    public static func prepare(_ options: PrepareOptions, progress: (String) -> Void = { _ in }) throws -> DatasetManifest {
+    public static func prepare(_ options: PrepareOptions, meter: PrepareProgress? = nil, progress: (String) -> Void = { _ in }) throws -> DatasetManifest {
         let o = options
         try validate(o)
         let out = o.output
         if FileOps.exists(out) && !o.overwrite {
             throw HeedError(.config, "\(out): output already exists (pass --overwrite to replace it)")
         }
+        let meter = meter ?? PrepareProgress(bytesTotal: inputBytes(o))
+        PrepareProgress.active.set(meter)
+        defer { PrepareProgress.active.set(nil) }
         var log = BadRowLog(skip: o.skipBadRows)
         let raw = try load(o, log: &log)
+        meter.events(raw.eventCount)
         progress("read \(raw.rowsRead) rows, kept \(raw.eventCount) events")
+        meter.enter(.sort)
         let builder = try SampleBuilder(dataset: raw, options: o)
 
         let parent = FileOps.dirname(of: out)
@@ -34,7 +41,7 @@ public enum Preparer {
         FileOps.removeTree(tmp)
         try FileOps.makeDirectory(tmp)
         do {
-            let manifest = try write(builder: builder, raw: raw, log: log, options: o, directory: tmp, progress: progress)
+            let manifest = try write(builder: builder, raw: raw, log: log, options: o, directory: tmp, meter: meter, progress: progress)
             if FileOps.exists(out) {
                 let old = parent + "/." + FileOps.basename(of: out) + ".old-\(getpid())"
                 try FileOps.rename(out, old)
@@ -85,6 +92,23 @@ public enum Preparer {
             skipBadRows: o.skipBadRows, positiveRating: o.positiveRating)
     }
 
+    /// The input's size in bytes: the `--input` file or every file under the `--input` folder,
+    /// plus the override files (what the read phase's bytes are counted against).
+    public static func inputBytes(_ o: PrepareOptions) -> Int {
+        var total = 0
+        var paths = [o.events, o.items, o.social, o.users].compactMap { $0 }
+        if let input = o.input {
+            if FileOps.isDirectory(input) {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []
+                paths += names.map { input + "/" + $0 }.filter { !FileOps.isDirectory($0) }
+            } else {
+                paths.append(input)
+            }
+        }
+        for p in Set(paths) { total += (try? FileOps.size(p)) ?? 0 }
+        return total
+    }
+
     /// Checks option ranges before any file is touched.
     static func validate(_ o: PrepareOptions) throws {
         guard (1...256).contains(o.shards) else { throw HeedError(.config, "--shards must be in 1...256 (got \(o.shards))") }
@@ -114,7 +138,7 @@ public enum Preparer {
 
     /// Sizes (pass 1) then writes (pass 2) every shard, the catalog and the manifest into `directory`.
     static func write(builder: SampleBuilder, raw: RawDataset, log: BadRowLog, options o: PrepareOptions,
-                      directory: String, progress: (String) -> Void) throws -> DatasetManifest {
+                      directory: String, meter: PrepareProgress, progress: (String) -> Void) throws -> DatasetManifest {
         let schema = builder.schema
         let n = o.shards
         let splits = Split.allCases
@@ -123,6 +147,7 @@ public enum Preparer {
         func splitIndex(_ s: Split) -> Int { splits.firstIndex(of: s)! }
         var evaluated = Set<UInt64>()
         let compact = o.shardFormat == 2
+        meter.enter(.count)
         try builder.generate(filling: !compact) { rec, _, split, shard in
             let si = splitIndex(split)
             if split != .train { evaluated.insert(rec.userID) }
@@ -132,6 +157,8 @@ public enum Preparer {
         func fileName(_ split: Split, _ shard: Int) -> String {
             "\(split.rawValue)-\(String(format: "%05d", shard))-of-\(String(format: "%05d", n)).heeds"
         }
+        meter.recordsTotal(counts.joined().reduce(0, +))
+        meter.enter(.write)
         var catalogRecords: [SampleRecord] = []
         try builder.generateCatalog { catalogRecords.append($0) }
         let (cBytes, cCRC) = try SampleShardWriter.write(path: directory + "/" + CompactRecords.catalogFileName, schema: builder.catalogSchema, records: catalogRecords)
@@ -151,9 +178,13 @@ public enum Preparer {
                                            recordCount: counts[si][shard], links: links, flushBytes: flushBytes)
                 })
             }
+            var written = 0
             try builder.generate(filling: false) { _, ref, split, shard in
                 try writers[splitIndex(split)][shard].append(ref)
+                written += 1
+                if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
             }
+            meter.wrote(records: written & 0xFFFF)
             for (si, split) in splits.enumerated() {
                 entries.append(try (0..<n).map { shard in
                     let (bytes, crc) = try writers[si][shard].finish()
@@ -171,9 +202,13 @@ public enum Preparer {
                                           recordCount: counts[si][shard], keysPerSlot: keys[si][shard], flushBytes: flushBytes)
                 })
             }
+            var written = 0
             try builder.generate { rec, _, split, shard in
                 try writers[splitIndex(split)][shard].append(rec)
+                written += 1
+                if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
             }
+            meter.wrote(records: written & 0xFFFF)
             for (si, split) in splits.enumerated() {
                 entries.append(try (0..<n).map { shard in
                     let (bytes, crc) = try writers[si][shard].finish()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HeedCore
 import HeedData
 
@@ -85,7 +86,17 @@ struct PrepareCommand: ParsableCommand {
                 return
             }
             let options = try makeOptions()
-            let manifest = try Preparer.prepare(options) { print("heed prepare: \($0)") }
+            let meter = PrepareProgress(bytesTotal: Preparer.inputBytes(options))
+            let drawing = ProgressLine(meter: meter)
+            drawing.start()
+            let manifest: DatasetManifest
+            do {
+                manifest = try Preparer.prepare(options, meter: meter) { line in drawing.pause { print("heed prepare: \(line)") } }
+                drawing.stop()
+            } catch {
+                drawing.stop()
+                throw error
+            }
             let s = manifest.stats
             if !s.filtered.isEmpty {
                 print("heed prepare: filtered " + s.filtered.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
@@ -149,5 +160,66 @@ struct PrepareCommand: ParsableCommand {
             throw HeedError(.config, "\(flag): '\(text)' is neither Unix seconds nor YYYY-MM-DD[ HH:MM:SS]")
         }
         return v
+    }
+}
+
+/// Draws a `PrepareProgress` for a person: on a terminal one line on stderr rewritten in place
+/// twice a second; otherwise a plain line every 10 seconds (so short runs print none).
+final class ProgressLine: @unchecked Sendable {
+    // Sendable: `running` and the drawn state are guarded by `lock`.
+    private let meter: PrepareProgress
+    private let lock = NSLock()
+    private var running = false
+    private var drawn = false
+    private let terminal = isatty(STDERR_FILENO) != 0
+    private var thread: Thread?
+
+    init(meter: PrepareProgress) { self.meter = meter }
+
+    /// Starts redrawing on a background thread.
+    func start() {
+        lock.withLock { running = true }
+        let t = Thread { [self] in
+            let period = terminal ? 0.5 : 10.0
+            var next = PrepareProgress.monotonicSeconds() + period
+            while lock.withLock({ running }) {
+                Thread.sleep(forTimeInterval: 0.1)
+                guard PrepareProgress.monotonicSeconds() >= next else { continue }
+                next += period
+                draw()
+            }
+        }
+        thread = t
+        t.start()
+    }
+
+    private func draw() {
+        let text = PrepareProgress.line(meter.snapshot())
+        lock.withLock {
+            guard running else { return }
+            if terminal {
+                FileHandle.standardError.write(Data(("\r\u{1B}[K heed prepare: " + text).utf8))
+                drawn = true
+            } else {
+                FileHandle.standardError.write(Data(("heed prepare: " + text + "\n").utf8))
+            }
+        }
+    }
+
+    /// Clears the drawn line around `body` (which prints whole lines).
+    func pause(_ body: () -> Void) {
+        lock.withLock {
+            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); drawn = false }
+            body()
+            fflush(stdout)
+        }
+    }
+
+    /// Stops and clears the line.
+    func stop() {
+        lock.withLock {
+            running = false
+            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); drawn = false }
+        }
     }
 }
