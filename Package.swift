@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "HeedClusterTests", dependencies: ["heed", "HeedLayers", "HeedCoordinator", "HeedServer", "HeedWorker", "HeedModels", "HeedData", "HeedTransport", "HeedCheckpoint", "HeedObserve", "HeedCore",
                                                            .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "HeedCheckpointTests", dependencies: ["HeedCheckpoint", "HeedCore"]),
-        .testTarget(name: "HeedBenchTests", dependencies: ["HeedBench", "HeedLayers", "HeedTransport", "HeedCore"]),
+        .testTarget(name: "HeedBenchTests", dependencies: ["HeedBench", "HeedLayers", "HeedTransport", "HeedData", "HeedCore"]),
         .testTarget(name: "HeedReportTests", dependencies: ["HeedReport", "HeedCore"]),
         .testTarget(name: "HeedServerTests", dependencies: ["HeedServer", "HeedOptim", "HeedTransport", "HeedCheckpoint", "HeedCore"]),
     ],

@@ -97,12 +97,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var loss = "bce"
     /// Next-item models: negatives per batch for `sampled-softmax`.
     public var negatives = 256
+    /// The `long-term-interest` model's behaviour-sequence encoder: `gru` or `self-attention`.
+    public var encoder = "gru"
+    /// The `long-term-interest` model reads the social neighbours (trust links) when the data has them.
+    public var useNeighbors = true
+    /// The `long-term-interest` model reads item tags (category, attribute tokens) when the data has them.
+    public var useTags = true
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
         case attentionActivation
         case blocks, heads, dropout, maxLength, loss, negatives
+        case encoder, useNeighbors, useTags
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -127,6 +134,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
         loss = try c.decodeIfPresent(String.self, forKey: .loss) ?? d.loss
         negatives = try c.decodeIfPresent(Int.self, forKey: .negatives) ?? d.negatives
+        encoder = try c.decodeIfPresent(String.self, forKey: .encoder) ?? d.encoder
+        useNeighbors = try c.decodeIfPresent(Bool.self, forKey: .useNeighbors) ?? d.useNeighbors
+        useTags = try c.decodeIfPresent(Bool.self, forKey: .useTags) ?? d.useTags
     }
 }
 
@@ -247,6 +257,9 @@ extension RunConfig {
         model.maxLength = try reader.int("model.max_len") ?? model.maxLength
         model.loss = try reader.string("model.loss") ?? model.loss
         model.negatives = try reader.int("model.negatives") ?? model.negatives
+        model.encoder = try reader.string("model.encoder") ?? model.encoder
+        model.useNeighbors = try reader.bool("model.use_neighbors") ?? model.useNeighbors
+        model.useTags = try reader.bool("model.use_tags") ?? model.useTags
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -296,6 +309,7 @@ extension RunConfig {
                   "model.blocks, model.heads, model.max_len and model.negatives must be >= 1")
         try check(model.dropout >= 0 && model.dropout < 1, "model.dropout must be in [0, 1)")
         try check(["bce", "sampled-softmax", "softmax"].contains(model.loss), "model.loss must be bce, sampled-softmax or softmax")
+        try check(["gru", "self-attention"].contains(model.encoder), "model.encoder must be gru or self-attention")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")
         try check(checkpoint.everySeconds >= 0 && checkpoint.everySeconds.isFinite, "checkpoint.every_seconds must be >= 0")

@@ -86,6 +86,8 @@ public struct PreparedSettings: Codable, Equatable, Sendable {
     public var targetEvents: [String]?
     /// Whether bad rows were skipped.
     public var skipBadRows: Bool
+    /// The rating threshold of a positive (`--positive-rating`), if one was set.
+    public var positiveRating: Double? = nil
 }
 
 /// `manifest.json` of a prepared dataset: schema, shards per split, sources, counts.

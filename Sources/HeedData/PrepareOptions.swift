@@ -77,6 +77,10 @@ public struct PrepareOptions: Sendable {
     public var maxRelations: Int = 20
     /// Event types whose positions become targets (nil = all); history always has every event.
     public var targetEvents: Set<EventType>? = nil
+    /// With ratings: a rated event is a positive (`click` = 1) only if its rating is at least
+    /// this; a lower-rated event still makes a record of its real item, labelled 0 (nil = every
+    /// event is a positive).
+    public var positiveRating: Double? = nil
     /// Skip and count bad rows instead of failing.
     public var skipBadRows = false
     /// Replace an existing output directory.

@@ -82,7 +82,7 @@ public enum Preparer {
             shards: o.shards, maxLength: o.maxLength, seed: o.seed, priceLevels: o.priceLevels,
             maxAttributes: o.maxAttributes, maxTextTokens: o.maxTextTokens, maxNeighbors: o.maxNeighbors, maxRelations: o.maxRelations,
             targetEvents: o.targetEvents.map { $0.sorted { $0.rawValue < $1.rawValue }.map(\.name) },
-            skipBadRows: o.skipBadRows)
+            skipBadRows: o.skipBadRows, positiveRating: o.positiveRating)
     }
 
     /// Checks option ranges before any file is touched.
@@ -94,6 +94,7 @@ public enum Preparer {
             throw HeedError(.config, "caps on attributes, text tokens, neighbours and relations must be at least 1")
         }
         if let t = o.targetEvents, t.isEmpty { throw HeedError(.config, "--target-events names no event type") }
+        if let r = o.positiveRating, !r.isFinite { throw HeedError(.config, "--positive-rating must be a finite number (got \(r))") }
     }
 
     /// Runs the dataset's loader.

@@ -105,6 +105,9 @@ struct SampleBuilder {
             labels.append(t.name)
         }
         if d.hasRatings { labelRating = labels.count; labels.append("rating") }
+        if let r = o.positiveRating, !d.hasRatings {
+            throw HeedError(.config, "--positive-rating \(r): dataset \(d.name) has no ratings (the generic schema reads them from a 'rating' column)")
+        }
         var dense = ["log_hist_len"]
         hasPriceDense = d.hasPrices
         if d.hasPrices { dense += ["log_price", "price_pct", "user_price_pct", "price_gap"] }
@@ -383,10 +386,12 @@ struct SampleBuilder {
         }
         for i in rec.labels.indices { rec.labels[i] = 0 }
         if let e = positiveEvent {
-            rec.labels[0] = 1
+            // An unrated event (NaN) is an interaction like any other: a positive, rating label 0.
+            let rating = labelRating == nil ? Float.nan : d.eventRating[e]
+            rec.labels[0] = o.positiveRating.map { rating.isNaN || Double(rating) >= $0 } ?? true ? 1 : 0
             let l = labelOfType[Int(d.eventType[e])]
             if l >= 0 { rec.labels[l] = 1 }
-            if let r = labelRating { rec.labels[r] = d.eventRating[e] }
+            if let r = labelRating { rec.labels[r] = rating.isNaN ? 0 : rating }
         }
         rec.dense[0] = Float(log1p(Double(k)))
         if hasPriceDense {

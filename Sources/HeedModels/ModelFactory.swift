@@ -33,6 +33,9 @@ public enum ModelFactory {
         "sasrec": { config, schema, _, seed in
             try SASRecModel(config: config, schema: schema, seed: seed)
         },
+        "long-term-interest": { config, schema, _, seed in
+            try LongTermInterestModel(config: config, schema: schema, seed: seed)
+        },
     ]
 
     /// Names of the models this build can make, sorted.

@@ -43,6 +43,14 @@ public final class DedupCache: Sendable {
         var watermark: UInt64 = 0
         var hasWatermark = false
         var lastUse: UInt64 = 0
+
+        /// A window with room for `capacity` completed entries (plus the in-flight few)
+        /// allocated at once, so a server's memory grows when a sender first appears and
+        /// not in doubling steps for minutes afterwards (`heed bench soak`).
+        init(reserving capacity: Int) {
+            entries.reserveCapacity(capacity + 64)
+            order.reserveCapacity(2 * capacity + 1)
+        }
     }
 
     private struct State {
@@ -67,6 +75,12 @@ public final class DedupCache: Sendable {
     /// Counters so far.
     public var statistics: Statistics { state.withLock { s in var st = s.stats; st.senders = s.windows.count; return st } }
 
+    /// Entry-table and order-list capacities of `sender`'s window (nil when unknown): lets
+    /// tests check that a window is allocated once, when its sender first appears.
+    func windowCapacities(sender: UInt64) -> (entries: Int, order: Int)? {
+        state.withLock { s in s.windows[sender].map { ($0.entries.capacity, $0.order.capacity) } }
+    }
+
     /// Runs `apply` for the first copy of `request` and returns its reply; returns the
     /// cached reply for a duplicate, or `nil` after parking a duplicate whose first copy
     /// is still running (its responder is answered later). An error thrown by `apply`
@@ -86,11 +100,14 @@ public final class DedupCache: Sendable {
                        apply: () throws -> Message) -> Message? {
         let decision = state.withLock { s -> Decision in
             s.tick &+= 1
-            if s.windows[sender] == nil { makeRoom(&s) }
+            if s.windows[sender] == nil {
+                makeRoom(&s)
+                s.windows[sender] = Window(reserving: capacityPerSender)
+            }
             // Mutated in place through the dictionary's `default:` accessor: copying the
             // window out and back would copy its entry table (thousands of entries) twice
             // per push, which used to cost more than applying the push itself.
-            return Self.decide(&s.windows[sender, default: Window()], stats: &s.stats, tick: s.tick,
+            return Self.decide(&s.windows[sender, default: Window(reserving: 0)], stats: &s.stats, tick: s.tick,
                                requestID: requestID, responder: responder) { [capacityPerSender] in
                 .error(ErrorReply(code: .protocolViolation, message: "request \(requestID) from sender \(sender) is older than the deduplication window (\(capacityPerSender) requests); not applied"))
             }
@@ -112,7 +129,7 @@ public final class DedupCache: Sendable {
             s.stats.applied += 1
             if failedLate { s.stats.failedAfterAcknowledging += 1 }
             guard s.windows[sender] != nil else { return [] }  // sender evicted meanwhile
-            return complete(&s.windows[sender, default: Window()], requestID: requestID, reply: recorded)
+            return complete(&s.windows[sender, default: Window(reserving: 0)], requestID: requestID, reply: recorded)
         }
         for r in parked { r.reply(recorded) }
         return early == nil ? reply : nil

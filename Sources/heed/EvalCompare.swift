@@ -115,6 +115,9 @@ extension EvalCommand {
 
     /// The model's name, with its pooling for `self-attention` (the twins share the name).
     static func describe(_ model: ModelConfig) -> String {
-        model.name == "self-attention" ? "\(model.name), \(model.pooling) pooling" : model.name
+        if model.name == "long-term-interest" {
+            return "\(model.name), \(model.encoder)\(model.useNeighbors ? "" : ", no neighbours")\(model.useTags ? "" : ", no tags")"
+        }
+        return model.name == "self-attention" ? "\(model.name), \(model.pooling) pooling" : model.name
     }
 }

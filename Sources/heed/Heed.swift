@@ -37,20 +37,6 @@ struct Heed: ParsableCommand {
 }
 
 /// Thrown by subcommands that exist in the design but are not built yet; exits with 2.
-struct NotImplemented: Error, CustomStringConvertible {
-    var command: String
-    var issue: String
-    var description: String { "heed \(command) is not implemented yet (tracked in \(issue))." }
-}
-
-extension NotImplemented {
-    /// Prints the message and exits non-zero without ArgumentParser's usage text.
-    func exit() throws -> Never {
-        printError(description)
-        throw ExitCode(2)
-    }
-}
-
 /// Writes a line to standard error.
 func printError(_ message: String) {
     var stderr = StandardError()

@@ -10,8 +10,8 @@ struct PrepareCommand: ParsableCommand {
         discussion: """
         Datasets: \(PrepareOptions.Dataset.allCases.map(\.rawValue).joined(separator: ", ")).
         Example: heed prepare --dataset amazon-beauty --input data/amazon-beauty-sample --out out/beauty
-        The generic schema (docs/data-format.md) reads --events (user,item,event,timestamp[,price][,category]),
-        --items (item[,category][,price][,brand][,title]) and --social (user,friend), CSV or TSV, optionally gzipped.
+        The generic schema (docs/data-format.md) reads --events (user,item[,event][,timestamp][,rating][,price][,category][,tags]),
+        --items (item[,category][,price][,brand][,tags][,title]) and --social (user,friend), CSV or TSV, optionally gzipped.
         """
     )
 
@@ -62,6 +62,9 @@ struct PrepareCommand: ParsableCommand {
 
     @Option(name: .long, help: "User attribute file override (Complete Journey demographics).")
     var users: String?
+
+    @Option(name: .customLong("positive-rating"), help: "With ratings (Ciao, generic 'rating' column): an event rated at least this is a positive (click 1), a lower-rated one a labelled negative (click 0).")
+    var positiveRating: Double?
 
     @Flag(name: .customLong("skip-bad-rows"), help: "Skip bad rows and report counts per error class instead of failing.")
     var skipBadRows = false
@@ -120,6 +123,7 @@ struct PrepareCommand: ParsableCommand {
         o.users = users
         o.skipBadRows = skipBadRows
         o.overwrite = overwrite
+        o.positiveRating = positiveRating
         if let targetEvents {
             var set = Set<EventType>()
             for name in targetEvents.split(separator: ",") {

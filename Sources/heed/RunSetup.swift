@@ -27,6 +27,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
     @Option(name: .long, help: "Attention heads of the sasrec and self-attention models.") var heads: Int?
+    @Option(name: .long, help: "The long-term-interest model's sequence encoder: gru or self-attention.") var encoder: String?
+    @Option(name: .long, help: "The long-term-interest model reads social neighbours: true or false (its twin without them).") var useNeighbors: Bool?
+    @Option(name: .long, help: "The long-term-interest model reads item tags/categories: true or false (its twin without them).") var useTags: Bool?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
     @Option(name: .long, help: "Directory for checkpoints (TOML [checkpoint] dir).") var checkpointDir: String?
     @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
@@ -65,6 +68,9 @@ struct RunOptions: ParsableArguments {
         if let v = basePooling { c.model.basePooling = v }
         if let v = pooling { c.model.pooling = v }
         if let v = heads { c.model.heads = v }
+        if let v = encoder { c.model.encoder = v }
+        if let v = useNeighbors { c.model.useNeighbors = v }
+        if let v = useTags { c.model.useTags = v }
         if let v = saveModel {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v

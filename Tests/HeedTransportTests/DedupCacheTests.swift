@@ -102,6 +102,22 @@ import Testing
         #expect(cache.statistics.stale == 1)
     }
 
+    /// A server's memory must settle once its senders are known (`heed bench soak`): the
+    /// window is sized for its capacity at the first request, then never grows.
+    @Test func aSendersWindowIsAllocatedOnceAtItsFirstRequest() throws {
+        let capacity = 512
+        let cache = DedupCache(capacityPerSender: capacity)
+        let replies = Shared<[Message]>([])
+        _ = cache.handle(request(sender: 3, id: 1, replies: replies)) { .ack(Ack(value: 1)) }
+        let first = try #require(cache.windowCapacities(sender: 3))
+        #expect(first.entries >= capacity && first.order >= 2 * capacity)
+        for id in 2...UInt64(5 * capacity) {
+            _ = cache.handle(request(sender: 3, id: id, replies: replies)) { .ack(Ack(value: id)) }
+        }
+        let later = try #require(cache.windowCapacities(sender: 3))
+        #expect(later.entries == first.entries && later.order == first.order)
+    }
+
     @Test func senderTableIsBoundedLeastRecentlyUsedFirst() {
         let cache = DedupCache(capacityPerSender: 8, maxSenders: 2)
         let replies = Shared<[Message]>([])

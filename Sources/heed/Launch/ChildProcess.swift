@@ -42,6 +42,17 @@ final class ChildProcess {
         return exitStatus
     }
 
+    /// Blocks until the child ends; returns its exit status (as `poll`) and its peak
+    /// resident set size in bytes (`wait4`'s `ru_maxrss`), what `heed bench` reports.
+    func waitReportingPeakResident() -> (status: Int32, peakResidentBytes: Int) {
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) == -1 && errno == EINTR {}
+        let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+        exitStatus = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+        return (exitStatus!, Int(usage.ru_maxrss) * 1024)
+    }
+
     /// Sends `signal` if the child is still running.
     func send(_ signal: Int32) {
         if poll() == nil { kill(pid, signal) }
