@@ -180,14 +180,16 @@ public final class SelfAttentionBench {
     }
 
     /// The timing loop of `measure` for any pair of bodies (tests time bodies of known length).
-    static func measure(flops: Double, repeats: Int, seconds: Double, layer: () -> Void, raw: () -> Void) -> Result {
+    /// `now` reads the clock in seconds (tests pass a clock their bodies advance).
+    static func measure(flops: Double, repeats: Int, seconds: Double, layer: () -> Void, raw: () -> Void,
+                        now: () -> Double = SelfAttentionBench.monotonicSeconds) -> Result {
         layer(); raw()
-        let once = max(time(1, layer), 1e-6)
+        let once = max(time(1, layer, now), 1e-6)
         let steps = max(2, Int(seconds / once))
         var layerTimes: [Double] = [], rawTimes: [Double] = [], ratios: [Double] = []
         for _ in 0..<max(1, repeats) {
-            let t = time(steps, layer) / Double(steps)
-            let r = time(steps, raw) / Double(steps)
+            let t = time(steps, layer, now) / Double(steps)
+            let r = time(steps, raw, now) / Double(steps)
             layerTimes.append(t); rawTimes.append(r); ratios.append(r / t)
         }
         return Result(flops: flops, layerSeconds: median(layerTimes), rawSeconds: median(rawTimes), ratio: median(ratios))
@@ -224,13 +226,18 @@ public final class SelfAttentionBench {
         return list
     }
 
-    private static func time(_ n: Int, _ body: () -> Void) -> Double {
-        let clock = ContinuousClock()
-        let start = clock.now
+    private static func time(_ n: Int, _ body: () -> Void, _ now: () -> Double) -> Double {
+        let start = now()
         for _ in 0..<n { body() }
-        let d = clock.now - start
+        return now() - start
+    }
+
+    /// Seconds on the monotonic clock.
+    static func monotonicSeconds() -> Double {
+        let d = ContinuousClock.now - Self.epoch
         return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
+    private static let epoch = ContinuousClock.now
 
     private static func median(_ v: [Double]) -> Double {
         let s = v.sorted()

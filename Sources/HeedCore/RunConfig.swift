@@ -52,7 +52,26 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var schemaJSON = ""
         /// Steps every worker takes per epoch (bounded and sync modes; 0 = all its batches).
         public var stepsPerEpoch = 0
+        /// Tables whose rows start from a file of pre-trained vectors (`ItemVectors`): table
+        /// id → absolute path. Servers load their share on a fresh start (not on resume).
+        public var initialRows: [UInt8: String] = [:]
+        /// Standard deviation of the key-seeded initialiser per table where it differs from
+        /// `model.initScale` (e.g. a text table drawn at the pre-trained vectors' scale).
+        public var initScales: [UInt8: Double] = [:]
         public init() {}
+
+        private enum CodingKeys: String, CodingKey { case tableDims, denseCount, schemaJSON, stepsPerEpoch, initialRows, initScales }
+
+        /// Decodes a layout; fields added since a model was saved take their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            tableDims = try c.decode([UInt8: Int].self, forKey: .tableDims)
+            denseCount = try c.decode(Int.self, forKey: .denseCount)
+            schemaJSON = try c.decode(String.self, forKey: .schemaJSON)
+            stepsPerEpoch = try c.decode(Int.self, forKey: .stepsPerEpoch)
+            initialRows = try c.decodeIfPresent([UInt8: String].self, forKey: .initialRows) ?? [:]
+            initScales = try c.decodeIfPresent([UInt8: Double].self, forKey: .initScales) ?? [:]
+        }
     }
 }
 
@@ -97,19 +116,45 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var loss = "bce"
     /// Next-item models: negatives per batch for `sampled-softmax`.
     public var negatives = 256
+    /// `attention-price`: how the pooled interest meets purchasing power — `concat` or
+    /// `product` (the source document's `f = Xᵀ a p`).
+    public var priceFusion = "concat"
+    /// `attention-price`: read the price features (false = the twin without them).
+    public var priceFeatures = true
+    /// `text-tower`: file of pre-trained item text vectors (`ItemVectors`) that starts the
+    /// item-text table; empty = key-seeded random rows at the vectors' scale (the twin).
+    public var textVectors = ""
+    /// `text-tower`: width of the item-text rows (all-MiniLM-L6-v2: 384).
+    public var textDim = 384
+    /// `text-tower`: keep the item-text rows at their initial values (no row gradients are
+    /// pushed for that table); the projection and everything else still train.
+    public var freezeText = false
     /// The `long-term-interest` model's behaviour-sequence encoder: `gru` or `self-attention`.
     public var encoder = "gru"
     /// The `long-term-interest` model reads the social neighbours (trust links) when the data has them.
     public var useNeighbors = true
     /// The `long-term-interest` model reads item tags (category, attribute tokens) when the data has them.
     public var useTags = true
+    /// `hybrid`: the sequence part's recurrent cell, `gru` or `lstm`.
+    public var sequence = "gru"
+    /// `hybrid`: the parts that score, comma-separated from `mf`, `seq`, `mlp` (one part
+    /// alone is the single-part baseline).
+    public var parts = "mf,seq,mlp"
+    /// `hybrid`: how the parts are blended — `learned` (a softmax gate over the parts from the
+    /// user-side vectors) or `fixed` (`gate_weights`).
+    public var gate = "learned"
+    /// `hybrid` with `gate = "fixed"`: the weights of mf, seq, mlp (parts not in `parts` get 0).
+    public var gateWeights = [1.0, 1.0, 1.0]
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
         case attentionActivation
         case blocks, heads, dropout, maxLength, loss, negatives
+        case priceFusion, priceFeatures
+        case textVectors, textDim, freezeText
         case encoder, useNeighbors, useTags
+        case sequence, parts, gate, gateWeights
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -134,9 +179,18 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
         loss = try c.decodeIfPresent(String.self, forKey: .loss) ?? d.loss
         negatives = try c.decodeIfPresent(Int.self, forKey: .negatives) ?? d.negatives
+        priceFusion = try c.decodeIfPresent(String.self, forKey: .priceFusion) ?? d.priceFusion
+        priceFeatures = try c.decodeIfPresent(Bool.self, forKey: .priceFeatures) ?? d.priceFeatures
+        textVectors = try c.decodeIfPresent(String.self, forKey: .textVectors) ?? d.textVectors
+        textDim = try c.decodeIfPresent(Int.self, forKey: .textDim) ?? d.textDim
+        freezeText = try c.decodeIfPresent(Bool.self, forKey: .freezeText) ?? d.freezeText
         encoder = try c.decodeIfPresent(String.self, forKey: .encoder) ?? d.encoder
         useNeighbors = try c.decodeIfPresent(Bool.self, forKey: .useNeighbors) ?? d.useNeighbors
         useTags = try c.decodeIfPresent(Bool.self, forKey: .useTags) ?? d.useTags
+        sequence = try c.decodeIfPresent(String.self, forKey: .sequence) ?? d.sequence
+        parts = try c.decodeIfPresent(String.self, forKey: .parts) ?? d.parts
+        gate = try c.decodeIfPresent(String.self, forKey: .gate) ?? d.gate
+        gateWeights = try c.decodeIfPresent([Double].self, forKey: .gateWeights) ?? d.gateWeights
     }
 }
 
@@ -257,9 +311,21 @@ extension RunConfig {
         model.maxLength = try reader.int("model.max_len") ?? model.maxLength
         model.loss = try reader.string("model.loss") ?? model.loss
         model.negatives = try reader.int("model.negatives") ?? model.negatives
+        if let v = try reader.string("model.price_fusion") {
+            guard ["concat", "product"].contains(v) else { throw reader.error("model.price_fusion", "must be one of concat, product") }
+            model.priceFusion = v
+        }
+        if let v = try reader.bool("model.price_features") { model.priceFeatures = v }
+        model.textVectors = try reader.string("model.text_vectors") ?? model.textVectors
+        model.textDim = try reader.int("model.text_dim") ?? model.textDim
+        if let v = try reader.bool("model.freeze_text") { model.freezeText = v }
         model.encoder = try reader.string("model.encoder") ?? model.encoder
         model.useNeighbors = try reader.bool("model.use_neighbors") ?? model.useNeighbors
         model.useTags = try reader.bool("model.use_tags") ?? model.useTags
+        model.sequence = try reader.string("model.sequence") ?? model.sequence
+        model.parts = try reader.string("model.parts") ?? model.parts
+        model.gate = try reader.string("model.gate") ?? model.gate
+        model.gateWeights = try reader.doubleArray("model.gate_weights") ?? model.gateWeights
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs
@@ -308,7 +374,9 @@ extension RunConfig {
         try check(model.blocks >= 1 && model.heads >= 1 && model.maxLength >= 1 && model.negatives >= 1,
                   "model.blocks, model.heads, model.max_len and model.negatives must be >= 1")
         try check(model.dropout >= 0 && model.dropout < 1, "model.dropout must be in [0, 1)")
+        try check(model.textDim >= 1 && model.textDim <= 1 << 16, "model.text_dim must be in 1...65536")
         try check(["bce", "sampled-softmax", "softmax"].contains(model.loss), "model.loss must be bce, sampled-softmax or softmax")
+        try check(["concat", "product"].contains(model.priceFusion), "model.price_fusion must be concat or product")
         try check(["gru", "self-attention"].contains(model.encoder), "model.encoder must be gru or self-attention")
         try check(sparseOptimizer.learningRate > 0 && denseOptimizer.learningRate > 0, "learning rates must be > 0")
         try check(checkpoint.everySteps >= 0, "checkpoint.every_steps must be >= 0")
@@ -361,6 +429,18 @@ private struct TOMLReader {
         return try items.map { item in
             guard case .integer(let i) = item else { throw error(key, "must be an array of integers") }
             return i
+        }
+    }
+    mutating func doubleArray(_ key: String) throws -> [Double]? {
+        read.insert(key)
+        guard let v = doc[key] else { return nil }
+        guard case .array(let items) = v else { throw error(key, "must be an array of numbers") }
+        return try items.map { item in
+            switch item {
+            case .float(let d): return d
+            case .integer(let i): return Double(i)
+            default: throw error(key, "must be an array of numbers")
+            }
         }
     }
     mutating func optimizer(_ table: String, default d: OptimizerConfig) throws -> OptimizerConfig {

@@ -32,6 +32,10 @@ public enum FeatureGroup: UInt8, Codable, CaseIterable, Sendable {
     case ageBand = 10
     /// A lower-cased word of an item title or product name.
     case textToken = 11
+    /// An item's pre-trained text vector (`text-tower`): the item's own raw id in this group,
+    /// so the key is the item key with group 12 in the top byte. No prepared slot holds
+    /// these keys; the model derives them from `item` and `hist_items`.
+    case itemText = 12
 
     /// Raw id that stands for "missing" (an item without category, a household without
     /// income band); it has its own key so aligned sequences keep their alignment.
@@ -88,6 +92,7 @@ public enum FeatureGroup: UInt8, Codable, CaseIterable, Sendable {
         case .incomeBand: "income_band"
         case .ageBand: "age_band"
         case .textToken: "text_token"
+        case .itemText: "item_text"
         }
     }
 }

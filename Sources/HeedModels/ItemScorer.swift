@@ -36,6 +36,23 @@ public struct ItemScorer: Sendable {
         return ItemScorer(keys: sorted, dim: dim, rows: rows)
     }
 
+    /// Every catalogue item's vector for `model`: its own computed vectors
+    /// (`ComputedItemVectors`, e.g. hybrid) or the rows of its item table (sasrec).
+    public static func catalog(of model: any NextItemModel, params: any ParameterAccess) async throws -> ItemScorer {
+        if let computed = model as? any ComputedItemVectors { return try await computed.catalogScorer(params: params) }
+        return try await pull(model.batcher.catalog, table: model.itemTable, dim: model.embeddingDim, from: params)
+    }
+
+    /// The rows an inference batch of `model` reads: every key of its fields in the model's tables.
+    public static func pullInputRows(of model: any NextItemModel, batch: ModelBatch, params: any ParameterAccess) async throws -> BatchRows {
+        var tables: [UInt8: BatchRows.Table] = [:]
+        for (t, keys) in batch.uniqueKeysByTable() {
+            guard let dim = model.tableDims[t] else { continue }
+            tables[t] = BatchRows.Table(keys: keys, dim: dim, values: try await params.pullRows(table: t, keys: keys))
+        }
+        return BatchRows(tables: tables)
+    }
+
     /// C, the number of candidates.
     public var count: Int { keys.count }
 

@@ -25,6 +25,11 @@ public enum ModelCatalog {
             if var next = m as? any NextItemModel {
                 // Next-item models read whole sequences and draw negatives from the catalogue.
                 try next.attachCatalog(try catalogKeys(dataDirectory: config.data.path), schema: schema)
+                if var sided = next as? any NextItemModel & ItemSideModel {
+                    // Item-side features (categories, price levels) come from the catalogue too.
+                    try sided.attachItemSide(try ItemSide.load(dataDirectory: config.data.path))
+                    next = sided
+                }
                 let batcher = next.batcher
                 return (next, { batcher.trainingBatch($0) })
             }
@@ -33,6 +38,14 @@ public enum ModelCatalog {
         }
         // Validate label and fields once, so the adapter cannot fail per batch.
         _ = try ModelBatch(sampleBatch: SampleBatch(schema: schema), labelName: label, fields: fields)
+        if let derive = (model as? any BatchFieldDeriving)?.deriveFields {
+            return (model, { batch in
+                // Safe: as below.
+                var out = try! ModelBatch(sampleBatch: batch, labelName: label, fields: fields)
+                derive(&out)
+                return out
+            })
+        }
         // Safe: every batch of this dataset has `schema`, checked just above.
         return (model, { batch in try! ModelBatch(sampleBatch: batch, labelName: label, fields: fields) })
     }
@@ -60,6 +73,9 @@ public enum ModelCatalog {
         c.layout.tableDims = model.tableDims
         c.layout.denseCount = model.denseParameterCount
         c.layout.schemaJSON = String(decoding: try JSONEncoder().encode(manifest.schema), as: UTF8.self)
+        if model is TextTowerModel {
+            (c.layout.initialRows, c.layout.initScales) = try TextVectorsCheck.layout(c, manifest: manifest)
+        }
         let shards = manifest.shards(.train)
         let w = c.cluster.workers
         guard shards.count >= w else {

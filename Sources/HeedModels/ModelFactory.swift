@@ -30,11 +30,20 @@ public enum ModelFactory {
         "self-attention": { config, schema, options, seed in
             try SelfAttentionModel(config: config, schema: schema, useUser: options.useUserEmbedding, seed: seed)
         },
+        "attention-price": { config, schema, options, seed in
+            try AttentionPriceModel(config: config, schema: schema, useUser: options.useUserEmbedding, seed: seed)
+        },
         "sasrec": { config, schema, _, seed in
             try SASRecModel(config: config, schema: schema, seed: seed)
         },
+        "text-tower": { config, schema, options, seed in
+            try TextTowerModel(config: config, schema: schema, options: options, seed: seed)
+        },
         "long-term-interest": { config, schema, _, seed in
             try LongTermInterestModel(config: config, schema: schema, seed: seed)
+        },
+        "hybrid": { config, schema, _, seed in
+            try HybridModel(config: config, schema: schema, seed: seed)
         },
     ]
 

@@ -102,7 +102,7 @@ public enum NextItemEvaluation {
         model.loadDenseParameters(try await params.pullDense())
         let batcher = model.batcher
         guard !batcher.catalog.isEmpty else { throw HeedError(.config, "next-item evaluation: the model has no catalogue") }
-        let scorer = try await ItemScorer.pull(batcher.catalog, table: model.itemTable, dim: model.embeddingDim, from: params)
+        let scorer = try await ItemScorer.catalog(of: model, params: params)
         var ranker = Ranker(scorer: scorer, options: options)
         var seconds = 0.0
         for shard in shards {
@@ -112,12 +112,9 @@ public enum NextItemEvaluation {
                 start = records.upperBound
                 let sample = SampleBatch.gather(from: shard, records: records)
                 let batch = batcher.inferenceBatch(sample)
-                var tables: [UInt8: BatchRows.Table] = [:]
-                for (t, keys) in batch.uniqueKeysByTable() where t == model.itemTable {
-                    tables[t] = BatchRows.Table(keys: keys, dim: model.embeddingDim, values: try await params.pullRows(table: t, keys: keys))
-                }
+                let rows = try await ItemScorer.pullInputRows(of: model, batch: batch, params: params)
                 let clock = Date()
-                let users = model.userVectors(batch, rows: BatchRows(tables: tables))
+                let users = model.userVectors(batch, rows: rows)
                 var scores = scorer.scores(users: users, count: sample.size)
                 let c = scorer.count
                 scores.withUnsafeMutableBufferPointer { all in

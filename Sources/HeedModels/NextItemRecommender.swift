@@ -14,6 +14,13 @@ public struct RecommendedItem: Codable, Equatable, Sendable {
     public var category: String?
     /// Unit price, when the dataset has prices.
     public var price: Double?
+
+    public init(item: UInt64, score: Float, category: String?, price: Double?) {
+        self.item = item
+        self.score = score
+        self.category = category
+        self.price = price
+    }
 }
 
 /// A history item and the attention it drew from the last position (the explanation).
@@ -51,7 +58,7 @@ public struct NextItemRecommender {
         m.loadDenseParameters(try await params.pullDense())
         self.model = m
         self.params = params
-        scorer = try await ItemScorer.pull(model.batcher.catalog, table: model.itemTable, dim: model.embeddingDim, from: params)
+        scorer = try await ItemScorer.catalog(of: m, params: params)
         let itemSlot = catalog.schema.slotIndex("item"), categorySlot = catalog.schema.slotIndex("category")
         let priceIndex = catalog.schema.denseIndex("log_price")
         var raw: [UInt64: UInt64] = [:], cat: [UInt64: UInt64] = [:], prices: [UInt64: Double] = [:]
@@ -66,6 +73,14 @@ public struct NextItemRecommender {
         rawItem = raw; category = cat; price = prices
     }
 
+    /// (C) scores of every catalogue item after `history` for raw user `userID` (models that
+    /// read users, e.g. hybrid; `HybridBatcher.anonymousUser` for none).
+    public mutating func scores(history: [UInt64], user userID: UInt64) async throws -> [Float] {
+        let batch = model.batcher.inferenceBatch(histories: [history[...]], users: [userID])
+        let user = model.userVectors(batch, rows: try await ItemScorer.pullInputRows(of: model, batch: batch, params: params))
+        return scorer.scores(users: user, count: 1)
+    }
+
     /// The item key of a raw id, if it is in the catalogue.
     public func itemKey(raw id: UInt64) -> UInt64? {
         let key = FeatureGroup.item.key(id)
@@ -74,14 +89,9 @@ public struct NextItemRecommender {
 
     /// The `k` best next items after `history` (item keys, oldest first), leaving out the
     /// history's own items unless `keepHistory`; `explain` history items by attention.
-    public mutating func recommend(history: [UInt64], k: Int, keepHistory: Bool = false, explain: Int = 3) async throws -> NextItemRecommendations {
-        let batch = model.batcher.inferenceBatch(histories: [history[...]], users: [0])
-        var tables: [UInt8: BatchRows.Table] = [:]
-        for (t, keys) in batch.uniqueKeysByTable() where t == model.itemTable {
-            tables[t] = BatchRows.Table(keys: keys, dim: model.embeddingDim, values: try await params.pullRows(table: t, keys: keys))
-        }
-        let user = model.userVectors(batch, rows: BatchRows(tables: tables))
-        var scores = scorer.scores(users: user, count: 1)
+    public mutating func recommend(history: [UInt64], k: Int, keepHistory: Bool = false, explain: Int = 3,
+                                   user userID: UInt64 = 0) async throws -> NextItemRecommendations {
+        var scores = try await scores(history: history, user: userID)
         if !keepHistory {
             for key in history { if let i = scorer.index(of: key) { scores[i] = -Float.infinity } }
         }

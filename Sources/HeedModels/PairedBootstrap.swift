@@ -145,3 +145,36 @@ public enum PairedBootstrap {
         }
     }
 }
+
+extension PairedBootstrap {
+    /// Paired bootstrap of the difference of two per-record means (B − A), resampling records
+    /// (on a leave-one-out test split each record is one user) with replacement from one
+    /// `SeededGenerator(seed:)`, index `next() % N` per draw; records where either value is
+    /// nil (no ground truth) are left out first, and both models are judged on the same records.
+    public static func compareMeans(metric: String, a: [Double?], b: [Double?], resamples: Int, seed: UInt64,
+                                    confidence: Double = 0.95) -> Comparison {
+        precondition(a.count == b.count, "paired bootstrap: lengths differ")
+        let pairs = zip(a, b).compactMap { x, y -> (Double, Double)? in
+            guard let x, let y else { return nil }
+            return (x, y)
+        }
+        let n = pairs.count
+        guard n > 0 else { return Comparison(metric: metric, a: nil, b: nil, difference: nil, lower: nil, upper: nil, resamples: 0) }
+        let meanA = pairs.reduce(0) { $0 + $1.0 } / Double(n), meanB = pairs.reduce(0) { $0 + $1.1 } / Double(n)
+        var rng = SeededGenerator(seed: seed)
+        var differences: [Double] = []
+        differences.reserveCapacity(resamples)
+        for _ in 0..<resamples {
+            var sum = 0.0
+            for _ in 0..<n {
+                let (x, y) = pairs[Int(rng.next() % UInt64(n))]
+                sum += y - x
+            }
+            differences.append(sum / Double(n))
+        }
+        differences.sort()
+        let tail = (1 - confidence) / 2
+        return Comparison(metric: metric, a: meanA, b: meanB, difference: meanB - meanA,
+                          lower: percentile(differences, tail), upper: percentile(differences, 1 - tail), resamples: resamples)
+    }
+}

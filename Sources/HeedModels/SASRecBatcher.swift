@@ -20,7 +20,8 @@ import HeedData
 /// a batch's shared draws from the XOR of its records' seeds. So a record gets the same
 /// negatives in its k-th epoch whichever worker reads it and in whatever batch, which is
 /// what makes a synchronous cluster equal the single-process run.
-public final class SASRecBatcher: @unchecked Sendable {
+/// Not final: `HybridBatcher` adds the user and item-side fields `hybrid` reads.
+public class SASRecBatcher: @unchecked Sendable {
     /// W: the most recent items fed to the model.
     public let window: Int
     /// The training loss the negatives are drawn for.

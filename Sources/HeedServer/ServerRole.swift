@@ -49,6 +49,9 @@ public enum ServerRole {
         if !config.checkpoint.resumeFrom.isEmpty {
             let rows = try restore(shard, from: config.checkpoint.resumeFrom, slots: config.cluster.slots)
             log.info("restored \(rows) rows and the dense chunk from \(config.checkpoint.resumeFrom)")
+        } else if !config.layout.initialRows.isEmpty {
+            let rows = try shard.loadInitialRows(config.layout.initialRows)
+            log.info("loaded \(rows) pre-trained rows from \(config.layout.initialRows.values.sorted().joined(separator: ", "))")
         }
         // Asynchronous workers need not see their own pushes on the next pull, so they are
         // acknowledged on receipt; sync and bounded runs get acks after applying.
@@ -105,7 +108,7 @@ public enum ServerRole {
         var tables: [UInt8: EmbeddingTableConfig] = [:]
         for (id, dim) in config.layout.tableDims {
             tables[id] = EmbeddingTableConfig(name: "group-\(id)", dim: dim,
-                                              initializer: .normal(scale: Float(config.model.initScale)),
+                                              initializer: .normal(scale: Float(config.layout.initScales[id] ?? config.model.initScale)),
                                               optimizer: OptimizerSettings(config.sparseOptimizer),
                                               seed: config.seed)
         }

@@ -22,6 +22,8 @@ public final class Trainer: @unchecked Sendable {
     public let pushEveryTable: Bool
     /// DIN's mini-batch aware L2 on the rows each batch uses; nil = none.
     public var regularizer: MiniBatchRegularizer?
+    /// Tables pulled but never pushed (`FrozenTables`, e.g. frozen text vectors).
+    public let frozenTables: Set<UInt8>
 
     /// The two waits of a step on the parameters' home.
     public enum Phase: Sendable {
@@ -39,6 +41,7 @@ public final class Trainer: @unchecked Sendable {
         self.params = params
         self.tableDims = model.tableDims
         self.pushEveryTable = pushEveryTable
+        self.frozenTables = (model as? any FrozenTables)?.frozenTables ?? []
     }
 
     /// Pulls the unique rows of every table the model reads, and the dense vector, concurrently.
@@ -66,12 +69,13 @@ public final class Trainer: @unchecked Sendable {
         model.loadDenseParameters(fetched.dense)
         var trained = model.trainStep(fetched.batch, rows: fetched.rows)
         regularizer?.addGradients(rows: fetched.rows, to: &trained.rowGradients)
+        for t in frozenTables { trained.rowGradients[t] = nil }
         let out = trained
         let params = params
         let began = ContinuousClock.now
         defer { timing?(.push, Self.seconds(since: began)) }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for t in tableDims.keys.sorted() {
+            for t in tableDims.keys.sorted() where !frozenTables.contains(t) {
                 let keys = fetched.rows.tables[t]?.keys ?? []
                 let grads = out.rowGradients[t] ?? []
                 guard !keys.isEmpty || pushEveryTable else { continue }

@@ -24,6 +24,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Next-item models: rank the user's history items too (default: left out, the S3-Rec protocol).") var keepHistory = false
     @Option(help: "Next-item models: seed of the sampled negatives.") var evalSeed: UInt64 = 1
     @Option(help: "Next-item models: users with at most this many interactions (history + the predicted item) count as cold.") var coldMax: Int = 5
+    @Option(help: "hybrid models: write the cross-sell / upsell / alternatives figures (JSON, with per-record values) here.") var listsOut: String?
 
     func run() throws {
         guard let split = Split(rawValue: split), split != .train else {
@@ -47,6 +48,9 @@ struct EvalCommand: ParsableCommand {
         guard let (saved, evaluation) = result.get() else { throw ExitCode(1) }
         print("\(model): \(saved.config.model.name) after \(saved.step) steps (\(saved.servers) servers) on \(data ?? saved.config.data.path)\n\(split.rawValue) \(evaluation.summary)")
         if let path = metricsOut { try writeJSONAtomically(evaluation, to: path) }
+        if saved.config.model.name == "hybrid" {
+            try Self.shopLists(model: model, data: data, split: split, coldMax: coldMax, out: listsOut)
+        }
     }
 }
 

@@ -87,6 +87,7 @@ extension EvalCommand {
             throw ValidationError("--compare takes two saved model directories (A B), got \(directories.count)")
         }
         guard comparison.resamples >= 1 else { throw ValidationError("--resamples must be >= 1") }
+        if Self.comparesHybrids(directories) { return try runShopListComparison(split: split) }
         let scored = LockedBox<[SavedModelScores]>([])
         let (data, batchSize) = (self.data, self.batchSize)
         try runRole("eval") {
@@ -113,11 +114,14 @@ extension EvalCommand {
         if let path = comparison.out { try writeJSONAtomically(report, to: path) }
     }
 
-    /// The model's name, with its pooling for `self-attention` (the twins share the name).
+    /// The model's name, with what tells twins apart: the pooling of `self-attention`, the
+    /// fusion (or no price features) of `attention-price`.
     static func describe(_ model: ModelConfig) -> String {
-        if model.name == "long-term-interest" {
-            return "\(model.name), \(model.encoder)\(model.useNeighbors ? "" : ", no neighbours")\(model.useTags ? "" : ", no tags")"
+        switch model.name {
+        case "self-attention": "\(model.name), \(model.pooling) pooling"
+        case "attention-price": model.priceFeatures ? "\(model.name), \(model.priceFusion) fusion" : "\(model.name), no price features"
+        case "long-term-interest": "\(model.name), \(model.encoder)\(model.useNeighbors ? "" : ", no neighbours")\(model.useTags ? "" : ", no tags")"
+        default: model.name
         }
-        return model.name == "self-attention" ? "\(model.name), \(model.pooling) pooling" : model.name
     }
 }

@@ -22,7 +22,7 @@ struct RecommendCommand: ParsableCommand {
     @Option(help: "Saved model directory (heed train --save-model).") var model: String
     @Option(help: "Raw user id, as in the input files.") var user: String?
     @Option(help: "Items to recommend.") var k: Int = 10
-    @Option(help: "next (sasrec); cross-sell and upsell need the hybrid model.") var mode: String = "next"
+    @Option(help: "next (sasrec, hybrid); cross-sell and upsell (around --item, for --user when given) need the hybrid model.") var mode: String = "next"
     @Option(help: "Raw item id appended to the user's history (the anchor item).") var item: String?
     @Option(help: "Prepared dataset holding the users' histories (default: the one the model was trained on).") var data: String?
     @Flag(help: "Print JSON.") var json = false
@@ -31,7 +31,9 @@ struct RecommendCommand: ParsableCommand {
     func validate() throws {
         guard k >= 1 else { throw ValidationError("--k must be >= 1") }
         guard ["next", "cross-sell", "upsell"].contains(mode) else { throw ValidationError("--mode must be next, cross-sell or upsell, not \(mode)") }
-        guard user != nil || latencyUsers != nil else { throw ValidationError("--user is required (or --latency-users for the benchmark)") }
+        guard user != nil || latencyUsers != nil || (mode != "next" && item != nil) else {
+            throw ValidationError("--user is required (or --item for cross-sell/upsell, or --latency-users for the benchmark)")
+        }
         if let n = latencyUsers, n < 1 { throw ValidationError("--latency-users must be >= 1") }
     }
 
@@ -46,6 +48,9 @@ struct RecommendCommand: ParsableCommand {
     /// Loads the model and answers the request (or runs the latency benchmark).
     func answer() async throws -> String {
         let saved = try SavedModel.load(directory: model)
+        if let kind = ShopListKind(rawValue: mode), saved.config.model.name == "hybrid" {
+            return try await shopList(try LoadedNextItemModel.load(model, data: data), kind: kind)
+        }
         guard mode == "next" else {
             throw HeedError(.config, "--mode \(mode) needs a model that produces \(mode) lists (hybrid); \(model) holds \(saved.config.model.name), which recommends next items (--mode next)")
         }
@@ -79,7 +84,7 @@ struct RecommendCommand: ParsableCommand {
             }
             history.append(key)
         }
-        let result = try await recommender.recommend(history: history, k: k)
+        let result = try await recommender.recommend(history: history, k: k, user: userID)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -92,7 +97,8 @@ struct RecommendCommand: ParsableCommand {
             if let p = r.price { line += String(format: "  price %.2f", p) }
             lines.append(line)
         }
-        lines.append("because you bought " + result.because.map { String(format: "%@ (attention %.2f)", String($0.item), $0.weight) }.joined(separator: ", "))
+        // Models without attention (hybrid) have no explanation to give.
+        if result.because.contains(where: { $0.weight > 0 }) { lines.append("because you bought " + result.because.map { String(format: "%@ (attention %.2f)", String($0.item), $0.weight) }.joined(separator: ", ")) }
         return lines.joined(separator: "\n")
     }
 

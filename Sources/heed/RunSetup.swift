@@ -27,9 +27,16 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
     @Option(name: .long, help: "Attention heads of the sasrec and self-attention models.") var heads: Int?
+    @Option(name: .long, help: "The attention-price model's fusion of interest and purchasing power: concat or product.") var priceFusion: String?
+    @Option(name: .long, help: "The attention-price model reads the price features: true, or false for its twin without them.") var priceFeatures: Bool?
+    @Option(name: .long, help: "text-tower: pre-trained item text vectors (scripts/embed-item-text.py); 'none' = random rows.") var textVectors: String?
+    @Flag(name: .long, help: "text-tower: keep the item text vectors frozen (train the projection and the rest only).") var freezeText = false
     @Option(name: .long, help: "The long-term-interest model's sequence encoder: gru or self-attention.") var encoder: String?
     @Option(name: .long, help: "The long-term-interest model reads social neighbours: true or false (its twin without them).") var useNeighbors: Bool?
     @Option(name: .long, help: "The long-term-interest model reads item tags/categories: true or false (its twin without them).") var useTags: Bool?
+    @Option(name: .long, help: "hybrid: the scoring parts, comma-separated from mf, seq, mlp (one alone = that part's baseline).") var parts: String?
+    @Option(name: .long, help: "hybrid: the sequence cell, gru or lstm.") var sequence: String?
+    @Option(name: .long, help: "hybrid: blend by a learned gate or fixed gate_weights (learned, fixed).") var gate: String?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
     @Option(name: .long, help: "Directory for checkpoints (TOML [checkpoint] dir).") var checkpointDir: String?
     @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
@@ -68,9 +75,17 @@ struct RunOptions: ParsableArguments {
         if let v = basePooling { c.model.basePooling = v }
         if let v = pooling { c.model.pooling = v }
         if let v = heads { c.model.heads = v }
+        if let v = priceFusion { c.model.priceFusion = v }
+        if let v = priceFeatures { c.model.priceFeatures = v }
+        if let v = textVectors { c.model.textVectors = v == "none" ? "" : v }
+        if freezeText { c.model.freezeText = true }
+        if !c.model.textVectors.isEmpty { c.model.textVectors = absolute(c.model.textVectors) }
         if let v = encoder { c.model.encoder = v }
         if let v = useNeighbors { c.model.useNeighbors = v }
         if let v = useTags { c.model.useTags = v }
+        if let v = parts { c.model.parts = v }
+        if let v = sequence { c.model.sequence = v }
+        if let v = gate { c.model.gate = v }
         if let v = saveModel {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v

@@ -168,6 +168,10 @@ enum InProcessRun {
         let manifest = try DatasetManifest.load(directory: config.data.path)
         let (model, makeBatch) = try ModelCatalog.make(config, schema: manifest.schema)
         let shard = try ServerRole.makeShard(rank: 0, config: config, initialDense: model.denseParameters())
+        if !config.layout.initialRows.isEmpty {
+            let rows = try shard.loadInitialRows(config.layout.initialRows)
+            telemetry.logger.info("loaded \(rows) pre-trained rows from \(config.layout.initialRows.values.sorted().joined(separator: ", "))")
+        }
         onShard(shard)
         let trainer = Trainer(model: model, params: LocalParameterAccess(shard: shard), pushEveryTable: false)
         let log = telemetry.logger

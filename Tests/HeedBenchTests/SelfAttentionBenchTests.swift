@@ -45,23 +45,22 @@ import Testing
         #expect(dx.data.contains { $0 != 0 } && out.data.contains { $0 != 0 })
     }
 
-    /// The timing loop against bodies of known length (busy waits on the clock, so a loaded
-    /// machine can only lengthen them, never shorten): a "layer" of 4 ms and a "raw" replay of
-    /// 0.5 ms must give at least those seconds per step and a ratio raw/layer near 0.125. The
-    /// upper bounds are loose (4× and 0.5) because two shared cores can deschedule a spin;
-    /// swapping which body is timed as which, inverting the ratio (8) or not dividing by the
-    /// step count (≥ 5×) still fails them.
+    /// The timing loop against bodies of known length, on a clock the bodies advance (a
+    /// "layer" of 1/256 s, a "raw" replay of 1/2048 s: binary fractions, so every sum is
+    /// exact), so the figures are exact on any host: at
+    /// least 2 steps per repeat, seconds per step, ratio raw/layer 0.125 and GFLOP/s from
+    /// them. Swapping the bodies, inverting the ratio or not dividing by the step count
+    /// fails it.
     @Test func measureReportsTheTimesOfKnownBodies() {
-        func spin(_ seconds: Double) -> () -> Void {
-            {
-                let clock = ContinuousClock(), end = clock.now.advanced(by: .nanoseconds(Int64(seconds * 1e9)))
-                while clock.now < end {}
-            }
-        }
-        let r = SelfAttentionBench.measure(flops: 8e6, repeats: 3, seconds: 0.02, layer: spin(0.004), raw: spin(0.0005))
-        #expect(r.layerSeconds >= 0.004 && r.layerSeconds < 0.016, "layer \(r.layerSeconds)")
-        #expect(r.rawSeconds >= 0.0005 && r.rawSeconds < r.layerSeconds / 2, "raw \(r.rawSeconds)")
-        #expect(r.ratio > 0.03 && r.ratio < 0.5, "ratio \(r.ratio)")
-        #expect(r.layerGFLOPs <= 8e6 / 0.004 / 1e9 && r.layerGFLOPs == r.flops / r.layerSeconds / 1e9)
+        var clock = 0.0
+        var layerRuns = 0
+        let r = SelfAttentionBench.measure(flops: 8e6, repeats: 3, seconds: 5.0 / 256,
+                                           layer: { clock += 1.0 / 256; layerRuns += 1 }, raw: { clock += 1.0 / 2048 }, now: { clock })
+        #expect(r.layerSeconds == 1.0 / 256, "layer \(r.layerSeconds)")
+        #expect(r.rawSeconds == 1.0 / 2048, "raw \(r.rawSeconds)")
+        #expect(r.ratio == 0.125, "ratio \(r.ratio)")
+        #expect(r.layerGFLOPs == r.flops / r.layerSeconds / 1e9)
+        // warm-up, one sizing run, then 3 repeats of (5/256) / (1/256) = 5 steps
+        #expect(layerRuns == 1 + 1 + 3 * 5)
     }
 }

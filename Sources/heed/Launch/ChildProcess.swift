@@ -37,8 +37,7 @@ final class ChildProcess {
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
         guard rc == pid else { return nil }
-        let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
-        exitStatus = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+        exitStatus = Self.exitStatus(fromWaitStatus: status)
         return exitStatus
     }
 
@@ -48,9 +47,15 @@ final class ChildProcess {
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) == -1 && errno == EINTR {}
+        let decoded = Self.exitStatus(fromWaitStatus: status)
+        exitStatus = decoded
+        return (decoded, Int(usage.ru_maxrss) * 1024)
+    }
+
+    /// A `wait` status as a shell reports it: the exit code, or 128 + the signal's number.
+    private static func exitStatus(fromWaitStatus status: Int32) -> Int32 {
         let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
-        exitStatus = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
-        return (exitStatus!, Int(usage.ru_maxrss) * 1024)
+        return signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
     }
 
     /// Sends `signal` if the child is still running.

@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+import HeedCore
+import HeedData
+import HeedModels
+@testable import heed
+
+/// `heed recommend` and `heed eval` end to end on hybrid models the built binary trains on
+/// bundled samples: Grocery (categories, links, no prices) and the UCI Online Retail sample in
+/// the generic schema (prices).
+@Suite(.serialized) struct HybridRecommendTests {
+    /// Trains and saves a small hybrid model on `data` once per test process.
+    static func trained(_ data: String, name: String) throws -> String {
+        try lock.withLock {
+            let dir = NSTemporaryDirectory() + "heed-hybrid-recommend-\(name)-\(getpid())"
+            if FileManager.default.fileExists(atPath: dir + "/model/manifest.json") { return dir + "/model" }
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let toml = """
+                seed = 3
+                [model]
+                name = "hybrid"
+                embedding_dim = 8
+                hidden = [16]
+                max_len = 20
+                loss = "sampled-softmax"
+                negatives = 64
+                [data]
+                path = "\(data)"
+                batch_size = 128
+                epochs = 1
+                """
+            try toml.write(toFile: dir + "/hybrid.toml", atomically: true, encoding: .utf8)
+            let run = try LauncherTests.Run(["train", "--config", dir + "/hybrid.toml", "--in-process", "--save-model", dir + "/model"])
+            guard run.wait(seconds: 300) == 0 else { throw HeedError(.io, "training hybrid for the recommend tests failed:\n\(run.output)") }
+            return dir + "/model"
+        }
+    }
+
+    private static let lock = NSLock()
+
+    static func retail() throws -> String { try HybridClusterTests.prepared(.generic, "generic-online-retail-sample", name: "retail") }
+
+    func run(_ arguments: [String]) async throws -> (Int32?, String) {
+        let run = try LauncherTests.Run(arguments)
+        let status = await run.exit(within: 180)
+        return (status, run.output)
+    }
+
+    static func json<T: Decodable>(_ output: String, as: T.Type) throws -> T {
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("{") }, "no JSON in: \(output)")
+        return try JSONDecoder().decode(T.self, from: Data(line.utf8))
+    }
+
+    @Test func crossSellListsRealItemsOfOtherCategories() async throws {
+        let data = try HybridClusterTests.grocery()
+        let model = try Self.trained(data, name: "grocery")
+        let side = try ItemSide.load(dataDirectory: data)
+        let raw = Set(side.rawIDs)
+        // Anchors: items with a category, with and without a user.
+        let anchors = (0..<side.count).filter { side.categories[$0] != FeatureGroup.category.missingKey }.prefix(40).map { side.rawIDs[$0] }
+        for (n, anchor) in anchors.enumerated() where n % 8 == 0 {
+            for user in [nil, "1"] as [String?] {
+                let args = ["recommend", "--model", model, "--mode", "cross-sell", "--item", String(anchor), "--k", "10", "--json"] + (user.map { ["--user", $0] } ?? [])
+                let (status, output) = try await run(args)
+                #expect(status == 0, "\(output)")
+                let answer = try Self.json(output, as: ShopListAnswer.self)
+                #expect(answer.items.count == 10)
+                #expect(answer.items.allSatisfy { raw.contains($0.item) }, "an item outside the catalogue")
+                let anchorCategory = side.categories[side.index(of: FeatureGroup.item.key(anchor))!]
+                for item in answer.items {
+                    let c = side.categories[side.index(of: FeatureGroup.item.key(item.item))!]
+                    #expect(c != anchorCategory, "cross-sell around \(anchor) lists \(item.item) of the same category")
+                }
+                #expect(zip(answer.items, answer.items.dropFirst()).allSatisfy { $0.score >= $1.score })
+            }
+        }
+        // Next items from the same model, for a user.
+        let (status, output) = try await run(["recommend", "--model", model, "--user", "1", "--json"])
+        #expect(status == 0, "\(output)")
+        let next = try Self.json(output, as: NextItemRecommendations.self)
+        #expect(next.items.count == 10 && next.items.allSatisfy { raw.contains($0.item) })
+        #expect(Set(next.items.map(\.item)).isDisjoint(with: next.history))
+    }
+
+    @Test func upsellListsDearerItemsOfTheSameCategory() async throws {
+        let data = try Self.retail()
+        let model = try Self.trained(data, name: "retail")
+        let side = try ItemSide.load(dataDirectory: data)
+        // Anchors across the price range (cheap ones have many dearer items).
+        let priced = (0..<side.count).filter { side.prices[$0] != nil }.sorted { side.prices[$0]! < side.prices[$1]! }
+        for a in stride(from: 0, to: priced.count * 9 / 10, by: priced.count / 6).map({ priced[$0] }) {
+            let (status, output) = try await run(["recommend", "--model", model, "--mode", "upsell", "--item", String(side.rawIDs[a]), "--json"])
+            #expect(status == 0, "\(output)")
+            let answer = try Self.json(output, as: ShopListAnswer.self)
+            #expect(!answer.items.isEmpty)
+            #expect(answer.anchorPrice == side.prices[a])
+            for item in answer.items {
+                let i = try #require(side.index(of: FeatureGroup.item.key(item.item)), "item \(item.item) is not in the catalogue")
+                #expect(side.categories[i] == side.categories[a])
+                #expect((item.price ?? -1) > side.prices[a]!, "upsell around \(side.rawIDs[a]) (price \(side.prices[a]!)) lists \(item.item) at \(String(describing: item.price))")
+            }
+        }
+        // heed eval reports the lists with no violation.
+        let (status, output) = try await run(["eval", "--model", model, "--lists-out", NSTemporaryDirectory() + "heed-hybrid-lists-\(getpid()).json"])
+        #expect(status == 0, "\(output)")
+        let metrics = try JSONDecoder().decode(ShopListMetrics.self, from: Data(contentsOf: URL(fileURLWithPath: NSTemporaryDirectory() + "heed-hybrid-lists-\(getpid()).json")))
+        let upsell = try #require(metrics.figures["upsell"])
+        #expect(upsell.lists > 100 && upsell.meanLength > 5 && upsell.violationRate == 0)
+    }
+
+    @Test func badRequestsFailWithAMessage() async throws {
+        let data = try HybridClusterTests.grocery()
+        let model = try Self.trained(data, name: "grocery")
+        let cases: [([String], String)] = [
+            (["--mode", "cross-sell", "--item", "987654321"], "unknown item '987654321'"),
+            (["--mode", "cross-sell", "--item", "1", "--user", "987654321"], "unknown user '987654321'"),
+            (["--mode", "next", "--user", "987654321"], "unknown user '987654321'"),
+            (["--mode", "upsell", "--item", "1"], "needs item prices"),
+            (["--mode", "cross-sell", "--user", "1"], "--item"),
+        ]
+        for (args, message) in cases {
+            let (status, output) = try await run(["recommend", "--model", model] + args)
+            #expect(status != 0 && output.contains(message), "\(args): \(output)")
+        }
+    }
+}
