@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "HeedCore", dependencies: ["CZlib", .product(name: "TOMLKit", package: "TOMLKit")]),
 
         // Building blocks.
-        .target(name: "HeedLayers", dependencies: ["HeedCore", "CBLAS"]),
+        .target(name: "HeedLayers", dependencies: ["HeedCore", "CBLAS", "CKernels"]),
         .target(name: "HeedOptim", dependencies: ["HeedCore", "CKernels"]),
         .target(name: "HeedTransport", dependencies: ["HeedCore", "CNNG", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "HeedData", dependencies: ["HeedCore", "CZlib"]),

@@ -143,3 +143,74 @@ void heed_adam_row(float *row, const float *grad, int64_t dim,
 void heed_adagrad_row(float *row, const float *grad, int64_t dim, float lr, float eps) {
     heed_adagrad_dense(row, row + dim, grad, dim, lr, eps);
 }
+
+// Cephes expf for x already clamped to [-87, 88]: the operations of HeedLayers'
+// cephesExp(clamped:), in the same order (contraction is off for this file).
+static inline __attribute__((always_inline)) float cephes_exp(float x) {
+    const float magic = 12582912.0f;
+    float t = x * 1.44269504f + magic;
+    float n = t - magic;
+    float r = x - n * 0.693359375f + n * 2.1219444e-4f;
+    float p = 1.98756915e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    uint32_t tb, mb, sb;
+    __builtin_memcpy(&tb, &t, 4);
+    __builtin_memcpy(&mb, &magic, 4);
+    sb = (tb - mb + 127u) << 23;
+    float scale;
+    __builtin_memcpy(&scale, &sb, 4);
+    return (p * r * r + r + 1.0f) * scale;
+}
+
+HEED_KERNEL
+void heed_dice_apply(float *restrict out, float *restrict normalized, float *restrict gate, const float *restrict x,
+                     const float *restrict mean, const float *restrict inv_std, const float *restrict alpha, int64_t rows, int64_t d) {
+    for (int64_t row = 0; row < rows; row++) {
+        const float *xs = x + row * d;
+        float *sh = normalized + row * d, *g = gate + row * d, *o = out + row * d;
+        for (int64_t j = 0; j < d; j++) {
+            float s = (xs[j] - mean[j]) * inv_std[j];
+            sh[j] = s;
+            float v = -s;
+            v = v < -87.0f ? -87.0f : v;
+            v = v > 88.0f ? 88.0f : v;
+            float p = 1.0f / (1.0f + cephes_exp(v));
+            g[j] = p;
+            o[j] = xs[j] * (alpha[j] + (1.0f - alpha[j]) * p);
+        }
+    }
+}
+
+HEED_KERNEL
+void heed_dice_backward(float *restrict dx, float *restrict d_alpha, float *restrict sum_g, float *restrict sum_gs,
+                        const float *restrict dout, const float *restrict x, const float *restrict alpha,
+                        const float *restrict gate, const float *restrict normalized, const float *restrict inv_std,
+                        const float *restrict row_mask, float inv_m, int64_t rows, int64_t d, int pass1) {
+    if (pass1) {
+        for (int64_t row = 0; row < rows; row++) {
+            const float *dy = dout + row * d, *xs = x + row * d, *gt = gate + row * d, *sh = normalized + row * d;
+            for (int64_t j = 0; j < d; j++) {
+                float p = gt[j], dyx = dy[j] * xs[j];
+                float g = dyx * (1.0f - alpha[j]) * p * (1.0f - p);
+                d_alpha[j] += dyx * (1.0f - p);
+                sum_g[j] += g;
+                sum_gs[j] += g * sh[j];
+            }
+        }
+    }
+    if (dx == NULL) return;
+    for (int64_t row = 0; row < rows; row++) {
+        const float *dy = dout + row * d, *xs = x + row * d, *gt = gate + row * d, *sh = normalized + row * d;
+        float *o = dx + row * d;
+        float t = (row_mask == NULL || row_mask[row] != 0.0f) ? inv_m : 0.0f;
+        for (int64_t j = 0; j < d; j++) {
+            float p = gt[j], dyv = dy[j];
+            float g = dyv * xs[j] * (1.0f - alpha[j]) * p * (1.0f - p);
+            o[j] += dyv * (alpha[j] + (1.0f - alpha[j]) * p) + inv_std[j] * (g - t * (sum_g[j] + sh[j] * sum_gs[j]));
+        }
+    }
+}

@@ -95,6 +95,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// How DIN turns attention scores into pooling weights: `raw` (the paper: unnormalised)
     /// or `softmax` over each sequence's real positions (the paper's public code).
     public var attentionWeighting = "raw"
+    /// Activation of DIN's attention MLP; empty = `activation` (the paper's Dice/PReLU in
+    /// both MLPs). The DIN authors' public code uses `sigmoid` there.
+    public var attentionActivation = ""
     /// How the base model pools the behaviour sequence: `sum` (the paper) or `mean`.
     public var basePooling = "sum"
     /// How the `self-attention` model pools its encoded behaviours: `attention` or `mean`.
@@ -151,6 +154,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case name, embeddingDim, hidden, attentionHidden, activation, initScale, miniBatchL2, attentionWeighting, basePooling, pooling
+        case attentionActivation
         case blocks, heads, dropout, maxLength, loss, negatives
         case priceFusion, priceFeatures
         case textVectors, textDim, freezeText
@@ -172,6 +176,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         initScale = try c.decodeIfPresent(Double.self, forKey: .initScale) ?? d.initScale
         miniBatchL2 = try c.decodeIfPresent(Double.self, forKey: .miniBatchL2) ?? d.miniBatchL2
         attentionWeighting = try c.decodeIfPresent(String.self, forKey: .attentionWeighting) ?? d.attentionWeighting
+        attentionActivation = try c.decodeIfPresent(String.self, forKey: .attentionActivation) ?? d.attentionActivation
         basePooling = try c.decodeIfPresent(String.self, forKey: .basePooling) ?? d.basePooling
         pooling = try c.decodeIfPresent(String.self, forKey: .pooling) ?? d.pooling
         blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? d.blocks
@@ -305,6 +310,7 @@ extension RunConfig {
         model.initScale = try reader.double("model.init_scale") ?? model.initScale
         model.miniBatchL2 = try reader.double("model.mini_batch_l2") ?? model.miniBatchL2
         model.attentionWeighting = try reader.string("model.attention_weighting") ?? model.attentionWeighting
+        model.attentionActivation = try reader.string("model.attention_activation") ?? model.attentionActivation
         model.basePooling = try reader.string("model.base_pooling") ?? model.basePooling
         model.pooling = try reader.string("model.pooling") ?? model.pooling
         model.blocks = try reader.int("model.blocks") ?? model.blocks

@@ -56,23 +56,27 @@ public struct SampleBatch: Sendable {
             keys[s].append(contentsOf: repeatElement(0, count: n * width))
             masks[s].removeAll(keepingCapacity: true)
             masks[s].append(contentsOf: repeatElement(0, count: n * width))
-            lengths[s].removeAll(keepingCapacity: true)
-            lengths[s].reserveCapacity(n)
-            var row = 0
-            for r in records {
-                let len = shard.withKeys(slot: s, record: r) { src -> Int in
-                    keys[s].withUnsafeMutableBufferPointer { dst in
-                        // Safe: src.count <= width, validated when the shard was opened.
-                        for j in 0..<src.count { dst[row * width + j] = src[j] }
-                    }
-                    return src.count
-                }
+            var slotLengths = lengths[s]
+            lengths[s] = []
+            slotLengths.removeAll(keepingCapacity: true)
+            slotLengths.reserveCapacity(n)
+            // The destination buffers are opened once per slot, not once per record.
+            keys[s].withUnsafeMutableBufferPointer { dst in
                 masks[s].withUnsafeMutableBufferPointer { m in
-                    for j in 0..<len { m[row * width + j] = 1 }
+                    var row = 0
+                    for r in records {
+                        let len = shard.withKeys(slot: s, record: r) { src -> Int in
+                            // Safe: src.count <= width, validated when the shard was opened; row < n.
+                            if let from = src.baseAddress, src.count > 0 { (dst.baseAddress! + row * width).update(from: from, count: src.count) }
+                            return src.count
+                        }
+                        (m.baseAddress! + row * width).update(repeating: 1, count: len)
+                        slotLengths.append(Int32(len))
+                        row += 1
+                    }
                 }
-                lengths[s].append(Int32(len))
-                row += 1
             }
+            lengths[s] = slotLengths
         }
         labels.removeAll(keepingCapacity: true)
         dense.removeAll(keepingCapacity: true)

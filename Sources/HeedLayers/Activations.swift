@@ -9,7 +9,7 @@
 @inlinable
 func prepareOutput<T: Real>(_ out: inout Tensor<T>, like shape: [Int]) {
     let n = shape.reduce(1, *)
-    if out.count != n { out = Tensor(zeros: shape) } else if out.shape != shape { out.shape = shape }
+    if out.count != n { out.resizeKeepingCapacity(shape) } else if out.shape != shape { out.shape = shape }
 }
 
 /// ReLU, `out = max(x, 0)`.

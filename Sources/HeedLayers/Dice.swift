@@ -6,6 +6,12 @@
 // per feature, with E/Var over the mini-batch in training and moving averages in inference,
 // and one learnable α per feature. In training the backward pass goes through the batch
 // statistics (like batch normalisation), so every row's gradient depends on the whole batch.
+//
+// In Float the elementwise passes run in C (CKernels: built for AVX-512, AVX and the baseline,
+// same operations in the same order, so the results equal the Swift loops bit for bit):
+// Swift compiles these loops for the baseline's 4-lane SSE only.
+
+import CKernels
 
 /// What `diceForward` saves for `diceBackward`; reused across steps to avoid reallocating.
 public struct DiceCache<T: Real>: Sendable {
@@ -124,6 +130,14 @@ public func diceForward<T: Real>(_ out: inout Tensor<T>, _ cache: inout DiceCach
                                 // Safe: (N × D) buffers hold rows·d, (D) buffers d. Three simple
                                 // loops per row so each vectorises (the sigmoid included, for Float).
                                 let a = pa.baseAddress!, mean = pmean.baseAddress!, r = pr.baseAddress!
+                                if T.self == Float.self, rows > 0 {
+                                    // Safe: T is Float, so each rebinding is the identity on the same memory.
+                                    func f(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+                                    func m(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+                                    heed_dice_apply(m(po.baseAddress!), m(ps.baseAddress!), m(pp.baseAddress!), f(px.baseAddress!),
+                                                    f(mean), f(r), f(a), Int64(rows), Int64(d))
+                                    return
+                                }
                                 for row in 0..<rows {
                                     let off = row &* d
                                     let xs = px.baseAddress! + off, sh = ps.baseAddress! + off
@@ -181,6 +195,23 @@ public func diceBackward<T: Real>(_ dx: inout Tensor<T>, _ dAlpha: inout Tensor<
                                             let a = pa.baseAddress!, s1 = s1p.baseAddress!, s2 = s2p.baseAddress!
                                             // dAlpha goes to a scratch row when not wanted, so one loop serves both.
                                             let ga = wantAlpha ? pga.baseAddress! : psc.baseAddress!
+                                            if T.self == Float.self, rows > 0 {
+                                                // Safe: T is Float, so each rebinding is the identity on the same memory.
+                                                func f(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+                                                func m(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+                                                let pass1: Int32 = wantAlpha || (wantX && statRows > 0) ? 1 : 0
+                                                let invM: Float = statRows > 0 ? 1 / Float(statRows) : 0
+                                                cache.rowMask.data.withUnsafeBufferPointer { pm in
+                                                    dx.data.withUnsafeMutableBufferPointer { pdx in
+                                                        let mask = cache.rowMask.count > 0 ? f(pm.baseAddress!) : nil
+                                                        let out = wantX ? m(pdx.baseAddress!) : nil
+                                                        heed_dice_backward(out, m(ga), m(s1), m(s2), f(pd.baseAddress!), f(px.baseAddress!), f(a),
+                                                                           f(pp.baseAddress!), f(ps.baseAddress!), f(pr.baseAddress!), mask, invM,
+                                                                           Int64(rows), Int64(d), pass1)
+                                                    }
+                                                }
+                                                return
+                                            }
                                             // Pass 1: dAlpha and, in training, Σ g and Σ g·ŝ per feature.
                                             if wantAlpha || (wantX && statRows > 0) {
                                                 for row in 0..<rows {

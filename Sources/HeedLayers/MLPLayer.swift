@@ -25,6 +25,8 @@ public struct MLPLayer<T: Real>: Sendable {
 
     @usableFromInline var input: Tensor<T> = .empty
     @usableFromInline var trainedForward = false
+    /// Rows of the last `forward(_:firstDense:…)` (−1 otherwise): that path keeps no input.
+    @usableFromInline var firstDenseRows = -1
     /// Per hidden layer l: (B × sizes[l+1]) dense outputs before the activation.
     @usableFromInline var pre: [Tensor<T>]
     /// Per hidden layer l: (B × sizes[l+1]) activation outputs (unused for `.identity`).

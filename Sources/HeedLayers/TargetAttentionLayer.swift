@@ -32,6 +32,24 @@ public struct TargetAttentionLayer<T: Real>: Sendable {
     /// (N × 1) the MLP output.
     @usableFromInline var logits = Tensor<T>.empty
 
+    // The factored first layer (when the MLP has a hidden layer): with the first weight's
+    // row blocks [W1; W2; W3; W4] for [e, v, e − v, e ⊙ v], its output is
+    // [e, e ⊙ v]·[W1 + W3; W4] + (v·(W2 − W3) + b)[sample], half the per-behaviour work.
+    /// (2D × H) `[W1 + W3; W4]` of the last forward.
+    @usableFromInline var pairWeight = Tensor<T>.empty
+    /// (D × H) `W2 − W3` of the last forward.
+    @usableFromInline var targetWeight = Tensor<T>.empty
+    /// (B × H) `v·(W2 − W3) + b` per sample; in backward, the per-sample sums of ∂L/∂(first dense).
+    @usableFromInline var perSample = Tensor<T>.empty
+    /// (N × H) the first layer's output, then (after backward) scratch storage.
+    @usableFromInline var firstDense = Tensor<T>.empty
+    /// (N × H) ∂L/∂(first dense output).
+    @usableFromInline var dFirstDense = Tensor<T>.empty
+    /// (N × 2D) ∂L/∂[e, e ⊙ v]; (2D × H) and (D × H) weight-gradient scratch.
+    @usableFromInline var dPairs = Tensor<T>.empty, dPairWeight = Tensor<T>.empty, dTargetWeight = Tensor<T>.empty
+    /// Whether the last forward took the factored path.
+    @usableFromInline var factored = false
+
     /// A unit for width `dim` with hidden sizes `hidden` (DIN uses 80 → 40) and activation
     /// `activation` (DIN: Dice or PReLU); weights as `MLPLayer` initialises them.
     public init(dim: Int, hidden: [Int] = [80, 40], activation: ActivationKind = .dice,
@@ -55,9 +73,17 @@ public struct TargetAttentionLayer<T: Real>: Sendable {
         precondition(behaviours.lastDim == dim, "target attention: behaviours \(behaviours.shape) do not have width \(dim)")
         self.behaviours = behaviours
         self.target = target
-        targetAttentionFeaturesForward(&features, &positions, behaviours, target, mask)
+        factored = mlp.layerCount >= 2
+        if factored {
+            targetAttentionPairsForward(&features, &positions, behaviours, target, mask)
+        } else {
+            targetAttentionFeaturesForward(&features, &positions, behaviours, target, mask)
+        }
         if positions.isEmpty {
             logits = Tensor(zeros: [0, 1])
+        } else if factored {
+            factoredFirstLayerForward()
+            mlp.forward(&logits, firstDense: &firstDense, training: training)
         } else {
             mlp.forward(&logits, features, training: training)
         }
@@ -77,7 +103,10 @@ public struct TargetAttentionLayer<T: Real>: Sendable {
         precondition(behaviours.shape.count == 3, "target attention: backward needs a forward first (each forward serves one backward)")
         var dLogits = Tensor<T>(zeros: [positions.count, 1])
         targetAttentionPoolBackward(&dBehaviours, &dLogits, dout, behaviours, attentionWeights, positions, weighting: weighting)
-        if !positions.isEmpty {
+        if !positions.isEmpty && factored {
+            mlp.backwardToFirstDense(&dFirstDense, dLogits)
+            factoredFirstLayerBackward(&dBehaviours, &dTarget)
+        } else if !positions.isEmpty {
             var dFeatures = Tensor<T>(zeros: features.shape)
             mlp.backward(&dFeatures, dLogits)
             targetAttentionFeaturesBackward(&dBehaviours, &dTarget, dFeatures, behaviours, target, positions)

@@ -53,6 +53,21 @@ public struct Tensor<T: Real>: Equatable, Sendable {
         data.withUnsafeMutableBufferPointer { p in p.update(repeating: 0) }
     }
 
+    /// Gives the tensor `newShape` without giving back its allocation: shrinking drops the
+    /// tail, growing appends zeros. Other contents are stale. Layers whose row count changes
+    /// every step (DIN's attention over a batch's real behaviours) thus stop reallocating and
+    /// zero-filling their buffers each step.
+    @inlinable
+    public mutating func resizeKeepingCapacity(_ newShape: [Int]) {
+        let n = newShape.reduce(1, *)
+        if n < data.count {
+            data.removeLast(data.count - n)
+        } else if n > data.count {
+            data.append(contentsOf: repeatElement(0, count: n - data.count))
+        }
+        shape = newShape
+    }
+
     /// Reshapes without moving data; the element count must stay the same.
     @inlinable
     public func reshaped(_ newShape: [Int]) -> Tensor {

@@ -79,10 +79,11 @@ struct BehaviourNetwork<T: Real>: Sendable {
     ///   - hidden: prediction MLP hidden sizes (DIN: 200, 80).
     ///   - attentionHidden: attention MLP hidden sizes (DIN: 80, 40); unused when pooled.
     ///   - activation: the activation of both MLPs (Dice, PReLU, …).
+    ///   - attentionActivation: the attention MLP's own activation, if different (nil = `activation`).
     ///   - pooling: sum/mean (base) or target attention (DIN).
     ///   - generator: the source of the initial weights.
     init(fields: BehaviourFields, dim: Int, hidden: [Int], attentionHidden: [Int], activation: ActivationKind,
-         pooling: BehaviourPooling, generator: inout SeededGenerator) {
+         attentionActivation: ActivationKind? = nil, pooling: BehaviourPooling, generator: inout SeededGenerator) {
         precondition(dim > 0, "behaviour network: embedding dim must be positive")
         self.fields = fields
         self.dim = dim
@@ -90,7 +91,7 @@ struct BehaviourNetwork<T: Real>: Sendable {
         itemWidth = dim * (fields.category == nil ? 1 : 2)
         userWidth = fields.user == nil ? 0 : dim
         if case .targetAttention(let weighting) = pooling {
-            attention = TargetAttentionLayer(dim: itemWidth, hidden: attentionHidden, activation: activation,
+            attention = TargetAttentionLayer(dim: itemWidth, hidden: attentionHidden, activation: attentionActivation ?? activation,
                                              weighting: weighting, generator: &generator)
         }
         mlp = MLPLayer(sizes: [userWidth + 2 * itemWidth] + hidden + [1], activation: activation, generator: &generator)
@@ -310,13 +311,32 @@ struct BehaviourNetwork<T: Real>: Sendable {
     /// Row index per position of `field` into `table`, −1 where the mask is 0.
     private static func resolve(_ out: inout [Int], _ field: SparseField, _ table: TableRows<T>?, _ name: String) {
         out.removeAll(keepingCapacity: true)
-        for i in 0..<field.keys.count {
-            if field.mask[i] == 0 { out.append(-1); continue }
-            let key = field.keys[i]
-            guard let r = table?.index(of: key) else {
-                preconditionFailure("behaviour network: key \(FeatureKey(rawValue: key)) of field '\(name)' at position \(i) was not pulled")
+        out.reserveCapacity(field.keys.count)
+        let sorted = table?.keys ?? []
+        sorted.withUnsafeBufferPointer { kp in
+            field.keys.withUnsafeBufferPointer { fk in
+                field.mask.withUnsafeBufferPointer { fm in
+                    // Safe: keys and mask have one entry per position (SparseField); every index
+                    // read from kp stays below its count.
+                    let n = kp.count
+                    for i in 0..<fk.count {
+                        if fm[i] == 0 { out.append(-1); continue }
+                        let key = fk[i]
+                        // Branch-free lower bound: the loop's shape depends on n only.
+                        var first = 0, length = n
+                        while length > 1 {
+                            let half = length / 2
+                            first = kp[first + half] < key ? first + half : first
+                            length -= half
+                        }
+                        let r = n > 0 && kp[first] < key ? first + 1 : first
+                        guard r < n && kp[r] == key else {
+                            preconditionFailure("behaviour network: key \(FeatureKey(rawValue: key)) of field '\(name)' at position \(i) was not pulled")
+                        }
+                        out.append(r)
+                    }
+                }
             }
-            out.append(r)
         }
     }
 }

@@ -15,12 +15,14 @@ public struct DINModel: RecommenderModel {
     /// - Parameters:
     ///   - config: embedding width, MLP and attention MLP sizes, activation of both MLPs.
     ///   - fields: the slots read.
+    ///   - attentionActivation: the attention MLP's activation (nil = `activation`).
     ///   - weighting: raw attention scores (the paper) or their softmax.
     ///   - seed: seeds the initial dense weights.
-    init(config: ModelConfig, fields: BehaviourFields, activation: ActivationKind, weighting: TargetAttentionWeighting, seed: UInt64) {
+    init(config: ModelConfig, fields: BehaviourFields, activation: ActivationKind, attentionActivation: ActivationKind? = nil,
+         weighting: TargetAttentionWeighting, seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         network = BehaviourNetwork(fields: fields, dim: config.embeddingDim, hidden: config.hidden,
-                                   attentionHidden: config.attentionHidden, activation: activation,
+                                   attentionHidden: config.attentionHidden, activation: activation, attentionActivation: attentionActivation,
                                    pooling: .targetAttention(weighting), generator: &rng)
     }
 

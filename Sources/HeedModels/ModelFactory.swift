@@ -24,6 +24,7 @@ public enum ModelFactory {
         "din": { config, schema, options, seed in
             let fields = try BehaviourFields(schema: schema, model: "din", useUser: options.useUserEmbedding)
             return DINModel(config: config, fields: fields, activation: try activation(config, model: "din"),
+                            attentionActivation: try attentionActivation(config, model: "din"),
                             weighting: options.attentionWeighting, seed: seed)
         },
         "self-attention": { config, schema, options, seed in
@@ -89,6 +90,16 @@ public enum ModelFactory {
     }
 
     /// `config.activation` as a layer activation.
+    /// DIN's attention-MLP activation: `attention_activation`, or `activation` when empty.
+    static func attentionActivation(_ config: ModelConfig, model: String) throws -> ActivationKind {
+        guard !config.attentionActivation.isEmpty else { return try activation(config, model: model) }
+        guard let kind = ActivationKind(rawValue: config.attentionActivation) else {
+            let known = ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")
+            throw HeedError(.config, "model \(model): unknown attention_activation '\(config.attentionActivation)' (expected one of: \(known))")
+        }
+        return kind
+    }
+
     static func activation(_ config: ModelConfig, model: String) throws -> ActivationKind {
         guard let kind = ActivationKind(rawValue: config.activation) else {
             let known = ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")

@@ -66,6 +66,9 @@ public final class TrainingLoop: @unchecked Sendable {
         public var samplesPerSecond = 0.0
         /// Seconds spent in the loop so far in this process.
         public var seconds = 0.0
+        /// CPU seconds of the whole process (every thread) since the loop started: on a shared
+        /// machine, samples per CPU second is steadier than per wall second (`heed bench din`).
+        public var cpuSeconds = 0.0
         /// Where the loop stands: after its last step, or at its start.
         public var position = WorkerPosition(rank: 0, epoch: 0, batch: 0, clock: 0, samples: 0)
     }
@@ -104,6 +107,7 @@ public final class TrainingLoop: @unchecked Sendable {
             hooks.progress("regularising \(trainer.regularizer!.counts.count) features (mini-batch aware L2, λ \(settings.miniBatchL2))")
         }
         let start = Date()
+        let cpuStart = Self.processCPUSeconds()
         var lastReport = start
         let from = settings.start ?? WorkerPosition(rank: 0, epoch: 0, batch: 0, clock: 0, samples: 0)
         var clock = from.clock
@@ -149,6 +153,7 @@ public final class TrainingLoop: @unchecked Sendable {
                     _progress.recentLoss = lossSum / Double(max(lossCount, 1))
                     _progress.samplesPerSecond = Double(samples - startSamples) / max(elapsed, 1e-9)
                     _progress.seconds = elapsed
+                    _progress.cpuSeconds = Self.processCPUSeconds() - cpuStart
                     _progress.position = position
                 }
                 hooks.stepped(progress, fetched.batch.size)
@@ -166,6 +171,13 @@ public final class TrainingLoop: @unchecked Sendable {
             if hooks.shouldStop() || (settings.maxSteps > 0 && clock >= settings.maxSteps) { break }
         }
         return lastEpochLoss
+    }
+
+    /// CPU time of this process, every thread, in seconds.
+    static func processCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
     /// Predicts every record of `evalPlan` (file order) and computes AUC, GAUC, log loss.

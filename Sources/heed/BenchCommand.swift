@@ -6,6 +6,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure throughput against the machine's limits (sgemm, memory bandwidth, raw nng, disk).",
         subcommands: [BenchDenseCommand.self, BenchClusterCommand.self, BenchPrepareCommand.self, BenchStorageCommand.self,
-                      BenchCheckpointCommand.self, BenchChaosCommand.self, BenchFuzzCommand.self, BenchSoakCommand.self]
+                      BenchCheckpointCommand.self, BenchChaosCommand.self, BenchFuzzCommand.self, BenchSoakCommand.self,
+                      BenchDINCommand.self]
     )
 }

@@ -23,6 +23,7 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "Seed.") var seed: UInt64?
     @Option(name: .long, help: "λ of DIN's mini-batch aware L2 on embedding rows (0 = off).") var miniBatchL2: Double?
     @Option(name: .long, help: "DIN's attention weights: raw (the paper) or softmax.") var attentionWeighting: String?
+    @Option(name: .long, help: "Activation of DIN's attention MLP (default: --activation's; the authors' code: sigmoid).") var attentionActivation: String?
     @Option(name: .long, help: "The base model's behaviour pooling: sum (the paper) or mean.") var basePooling: String?
     @Option(name: .long, help: "The self-attention model's pooling: attention or mean (its twin without attention weights).") var pooling: String?
     @Option(name: .long, help: "Attention heads of the sasrec and self-attention models.") var heads: Int?
@@ -72,6 +73,7 @@ struct RunOptions: ParsableArguments {
         if let v = seed { c.seed = v }
         if let v = miniBatchL2 { c.model.miniBatchL2 = v }
         if let v = attentionWeighting { c.model.attentionWeighting = v }
+        if let v = attentionActivation { c.model.attentionActivation = v }
         if let v = basePooling { c.model.basePooling = v }
         if let v = pooling { c.model.pooling = v }
         if let v = heads { c.model.heads = v }

@@ -159,7 +159,8 @@ struct TrainCommand: ParsableCommand {
 enum InProcessRun {
     static func train(_ config: RunConfig, interrupted: @escaping @Sendable () -> Bool,
                       telemetry: Telemetry, evalEachEpoch: Bool = false,
-                      onShard: (ParameterShard) -> Void = { _ in }) async throws -> TrainingReport {
+                      onShard: (ParameterShard) -> Void = { _ in },
+                      onLoop: (TrainingLoop) -> Void = { _ in }) async throws -> TrainingReport {
         var config = config
         config.cluster.servers = 1
         config.cluster.workers = 1
@@ -196,6 +197,7 @@ enum InProcessRun {
                                 settings: .init(epochs: config.data.epochs, maxSteps: config.data.maxSteps, pipelined: false, seed: config.seed,
                                                 miniBatchL2: config.model.miniBatchL2),
                                 hooks: hooks, makeBatch: makeBatch)
+        onLoop(loop)
         let trainLoss = try await loop.run()
         if interrupted() { throw HeedError(.cancelled, "interrupted") }
         let directory = config.output.modelDirectory

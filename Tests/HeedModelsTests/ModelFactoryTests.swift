@@ -64,6 +64,29 @@ import Testing
         #expect(din.denseParameters() != other.denseParameters())
     }
 
+    /// `model.attention_activation` reaches DIN's attention MLP only: ReLU there drops the
+    /// attention unit's 80 + 40 Dice α while the prediction MLP keeps its Dice; PReLU keeps the
+    /// count but starts its slopes at 0.25 where Dice's α start at 0; a bad name is an error.
+    @Test func attentionActivationChoosesTheAttentionMLPsActivation() throws {
+        let dice = try ModelFactory.makeModel(config: Self.config("din"), schema: Self.schema(), seed: 1)
+        var c = Self.config("din")
+        c.attentionActivation = "relu"
+        let relu = try ModelFactory.makeModel(config: c, schema: Self.schema(), seed: 1)
+        #expect(dice.denseParameterCount - relu.denseParameterCount == 80 + 40)
+        c.attentionActivation = "prelu"
+        let prelu = try ModelFactory.makeModel(config: c, schema: Self.schema(), seed: 1)
+        #expect(prelu.denseParameterCount == dice.denseParameterCount)
+        #expect(prelu.denseParameters() != dice.denseParameters())
+        c.attentionActivation = "dice"
+        #expect(try ModelFactory.makeModel(config: c, schema: Self.schema(), seed: 1).denseParameters() == dice.denseParameters())
+        c.attentionActivation = "swish"
+        #expect { try ModelFactory.makeModel(config: c, schema: Self.schema(), seed: 1) } throws: { e in
+            (e as? HeedError)?.message.contains("attention_activation 'swish'") == true
+        }
+        let toml = try RunConfig(toml: TOMLDocument(text: "[model]\nname = \"din\"\nattention_activation = \"prelu\"\n", source: "din.toml"))
+        #expect(toml.model.attentionActivation == "prelu")
+    }
+
     @Test func unknownModelNameIsAConfigErrorListingTheKnownOnes() {
         #expect { try ModelFactory.makeModel(config: Self.config("dien"), schema: Self.schema(), seed: 1) } throws: { e in
             guard let e = e as? HeedError else { return false }

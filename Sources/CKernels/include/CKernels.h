@@ -95,4 +95,21 @@ static inline void heed_prefetch_range_l2(const void *p, int64_t bytes) {
     for (; c < end; c += 64) __builtin_prefetch(c, 1, 2);
 }
 
+/// Dice's elementwise forward (Zhou et al. 2018, eq. 9) over (rows × d), given the
+/// statistics: normalized = (x − mean)·inv_std, gate = sigmoid(normalized) (the Cephes expf
+/// scheme of HeedLayers' sigmoidRow, same operations in the same order, so the results
+/// equal the Swift loop's bit for bit), out = x·(alpha + (1 − alpha)·gate).
+void heed_dice_apply(float *out, float *normalized, float *gate, const float *x,
+                     const float *mean, const float *inv_std, const float *alpha, int64_t rows, int64_t d);
+
+/// Dice's backward passes (HeedLayers' diceBackward, same operation order). Pass 1 over
+/// every row: g = dout·x·(1 − α)·p·(1 − p); d_alpha += dout·x·(1 − p); sum_g += g;
+/// sum_gs += g·ŝ. Pass 2 (when dx is not NULL): dx += dout·(α + (1 − α)·p) +
+/// r·(g − t·(sum_g + ŝ·sum_gs)) with t = inv_m for rows in the statistics (row_mask NULL or
+/// its entry non-zero) and 0 otherwise. d_alpha, sum_g, sum_gs are (d), accumulated.
+void heed_dice_backward(float *dx, float *d_alpha, float *sum_g, float *sum_gs, const float *dout,
+                        const float *x, const float *alpha, const float *gate, const float *normalized,
+                        const float *inv_std, const float *row_mask, float inv_m, int64_t rows, int64_t d,
+                        int pass1);
+
 #endif
