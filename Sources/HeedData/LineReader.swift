@@ -68,7 +68,8 @@ public struct LineReader {
             filled += Int(n)
             total += Int(n)
             if let meter {
-                let consumed = Int(gzoffset(gz))
+                // Compressed bytes for a gzip file; a plain file is read as is.
+                let consumed = gzdirect(gz) != 0 ? total : Int(gzoffset(gz))
                 meter.read(bytes: consumed - reported)
                 reported = consumed
             }

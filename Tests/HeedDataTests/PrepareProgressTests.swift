@@ -23,6 +23,18 @@ import Testing
         #expect(PrepareProgress.active.get() == nil, "the meter is released when the preparation ends")
     }
 
+    @Test func aPlainInputFileIsCountedByItsBytes() throws {
+        let dir = Scratch(); defer { dir.remove() }
+        dir.write("events.csv", GenericSchemaTests.ratings)
+        var o = PrepareOptions(dataset: .generic, input: dir.path + "/events.csv", output: dir.path + "/out")
+        o.maxLength = 4
+        let total = Preparer.inputBytes(o)
+        #expect(total == GenericSchemaTests.ratings.utf8.count)
+        let meter = PrepareProgress(bytesTotal: total)
+        try Preparer.prepare(o, meter: meter)
+        #expect(meter.snapshot().bytesRead == total)
+    }
+
     @Test func theLineGivesPhaseProgressRateAndETA() {
         var s = PrepareProgress.Snapshot()
         s.phase = .read
