@@ -167,54 +167,34 @@ public enum Preparer {
         let sequences = compact ? try builder.writeSequences(path: directory + "/" + SequenceFile.fileName) : nil
         if let sequences { progress("wrote \(sequences.records) events of \(builder.userCount) users once (\(sequences.bytes) bytes)") }
 
+        // Compact shards store each record's reference; stored-key shards its filled keys.
+        let links = sequences.map { ShardLinks(sequencesCRC: $0.crc32, catalogCRC: cCRC, events: UInt64($0.records), items: UInt64(catalogEntry.records)) }
+        // Every section of every open shard buffers its writes: keep the total near 64 MiB.
+        let sections = splits.count * n * (compact ? 2 : 5 + 2 * schema.slots.count)
+        let flushBytes = max(4096, min(1 << 16, (64 << 20) / sections))
+        var writers: [[any RecordShardWriter]] = []
+        for (si, split) in splits.enumerated() {
+            writers.append(try (0..<n).map { shard -> any RecordShardWriter in
+                let path = directory + "/" + fileName(split, shard)
+                if let links {
+                    return try CompactShardWriter(path: path, schema: schema, recordCount: counts[si][shard], links: links, flushBytes: flushBytes)
+                }
+                return try SampleShardWriter(path: path, schema: schema, recordCount: counts[si][shard], keysPerSlot: keys[si][shard], flushBytes: flushBytes)
+            })
+        }
+        var written = 0
+        try builder.generate(filling: !compact) { rec, ref, split, shard in
+            try writers[splitIndex(split)][shard].append(rec, ref)
+            written += 1
+            if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
+        }
+        meter.wrote(records: written & 0xFFFF)
         var entries: [[ShardEntry]] = []
-        if let sequences {
-            let links = ShardLinks(sequencesCRC: sequences.crc32, catalogCRC: cCRC, events: UInt64(sequences.records), items: UInt64(catalogEntry.records))
-            let flushBytes = max(4096, min(1 << 16, (64 << 20) / (splits.count * n * 2)))
-            var writers: [[CompactShardWriter]] = []
-            for (si, split) in splits.enumerated() {
-                writers.append(try (0..<n).map { shard in
-                    try CompactShardWriter(path: directory + "/" + fileName(split, shard), schema: schema,
-                                           recordCount: counts[si][shard], links: links, flushBytes: flushBytes)
-                })
-            }
-            var written = 0
-            try builder.generate(filling: false) { _, ref, split, shard in
-                try writers[splitIndex(split)][shard].append(ref)
-                written += 1
-                if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
-            }
-            meter.wrote(records: written & 0xFFFF)
-            for (si, split) in splits.enumerated() {
-                entries.append(try (0..<n).map { shard in
-                    let (bytes, crc) = try writers[si][shard].finish()
-                    return ShardEntry(file: fileName(split, shard), records: counts[si][shard], bytes: bytes, crc32: crc)
-                })
-            }
-        } else {
-            // Every section of every open shard buffers its writes: keep the total near 64 MiB.
-            let sections = splits.count * n * (5 + 2 * schema.slots.count)
-            let flushBytes = max(4096, min(1 << 16, (64 << 20) / sections))
-            var writers: [[SampleShardWriter]] = []
-            for (si, split) in splits.enumerated() {
-                writers.append(try (0..<n).map { shard in
-                    try SampleShardWriter(path: directory + "/" + fileName(split, shard), schema: schema,
-                                          recordCount: counts[si][shard], keysPerSlot: keys[si][shard], flushBytes: flushBytes)
-                })
-            }
-            var written = 0
-            try builder.generate { rec, _, split, shard in
-                try writers[splitIndex(split)][shard].append(rec)
-                written += 1
-                if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
-            }
-            meter.wrote(records: written & 0xFFFF)
-            for (si, split) in splits.enumerated() {
-                entries.append(try (0..<n).map { shard in
-                    let (bytes, crc) = try writers[si][shard].finish()
-                    return ShardEntry(file: fileName(split, shard), records: counts[si][shard], bytes: bytes, crc32: crc)
-                })
-            }
+        for (si, split) in splits.enumerated() {
+            entries.append(try (0..<n).map { shard in
+                let (bytes, crc) = try writers[si][shard].finish()
+                return ShardEntry(file: fileName(split, shard), records: counts[si][shard], bytes: bytes, crc32: crc)
+            })
         }
 
         var stats = PrepareStats()
@@ -288,6 +268,11 @@ public enum Preparer {
             lines.append("  \(s.rawValue): \(m.recordCount(s)) records in \(m.shards(s).count) shard(s)")
         }
         lines.append("  catalog: \(m.catalog.records) items (\(m.catalog.file))")
+        if let q = m.sequences {
+            lines.append("  sequences: \(q.records) events stored once (\(q.file), \(q.bytes) bytes); shard format 2, 8 bytes per record")
+        } else {
+            lines.append("  shard format 1 (every record stores its keys)")
+        }
         lines.append("  events: \(m.stats.rowsRead) rows read, \(m.stats.eventsKept) kept, \(m.stats.users) users, \(m.stats.items) items")
         if !m.stats.filtered.isEmpty { lines.append("  filtered: " + m.stats.filtered.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
         if !m.stats.badRows.isEmpty { lines.append("  bad rows skipped: " + m.stats.badRows.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }

@@ -142,6 +142,23 @@ final class CompactShardWriter {
     }
 }
 
+/// A shard writer `Preparer` feeds every generated record to: version 1 writes the filled
+/// record, version 2 its reference.
+protocol RecordShardWriter: AnyObject {
+    /// Appends one record, given both as filled (version 1) and as a reference (version 2).
+    func append(_ record: SampleRecord, _ ref: RecordRef) throws
+    /// Pads and flushes, writes the header and syncs; returns size and payload CRC.
+    func finish() throws -> (bytes: Int, payloadCRC: UInt32)
+}
+
+extension SampleShardWriter: RecordShardWriter {
+    func append(_ record: SampleRecord, _ ref: RecordRef) throws { try append(record) }
+}
+
+extension CompactShardWriter: RecordShardWriter {
+    func append(_ record: SampleRecord, _ ref: RecordRef) throws { try append(ref) }
+}
+
 /// What a compact record stores: the target event (global index in the sequence file, which
 /// gives the user, the history and the time) and the target item's catalog record.
 struct RecordRef: Equatable {

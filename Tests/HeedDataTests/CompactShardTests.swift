@@ -108,6 +108,10 @@ import Testing
         #expect(seq.records == b.stats.eventsKept)
         #expect(seq.bytes <= 34 * seq.records + 24 * b.stats.users + 4096 + 16 * 64)
         #expect(shardBytes + seq.bytes < storedBytes / 3, "compact \(shardBytes) + \(seq.bytes) bytes vs stored \(storedBytes)")
+        // `heed prepare --describe` says which format a dataset has.
+        #expect(try Preparer.describe(path: compact).contains("sequences: \(seq.records) events stored once"))
+        #expect(try Preparer.describe(path: stored).contains("shard format 1"))
+        #expect(try Preparer.describe(path: compact + "/" + b.train[0].file).contains("format version 2"))
     }
 
     /// A compact shard whose record points past its sequence file, whose side file was replaced,
