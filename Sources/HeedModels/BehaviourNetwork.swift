@@ -243,55 +243,6 @@ struct BehaviourNetwork<T: Real>: Sendable {
         mlp.zeroGradients()
     }
 
-    /// (parameterCount) every dense parameter, flattened in visit order.
-    func flatParameters() -> [T] {
-        var copy = self
-        var out: [T] = []
-        out.reserveCapacity(parameterCount)
-        copy.visitParameters { _, value, _ in out.append(contentsOf: value.data) }
-        return out
-    }
-
-    /// (parameterCount) every dense gradient, flattened in visit order.
-    func flatGradients() -> [T] {
-        var copy = self
-        var out: [T] = []
-        out.reserveCapacity(parameterCount)
-        copy.visitParameters { _, _, grad in out.append(contentsOf: grad.data) }
-        return out
-    }
-
-    /// Replaces every dense parameter from a flat vector in visit order.
-    mutating func loadFlatParameters(_ flat: [T]) {
-        precondition(flat.count == parameterCount, "behaviour network: \(flat.count) dense values for \(parameterCount) parameters")
-        var offset = 0
-        visitParameters { _, value, _ in
-            let n = value.count
-            value.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
-            offset += n
-        }
-    }
-
-    /// Dice running statistics, flattened in visit order (empty without Dice).
-    func flatStatistics() -> [T] {
-        var copy = self
-        var out: [T] = []
-        copy.visitStatistics { _, value in out.append(contentsOf: value.data) }
-        return out
-    }
-
-    /// Replaces the Dice running statistics from `flatStatistics()` output.
-    mutating func loadFlatStatistics(_ flat: [T]) {
-        var offset = 0
-        visitStatistics { _, value in
-            let n = value.count
-            precondition(offset + n <= flat.count, "behaviour network: \(flat.count) statistics values are too few")
-            value.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
-            offset += n
-        }
-        precondition(offset == flat.count, "behaviour network: \(flat.count) statistics values for \(offset)")
-    }
-
     // MARK: - Helpers
 
     /// The (U × D) values of table `t`, or (0 × D) when nothing of it was pulled.
@@ -339,4 +290,8 @@ struct BehaviourNetwork<T: Real>: Sendable {
             }
         }
     }
+}
+
+extension BehaviourNetwork: FlatStatisticsNetwork {
+    static var networkName: String { "behaviour network" }
 }

@@ -573,31 +573,6 @@ struct HybridNetwork<T: Real>: Sendable {
         dGateWeight.zero(); dGateBias.zero()
     }
 
-    /// (parameterCount) dense values in visit order.
-    func flatParameters() -> [T] {
-        var copy = self, out: [T] = []
-        copy.visitParameters { _, v, _ in out.append(contentsOf: v.data) }
-        return out
-    }
-
-    /// (parameterCount) dense gradients in visit order.
-    func flatGradients() -> [T] {
-        var copy = self, out: [T] = []
-        copy.visitParameters { _, _, g in out.append(contentsOf: g.data) }
-        return out
-    }
-
-    /// Replaces the dense parameters from a flat vector in visit order.
-    mutating func loadFlatParameters(_ flat: [T]) {
-        precondition(flat.count == parameterCount, "hybrid: \(flat.count) dense values for \(parameterCount) parameters")
-        var offset = 0
-        visitParameters { _, v, _ in
-            let n = v.count
-            v.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
-            offset += n
-        }
-    }
-
     // MARK: - Helpers
 
     /// Row index of `key` in `table`; a key that was not pulled is a programmer error
@@ -629,4 +604,8 @@ struct HybridNetwork<T: Real>: Sendable {
             }
         }
     }
+}
+
+extension HybridNetwork: FlatParameterNetwork {
+    static var networkName: String { "hybrid" }
 }

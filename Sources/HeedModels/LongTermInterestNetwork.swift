@@ -292,55 +292,6 @@ struct LongTermInterestNetwork<T: Real>: Sendable {
         mlp.zeroGradients()
     }
 
-    /// (parameterCount) every dense parameter, flattened in visit order.
-    func flatParameters() -> [T] {
-        var copy = self
-        var out: [T] = []
-        out.reserveCapacity(parameterCount)
-        copy.visitParameters { _, value, _ in out.append(contentsOf: value.data) }
-        return out
-    }
-
-    /// (parameterCount) every dense gradient, flattened in visit order.
-    func flatGradients() -> [T] {
-        var copy = self
-        var out: [T] = []
-        out.reserveCapacity(parameterCount)
-        copy.visitParameters { _, _, grad in out.append(contentsOf: grad.data) }
-        return out
-    }
-
-    /// Replaces every dense parameter from a flat vector in visit order.
-    mutating func loadFlatParameters(_ flat: [T]) {
-        precondition(flat.count == parameterCount, "long-term-interest network: \(flat.count) dense values for \(parameterCount) parameters")
-        var offset = 0
-        visitParameters { _, value, _ in
-            let n = value.count
-            value.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
-            offset += n
-        }
-    }
-
-    /// Dice running statistics, flattened in visit order (empty without Dice).
-    func flatStatistics() -> [T] {
-        var copy = self
-        var out: [T] = []
-        copy.visitStatistics { _, value in out.append(contentsOf: value.data) }
-        return out
-    }
-
-    /// Replaces the Dice running statistics from `flatStatistics()` output.
-    mutating func loadFlatStatistics(_ flat: [T]) {
-        var offset = 0
-        visitStatistics { _, value in
-            let n = value.count
-            precondition(offset + n <= flat.count, "long-term-interest network: \(flat.count) statistics values are too few")
-            value.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
-            offset += n
-        }
-        precondition(offset == flat.count, "long-term-interest network: \(flat.count) statistics values for \(offset)")
-    }
-
     // MARK: - Helpers
 
     /// Masked mean of a sequence field's embeddings (neighbours, attributes).
@@ -397,4 +348,8 @@ struct LongTermInterestNetwork<T: Real>: Sendable {
             out.append(r)
         }
     }
+}
+
+extension LongTermInterestNetwork: FlatStatisticsNetwork {
+    static var networkName: String { "long-term-interest network" }
 }

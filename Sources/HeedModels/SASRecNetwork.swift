@@ -535,33 +535,6 @@ struct SASRecNetwork<T: Real>: Sendable {
         finalNorm.zeroGradients()
     }
 
-    /// (parameterCount) dense parameters in visit order.
-    func flatParameters() -> [T] {
-        var copy = self, out: [T] = []
-        out.reserveCapacity(parameterCount)
-        copy.visitParameters { _, v, _ in out.append(contentsOf: v.data) }
-        return out
-    }
-
-    /// (parameterCount) dense gradients in visit order.
-    func flatGradients() -> [T] {
-        var copy = self, out: [T] = []
-        out.reserveCapacity(parameterCount)
-        copy.visitParameters { _, _, g in out.append(contentsOf: g.data) }
-        return out
-    }
-
-    /// Replaces the dense parameters from a flat vector in visit order.
-    mutating func loadFlatParameters(_ flat: [T]) {
-        precondition(flat.count == parameterCount, "sasrec: \(flat.count) dense values for \(parameterCount) parameters")
-        var offset = 0
-        visitParameters { _, v, _ in
-            let n = v.count
-            v.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
-            offset += n
-        }
-    }
-
     /// The batch's field `name`; its absence is a programmer error (`SASRecBatcher` builds batches).
     static func field(_ batch: ModelBatch, _ name: String) -> SparseField {
         guard let f = batch.fields[name] else {
@@ -612,4 +585,8 @@ struct Candidates<T: Real>: Sendable {
 @inlinable
 func softplus<T: Real>(_ x: T) -> T {
     max(x, 0) + T.log1p(T.exp(-abs(x)))
+}
+
+extension SASRecNetwork: FlatParameterNetwork {
+    static var networkName: String { "sasrec" }
 }

@@ -257,55 +257,6 @@ struct TextTowerNetwork<T: Real>: Sendable {
         mlp.zeroGradients()
     }
 
-    /// (parameterCount) every dense parameter, flattened in visit order.
-    func flatParameters() -> [T] {
-        var copy = self
-        var out: [T] = []
-        out.reserveCapacity(parameterCount)
-        copy.visitParameters { _, value, _ in out.append(contentsOf: value.data) }
-        return out
-    }
-
-    /// (parameterCount) every dense gradient, flattened in visit order.
-    func flatGradients() -> [T] {
-        var copy = self
-        var out: [T] = []
-        out.reserveCapacity(parameterCount)
-        copy.visitParameters { _, _, grad in out.append(contentsOf: grad.data) }
-        return out
-    }
-
-    /// Replaces every dense parameter from a flat vector in visit order.
-    mutating func loadFlatParameters(_ flat: [T]) {
-        precondition(flat.count == parameterCount, "text tower: \(flat.count) dense values for \(parameterCount) parameters")
-        var offset = 0
-        visitParameters { _, value, _ in
-            let n = value.count
-            value.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
-            offset += n
-        }
-    }
-
-    /// Dice running statistics, flattened in visit order (empty without Dice).
-    func flatStatistics() -> [T] {
-        var copy = self
-        var out: [T] = []
-        copy.visitStatistics { _, value in out.append(contentsOf: value.data) }
-        return out
-    }
-
-    /// Replaces the Dice running statistics from `flatStatistics()` output.
-    mutating func loadFlatStatistics(_ flat: [T]) {
-        var offset = 0
-        visitStatistics { _, value in
-            let n = value.count
-            precondition(offset + n <= flat.count, "text tower: \(flat.count) statistics values are too few")
-            value.data.replaceSubrange(0..<n, with: flat[offset..<(offset + n)])
-            offset += n
-        }
-        precondition(offset == flat.count, "text tower: \(flat.count) statistics values for \(offset)")
-    }
-
     // MARK: - Helpers
 
     /// The (U × Dt) text rows, or (0 × Dt) when none were pulled.
@@ -339,4 +290,8 @@ struct TextTowerNetwork<T: Real>: Sendable {
             out.append(r)
         }
     }
+}
+
+extension TextTowerNetwork: FlatStatisticsNetwork {
+    static var networkName: String { "text tower" }
 }
