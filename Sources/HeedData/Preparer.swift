@@ -26,22 +26,41 @@ public enum Preparer {
             throw HeedError(.config, "\(out): output already exists (pass --overwrite to replace it)")
         }
         let meter = meter ?? PrepareProgress(bytesTotal: inputBytes(o))
-        PrepareProgress.active.set(meter)
-        defer { PrepareProgress.active.set(nil) }
-        var log = BadRowLog(skip: o.skipBadRows)
-        let raw = try load(o, log: &log)
-        meter.events(raw.eventCount)
-        progress("read \(raw.rowsRead) rows, kept \(raw.eventCount) events")
-        meter.enter(.sort)
-        let builder = try SampleBuilder(dataset: raw, options: o)
+        return try PrepareProgress.$active.withValue(meter) { try prepare(o, metered: meter, progress: progress) }
+    }
 
+    /// `prepare` with its meter active.
+    private static func prepare(_ o: PrepareOptions, metered meter: PrepareProgress, progress: (String) -> Void) throws -> DatasetManifest {
+        let out = o.output
         let parent = FileOps.dirname(of: out)
         try FileOps.makeDirectories(parent)
         let tmp = parent + "/." + FileOps.basename(of: out) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         FileOps.removeTree(tmp)
         try FileOps.makeDirectory(tmp)
         do {
+            // Spilled runs live inside the temporary output, so a failure removes them with it.
+            var spill: EventSpill? = nil
+            if let budget = o.memoryBudget {
+                let runs = tmp + "/runs"
+                try FileOps.makeDirectory(runs)
+                var needsTimes = false
+                if case .time(let v, let t) = o.split, v == nil || t == nil { needsTimes = true }
+                spill = EventSpill(directory: runs, budget: budget, needsTimes: needsTimes, part: o.part.map { ($0.index, $0.count) }, meter: meter)
+            }
+            var log = BadRowLog(skip: o.skipBadRows)
+            let raw = try load(o, log: &log, spill: spill)
+            meter.events(raw.eventCount)
+            try spill?.finish()
+            if let spill, spill.spills > 0 {
+                progress("read \(raw.rowsRead) rows, kept \(raw.eventCount) events; sorted them in \(spill.spills) runs on disk (--memory-budget \(spill.budget >= 1 << 20 ? "\(spill.budget >> 20) MiB" : "\(spill.budget) bytes"))\(spill.overBudget ? "; the id tables alone exceed the budget" : "")")
+            } else {
+                progress("read \(raw.rowsRead) rows, kept \(raw.eventCount) events")
+            }
+            meter.enter(.sort)
+            let builder = try SampleBuilder(dataset: raw, options: o)
             let manifest = try write(builder: builder, raw: raw, log: log, options: o, directory: tmp, meter: meter, progress: progress)
+            spill?.removeRuns()
+            FileOps.removeTree(tmp + "/runs")
             if FileOps.exists(out) {
                 let old = parent + "/." + FileOps.basename(of: out) + ".old-\(getpid())"
                 try FileOps.rename(out, old)
@@ -119,20 +138,34 @@ public enum Preparer {
         }
         if let t = o.targetEvents, t.isEmpty { throw HeedError(.config, "--target-events names no event type") }
         if let r = o.positiveRating, !r.isFinite { throw HeedError(.config, "--positive-rating must be a finite number (got \(r))") }
+        if let b = o.memoryBudget, b < 1 { throw HeedError(.config, "--memory-budget must be positive (got \(b) bytes)") }
+        if let p = o.part {
+            guard (1...4096).contains(p.count), (0..<p.count).contains(p.index) else {
+                throw HeedError(.config, "--part \(p.index)/\(p.count): expected k/N with N in 1...4096 and k in 0..<N")
+            }
+            guard o.memoryBudget != nil else { throw HeedError(.config, "--part needs the external sort (a --memory-budget, not 'unbounded')") }
+        }
+        if let b = o.memoryBudget, b < 1 { throw HeedError(.config, "--memory-budget must be positive (got \(b) bytes)") }
+        if let p = o.part {
+            guard (1...4096).contains(p.count), (0..<p.count).contains(p.index) else {
+                throw HeedError(.config, "--part \(p.index)/\(p.count): expected k/N with N in 1...4096 and k in 0..<N")
+            }
+            guard o.memoryBudget != nil else { throw HeedError(.config, "--part needs the external sort (a --memory-budget, not 'unbounded')") }
+        }
         guard o.shardFormat == 1 || o.shardFormat == 2 else { throw HeedError(.config, "--shard-format must be 1 or 2 (got \(o.shardFormat))") }
     }
 
-    /// Runs the dataset's loader.
-    package static func load(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
+    /// Runs the dataset's loader; its events go to `spill` when given (`--memory-budget`).
+    package static func load(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
         switch o.dataset {
-        case .amazonBeauty, .amazonSports, .amazonToys: return try AmazonLoaders.loadS3Rec(o, log: &log)
-        case .amazonVideoGames: return try AmazonLoaders.loadSASRec(o, log: &log)
-        case .amazonGrocery: return try AmazonLoaders.loadReChorus(o, log: &log)
-        case .taobao: return try TaobaoLoader.load(o, log: &log)
-        case .ciao: return try CiaoLoader.load(o, log: &log)
-        case .uciRetail: return try RetailLoaders.loadOnlineRetail(o, log: &log)
-        case .completeJourney: return try RetailLoaders.loadCompleteJourney(o, log: &log)
-        case .generic: return try GenericLoader.load(o, log: &log)
+        case .amazonBeauty, .amazonSports, .amazonToys: return try AmazonLoaders.loadS3Rec(o, log: &log, spill: spill)
+        case .amazonVideoGames: return try AmazonLoaders.loadSASRec(o, log: &log, spill: spill)
+        case .amazonGrocery: return try AmazonLoaders.loadReChorus(o, log: &log, spill: spill)
+        case .taobao: return try TaobaoLoader.load(o, log: &log, spill: spill)
+        case .ciao: return try CiaoLoader.load(o, log: &log, spill: spill)
+        case .uciRetail: return try RetailLoaders.loadOnlineRetail(o, log: &log, spill: spill)
+        case .completeJourney: return try RetailLoaders.loadCompleteJourney(o, log: &log, spill: spill)
+        case .generic: return try GenericLoader.load(o, log: &log, spill: spill)
         }
     }
 

@@ -22,9 +22,10 @@ struct SampleBuilder {
     /// Schema of the item catalog records.
     let catalogSchema: SampleSchema
 
-    /// Event indices grouped by user, each user's events sorted by (time, file order).
+    /// In-memory columns only: event indices grouped by user, each user's events sorted by
+    /// (time, file order). With an `EventSpill` the external sort's merge gives that order.
     private var ordered: [Int32] = []
-    /// `ordered[userStart[u]..<userStart[u+1]]` are user `u`'s events.
+    /// `ordered[userStart[u]..<userStart[u+1]]` are user `u`'s events (in-memory columns only).
     private var userStart: [Int] = []
     /// Users with events, by ascending raw id.
     private(set) var userOrder: [Int] = []
@@ -40,11 +41,6 @@ struct SampleBuilder {
     private var typeKey: [UInt64] = []
     /// Keys of the time-gap buckets 0...64.
     private var gapKey: [UInt64] = []
-    /// Per position of `ordered`: the event's item key, category key, type key and time.
-    private var ordItemKey: [UInt64] = []
-    private var ordCatKey: [UInt64] = []
-    private var ordTypeKey: [UInt64] = []
-    private var ordTime: [Int64] = []
     /// Time split bounds (Unix seconds).
     private(set) var validFrom: Int64 = 0
     private(set) var testFrom: Int64 = 0
@@ -69,9 +65,9 @@ struct SampleBuilder {
         guard d.eventCount > 0 else {
             throw HeedError(.invalidInput, "dataset \(d.name): no events left after filtering (\(d.rowsRead) rows read)")
         }
-        var present = Set<UInt8>()
-        for t in d.eventType { present.insert(t) }
-        eventTypesPresent = EventType.allCases.filter { present.contains($0.rawValue) }
+        let typesPresent = d.typesPresent
+        func present(_ t: EventType) -> Bool { typesPresent & (1 << t.rawValue) != 0 }
+        eventTypesPresent = EventType.allCases.filter(present)
 
         // Schema.
         var slots: [FeatureSlot] = []
@@ -101,7 +97,7 @@ struct SampleBuilder {
         if d.hasTimestamps { sHistGaps = add(FeatureSlot(name: "hist_gaps", group: .timeGap, kind: .sequence, maxLength: L, alignedWith: "hist_items")) }
 
         var labels = ["click"]
-        for t in [EventType.cart, .fav, .purchase] where present.contains(t.rawValue) {
+        for t in [EventType.cart, .fav, .purchase] where present(t) {
             labelOfType[Int(t.rawValue)] = labels.count
             labels.append(t.name)
         }
@@ -123,20 +119,22 @@ struct SampleBuilder {
         catalogSchema = SampleSchema(slots: catSlots, labels: [], dense: d.hasPrices ? ["log_price", "price_pct"] : [])
 
         orderEvents()
-        buildItemTables()
+        try buildItemTables()
         buildUserTables()
         typeKey = (0..<8).map { FeatureGroup.eventType.key(UInt64($0)) }
         gapKey = (0...64).map { FeatureGroup.timeGap.key(UInt64($0)) }
-        ordItemKey = ordered.map { itemKey[Int(d.eventItem[Int($0)])] }
-        ordCatKey = ordered.map { catKey[Int(d.eventItem[Int($0)])] }
-        ordTypeKey = ordered.map { typeKey[Int(d.eventType[Int($0)])] }
-        ordTime = ordered.map { d.eventTime[Int($0)] }
         try chooseTimeBounds()
     }
 
-    /// Groups events by user (counting sort, stable) and sorts each user's events by time.
+    /// Groups events by user (counting sort, stable) and sorts each user's events by time;
+    /// with an `EventSpill` only lists the users (the merge of its runs gives the order).
     private mutating func orderEvents() {
         let nu = d.users.count
+        if let spill = d.spill {
+            userOrder = (0..<nu).filter { d.userEventCount[$0] > 0 && spill.keeps(userRaw: d.users.rawIDs[$0]) }
+            userOrder.sort { d.users.rawIDs[$0] < d.users.rawIDs[$1] }
+            return
+        }
         var counts = [Int](repeating: 0, count: nu + 1)
         for u in d.eventUser { counts[Int(u) + 1] += 1 }
         for u in 0..<nu { counts[u + 1] += counts[u] }
@@ -165,7 +163,7 @@ struct SampleBuilder {
     }
 
     /// Item keys, prices (median of paid prices when no catalogue price), price levels per category.
-    private mutating func buildItemTables() {
+    private mutating func buildItemTables() throws {
         let ni = d.items.count
         itemKey = d.items.rawIDs.map { FeatureGroup.item.key($0) }
         catKey = d.itemCategory.map { FeatureGroup.category.key($0) }
@@ -174,21 +172,24 @@ struct SampleBuilder {
 
         var price = d.itemPrice
         if d.hasEventPrices {
-            var pairs: [(Int32, Float)] = []
-            pairs.reserveCapacity(d.eventCount)
-            for e in 0..<d.eventCount where !d.eventPrice[e].isNaN { pairs.append((d.eventItem[e], d.eventPrice[e])) }
-            pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-            var a = 0
-            while a < pairs.count {
-                var b = a
-                while b < pairs.count && pairs[b].0 == pairs[a].0 { b += 1 }
-                let i = Int(pairs[a].0)
-                if price[i].isNaN {
-                    let n = b - a
-                    price[i] = n % 2 == 1 ? pairs[a + n / 2].1 : (pairs[a + n / 2 - 1].1 + pairs[a + n / 2].1) / 2
-                }
-                a = b
+            // Items without a catalogue price get the median of their paid prices.
+            var current: Int32 = -1
+            var paid: [Float] = []
+            func settle() {
+                let i = Int(current)
+                guard current >= 0, price[i].isNaN else { return }
+                let n = paid.count
+                price[i] = n % 2 == 1 ? paid[n / 2] : (paid[n / 2 - 1] + paid[n / 2]) / 2
             }
+            try forEachPriceSample { sample in
+                if sample.item != current {
+                    settle()
+                    current = sample.item
+                    paid.removeAll(keepingCapacity: true)
+                }
+                paid.append(sample.price)
+            }
+            settle()
         }
         pricePct = [Float](repeating: .nan, count: ni)
         logPrice = price.map { $0.isNaN ? 0 : Float(log1p(Double($0))) }
@@ -221,6 +222,18 @@ struct SampleBuilder {
         }
     }
 
+    /// Every paid price, by (item, price): from the external sort, or the columns sorted here.
+    private func forEachPriceSample(_ body: (PriceSample) throws -> Void) throws {
+        if let spill = d.spill {
+            try spill.prices.forEachSorted(body)
+            return
+        }
+        var samples: [PriceSample] = []
+        for e in 0..<d.eventCount where !d.eventPrice[e].isNaN { samples.append(PriceSample(item: d.eventItem[e], price: d.eventPrice[e])) }
+        samples.sort(by: <)
+        for sample in samples { try body(sample) }
+    }
+
     /// Social neighbours: most active first (events), then by raw id; capped.
     private mutating func buildUserTables() {
         guard d.hasSocial else { return }
@@ -228,7 +241,7 @@ struct SampleBuilder {
             var uniq = Array(Set(list))
             func activity(_ raw: UInt64) -> Int {
                 guard let v = d.users.find(raw) else { return 0 }
-                return userStart[v + 1] - userStart[v]
+                return Int(d.userEventCount[v])
             }
             let act = Dictionary(uniqueKeysWithValues: uniq.map { ($0, activity($0)) })
             uniq.sort { act[$0]! != act[$1]! ? act[$0]! > act[$1]! : $0 < $1 }
@@ -242,9 +255,27 @@ struct SampleBuilder {
         guard d.hasTimestamps else {
             throw HeedError(.config, "dataset \(d.name) has no timestamps (only event order); use the leave-one-out split")
         }
-        let times = d.eventTime.sorted()
-        validFrom = vf ?? times[min(times.count - 1, times.count * 8 / 10)]
-        testFrom = tf ?? times[min(times.count - 1, times.count * 9 / 10)]
+        if vf != nil && tf != nil {
+            validFrom = vf!
+            testFrom = tf!
+        } else if let spill = d.spill {
+            guard let times = spill.times else { throw HeedError(.config, "time split: the external sort kept no event times") }
+            let n = times.count
+            let ranks = (min(n - 1, n * 8 / 10), min(n - 1, n * 9 / 10))
+            var at = 0
+            var picked: (Int64, Int64) = (0, 0)
+            try times.forEachSorted { t in
+                if at == ranks.0 { picked.0 = t }
+                if at == ranks.1 { picked.1 = t }
+                at += 1
+            }
+            validFrom = vf ?? picked.0
+            testFrom = tf ?? picked.1
+        } else {
+            let times = d.eventTime.sorted()
+            validFrom = vf ?? times[min(times.count - 1, times.count * 8 / 10)]
+            testFrom = tf ?? times[min(times.count - 1, times.count * 9 / 10)]
+        }
         guard validFrom <= testFrom else {
             throw HeedError(.config, "time split: valid-from (\(validFrom)) is after test-from (\(testFrom))")
         }
@@ -270,9 +301,8 @@ struct SampleBuilder {
         var prefixPct: [Double] = []
         var prefixCnt: [Int32] = []
         var eligible: [Int] = []
-        for u in userOrder {
-            let base = userStart[u]
-            let n = userStart[u + 1] - base
+        try forEachUser { u, ev in
+            let n = ev.count
             let userRaw = d.users.rawIDs[u]
             let sequenceStart = nextSequenceEvent
             nextSequenceEvent += n
@@ -280,19 +310,19 @@ struct SampleBuilder {
             let heldOutShard = Int(KeyHash.mix64(userRaw &+ o.seed) % shards)
 
             userItems.removeAll(keepingCapacity: true)
-            for j in 0..<n { userItems.append(d.eventItem[Int(ordered[base + j])]) }
+            userItems.append(contentsOf: ev.item)
             userItems.sort()
             prefixPct.removeAll(keepingCapacity: true); prefixCnt.removeAll(keepingCapacity: true)
             prefixPct.append(0); prefixCnt.append(0)
             for j in 0..<n {
-                let p = pricePct[Int(d.eventItem[Int(ordered[base + j])])]
+                let p = pricePct[Int(ev.item[j])]
                 prefixPct.append(prefixPct[j] + (p.isNaN ? 0 : Double(p)))
                 prefixCnt.append(prefixCnt[j] + (p.isNaN ? 0 : 1))
             }
 
             eligible.removeAll(keepingCapacity: true)
-            for k in 1..<max(n, 1) where isTarget(d.eventType[Int(ordered[base + k])]) { eligible.append(k) }
-            guard !eligible.isEmpty else { continue }
+            for k in 1..<max(n, 1) where isTarget(ev.type[k]) { eligible.append(k) }
+            guard !eligible.isEmpty else { return }
 
             func splitOf(_ idx: Int) -> Split {
                 switch o.split {
@@ -302,7 +332,7 @@ struct SampleBuilder {
                     if idx == eligible.count - 2 { return .valid }
                     return .train
                 case .time:
-                    let t = d.eventTime[Int(ordered[base + eligible[idx]])]
+                    let t = ev.time[eligible[idx]]
                     return t < validFrom ? .train : (t < testFrom ? .valid : .test)
                 }
             }
@@ -315,16 +345,15 @@ struct SampleBuilder {
                 let split = splitOf(idx)
                 let k = eligible[idx]
                 if o.sampleProtocol == .seq && split == .train && idx != lastTrain { continue }
-                let e = Int(ordered[base + k])
-                let target = Int(d.eventItem[e])
+                let target = Int(ev.item[k])
                 let shard = split == .train ? Int(rng.next() % shards) : heldOutShard
-                if filling { fill(&rec, user: u, base: base, k: k, item: target, positiveEvent: e, prefixPct: prefixPct, prefixCnt: prefixCnt) } else { rec.userID = userRaw }
+                if filling { fill(&rec, user: u, events: ev, k: k, item: target, positive: true, prefixPct: prefixPct, prefixCnt: prefixCnt) } else { rec.userID = userRaw }
                 let event = UInt32(truncatingIfNeeded: sequenceStart + k)
                 try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[target]), negative: false), split, shard)
                 if o.sampleProtocol == .ctr {
                     let neg = sampleNegative(&rng, userItems: userItems)
                     let negShard = split == .train ? Int(rng.next() % shards) : heldOutShard
-                    if filling { fill(&rec, user: u, base: base, k: k, item: neg, positiveEvent: nil, prefixPct: prefixPct, prefixCnt: prefixCnt) }
+                    if filling { fill(&rec, user: u, events: ev, k: k, item: neg, positive: false, prefixPct: prefixPct, prefixCnt: prefixCnt) }
                     try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[neg]), negative: true), split, negShard)
                 }
             }
@@ -356,12 +385,12 @@ struct SampleBuilder {
         return lo < a.count && a[lo] == x
     }
 
-    /// Fills `rec` for user `u`, target position `k` of the user's events, target `item`.
-    /// `positiveEvent` is the target event for positives, nil for a sampled negative.
-    private func fill(_ rec: inout SampleRecord, user u: Int, base: Int, k: Int, item: Int, positiveEvent: Int?,
+    /// Fills `rec` for user `u`, target position `k` of the user's `events`, target `item`;
+    /// `positive` is false for a sampled negative.
+    private func fill(_ rec: inout SampleRecord, user u: Int, events ev: UserEvents, k: Int, item: Int, positive: Bool,
                       prefixPct: [Double], prefixCnt: [Int32]) {
         rec.clearKeys()
-        let targetTime = d.eventTime[Int(ordered[base + k])]
+        let targetTime = ev.time[k]
         rec.userID = d.users.rawIDs[u]
         rec.itemID = d.items.rawIDs[item]
         rec.timestamp = d.hasTimestamps ? targetTime : 0
@@ -385,19 +414,19 @@ struct SampleBuilder {
         if let s = sNeighbors { rec.keys[s].append(contentsOf: neighborKeys[u]) }
         if let s = sComplements { rec.keys[s].append(contentsOf: d.itemComplements[item].map { FeatureGroup.item.key($0) }) }
         if let s = sSubstitutes { rec.keys[s].append(contentsOf: d.itemSubstitutes[item].map { FeatureGroup.item.key($0) }) }
-        let from = base + max(0, k - o.maxLength), to = base + k
-        rec.keys[sHistItems].append(contentsOf: ordItemKey[from..<to])
-        if let s = sHistCategories { rec.keys[s].append(contentsOf: ordCatKey[from..<to]) }
-        if let s = sHistEvents { rec.keys[s].append(contentsOf: ordTypeKey[from..<to]) }
+        let from = max(0, k - o.maxLength), to = k
+        rec.keys[sHistItems].append(contentsOf: ev.itemKey[from..<to])
+        if let s = sHistCategories { rec.keys[s].append(contentsOf: ev.categoryKey[from..<to]) }
+        if let s = sHistEvents { rec.keys[s].append(contentsOf: ev.typeKey[from..<to]) }
         if let s = sHistGaps {
-            for j in from..<to { rec.keys[s].append(gapKey[Int(Self.gapBucket(targetTime - ordTime[j]))]) }
+            for j in from..<to { rec.keys[s].append(gapKey[Int(Self.gapBucket(targetTime - ev.time[j]))]) }
         }
         for i in rec.labels.indices { rec.labels[i] = 0 }
-        if let e = positiveEvent {
+        if positive {
             // An unrated event (NaN) is an interaction like any other: a positive, rating label 0.
-            let rating = labelRating == nil ? Float.nan : d.eventRating[e]
+            let rating = labelRating == nil ? Float.nan : ev.rating[k]
             rec.labels[0] = o.positiveRating.map { rating.isNaN || Double(rating) >= $0 } ?? true ? 1 : 0
-            let l = labelOfType[Int(d.eventType[e])]
+            let l = labelOfType[Int(ev.type[k])]
             if l >= 0 { rec.labels[l] = 1 }
             if let r = labelRating { rec.labels[r] = rating.isNaN ? 0 : rating }
         }
@@ -447,10 +476,63 @@ struct SampleBuilder {
         return index
     }
 
-    /// The `click` label of event `e` as a positive: true unless `--positive-rating` rejects its rating.
-    private func clickLabel(_ e: Int) -> Bool {
-        let rating = labelRating == nil ? Float.nan : d.eventRating[e]
-        return o.positiveRating.map { rating.isNaN || Double(rating) >= $0 } ?? true
+    /// The `click` label of a positive with `rating`: true unless `--positive-rating` rejects it.
+    private func clickLabel(rating: Float) -> Bool {
+        o.positiveRating.map { rating.isNaN || Double(rating) >= $0 } ?? true
+    }
+
+    /// Calls `body(user index, events)` for every user in `userOrder`, each user's events in
+    /// (time, file order): from the in-memory columns, or merged from the external sort's runs.
+    ///
+    /// - Throws: `HeedError(.corrupt)` when the runs do not hold the users the load counted.
+    func forEachUser(_ body: (Int, UserEvents) throws -> Void) throws {
+        var ev = UserEvents()
+        guard let spill = d.spill else {
+            for u in userOrder {
+                ev.removeAll()
+                for j in userStart[u]..<userStart[u + 1] {
+                    let e = Int(ordered[j])
+                    ev.append(item: d.eventItem[e], type: d.eventType[e], time: d.eventTime[e], rating: d.hasRatings ? d.eventRating[e] : .nan)
+                }
+                deriveKeys(&ev)
+                try body(u, ev)
+            }
+            return
+        }
+        var next = 0
+        var currentRaw: UInt64 = 0
+        func flush() throws {
+            guard ev.count > 0 else { return }
+            guard next < userOrder.count, d.users.rawIDs[userOrder[next]] == currentRaw,
+                  ev.count == Int(d.userEventCount[userOrder[next]]) else {
+                throw HeedError(.corrupt, "\(spill.events.directory): the spilled runs disagree with the load at user \(currentRaw) (a run file was changed while preparing?)")
+            }
+            deriveKeys(&ev)
+            try body(userOrder[next], ev)
+            next += 1
+            ev.removeAll()
+        }
+        try spill.events.forEachSorted { row in
+            if row.userRaw != currentRaw || ev.count == 0 {
+                if ev.count > 0 { try flush() }
+                currentRaw = row.userRaw
+            }
+            ev.append(item: row.item, type: row.type, time: row.time, rating: row.rating)
+        }
+        try flush()
+        guard next == userOrder.count else {
+            throw HeedError(.corrupt, "\(spill.events.directory): the spilled runs hold \(next) users, the load counted \(userOrder.count)")
+        }
+    }
+
+    /// Fills the key columns of `ev` from its items and types.
+    private func deriveKeys(_ ev: inout UserEvents) {
+        for j in ev.item.indices {
+            let i = Int(ev.item[j])
+            ev.itemKey.append(itemKey[i])
+            ev.categoryKey.append(catKey[i])
+            ev.typeKey.append(typeKey[Int(ev.type[j])])
+        }
     }
 
     /// Writes the sequence file (`SequenceFile`) every compact shard of this dataset refers to:
@@ -477,18 +559,19 @@ struct SampleBuilder {
         let sCat = d.hasCategories ? section(.eventCategoryKey) : -1
         let sRating = d.hasRatings ? section(.eventRating) : -1
         let sPct = d.hasPrices ? section(.eventUserPricePct) : -1
-        for (index, u) in userOrder.enumerated() {
+        var index: UInt32 = 0
+        try forEachUser { _, ev in
             var pctSum = 0.0
             var pctCount: Int32 = 0
-            for j in userStart[u]..<userStart[u + 1] {
-                let e = Int(ordered[j])
-                let item = Int(d.eventItem[e])
-                try w.append(UInt32(index), to: sUser)
-                try w.append(ordItemKey[j], to: sItem)
-                if sCat >= 0 { try w.append(ordCatKey[j], to: sCat) }
-                try w.append(UInt64(bitPattern: ordTime[j]), to: sTime)
-                try w.append(d.eventType[e] & 0x07 | (clickLabel(e) ? 0x80 : 0), to: sCode)
-                if sRating >= 0 { try w.append(d.eventRating[e].bitPattern, to: sRating) }
+            for j in 0..<ev.count {
+                let item = Int(ev.item[j])
+                try w.append(index, to: sUser)
+                try w.append(ev.itemKey[j], to: sItem)
+                if sCat >= 0 { try w.append(ev.categoryKey[j], to: sCat) }
+                try w.append(UInt64(bitPattern: ev.time[j]), to: sTime)
+                let rating = labelRating == nil ? Float.nan : ev.rating[j]
+                try w.append(ev.type[j] & 0x07 | (clickLabel(rating: rating) ? 0x80 : 0), to: sCode)
+                if sRating >= 0 { try w.append(ev.rating[j].bitPattern, to: sRating) }
                 if sPct >= 0 {
                     // As `fill`: the mean over the earlier events whose items have a price percentile.
                     let before: Float = pctCount > 0 ? Float(pctSum / Double(pctCount)) : .nan
@@ -497,12 +580,13 @@ struct SampleBuilder {
                     if !p.isNaN { pctSum += Double(p); pctCount += 1 }
                 }
             }
+            index += 1
         }
         try w.append(contentsOf: userOrder.map { d.users.rawIDs[$0] }, to: section(.userRawID))
         var start = 0
         try w.append(UInt64(0), to: section(.userStart))
         for u in userOrder {
-            start += userStart[u + 1] - userStart[u]
+            start += Int(d.userEventCount[u])
             try w.append(UInt64(start), to: section(.userStart))
         }
         if d.hasDemographics {
@@ -520,5 +604,36 @@ struct SampleBuilder {
         }
         let (bytes, crc) = try w.finish()
         return ShardEntry(file: FileOps.basename(of: path), records: events, bytes: bytes, crc32: crc)
+    }
+}
+
+/// One user's events in (time, file order), with the keys histories are sliced from.
+struct UserEvents {
+    var item: [Int32] = []
+    var type: [UInt8] = []
+    var time: [Int64] = []
+    /// Ratings (NaN when the dataset has none).
+    var rating: [Float] = []
+    var itemKey: [UInt64] = []
+    var categoryKey: [UInt64] = []
+    var typeKey: [UInt64] = []
+
+    var count: Int { item.count }
+
+    mutating func append(item i: Int32, type t: UInt8, time: Int64, rating r: Float) {
+        item.append(i)
+        type.append(t)
+        self.time.append(time)
+        rating.append(r)
+    }
+
+    mutating func removeAll() {
+        item.removeAll(keepingCapacity: true)
+        type.removeAll(keepingCapacity: true)
+        time.removeAll(keepingCapacity: true)
+        rating.removeAll(keepingCapacity: true)
+        itemKey.removeAll(keepingCapacity: true)
+        categoryKey.removeAll(keepingCapacity: true)
+        typeKey.removeAll(keepingCapacity: true)
     }
 }
