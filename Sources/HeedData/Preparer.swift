@@ -178,12 +178,14 @@ public enum Preparer {
         var counts = [[Int]](repeating: [Int](repeating: 0, count: n), count: splits.count)
         var keys = [[[Int]]](repeating: [[Int]](repeating: [Int](repeating: 0, count: schema.slots.count), count: n), count: splits.count)
         func splitIndex(_ s: Split) -> Int { splits.firstIndex(of: s)! }
-        var evaluated = Set<UInt64>()
+        // A user's records come together, so counting changes of user counts each evaluated user once.
+        var evaluated = 0
+        var lastEvaluated: UInt64? = nil
         let compact = o.shardFormat == 2
         meter.enter(.count)
         try builder.generate(filling: !compact) { rec, _, split, shard in
             let si = splitIndex(split)
-            if split != .train { evaluated.insert(rec.userID) }
+            if split != .train && rec.userID != lastEvaluated { evaluated += 1; lastEvaluated = rec.userID }
             counts[si][shard] += 1
             if !compact { for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count } }
         }
@@ -192,11 +194,18 @@ public enum Preparer {
         }
         meter.recordsTotal(counts.joined().reduce(0, +))
         meter.enter(.write)
-        var catalogRecords: [SampleRecord] = []
-        try builder.generateCatalog { catalogRecords.append($0) }
-        let (cBytes, cCRC) = try SampleShardWriter.write(path: directory + "/" + CompactRecords.catalogFileName, schema: builder.catalogSchema, records: catalogRecords)
-        let catalogEntry = ShardEntry(file: CompactRecords.catalogFileName, records: catalogRecords.count, bytes: cBytes, crc32: cCRC)
-        catalogRecords = []
+        // The catalog streams through twice (key counts, then records): no record array of every item.
+        var catalogCount = 0
+        var catalogKeys = [Int](repeating: 0, count: builder.catalogSchema.slots.count)
+        try builder.generateCatalog { rec in
+            catalogCount += 1
+            for s in catalogKeys.indices { catalogKeys[s] += rec.keys[s].count }
+        }
+        let catalogWriter = try SampleShardWriter(path: directory + "/" + CompactRecords.catalogFileName, schema: builder.catalogSchema,
+                                                  recordCount: catalogCount, keysPerSlot: catalogKeys, flushBytes: 1 << 16)
+        try builder.generateCatalog { try catalogWriter.append($0) }
+        let (cBytes, cCRC) = try catalogWriter.finish()
+        let catalogEntry = ShardEntry(file: CompactRecords.catalogFileName, records: catalogCount, bytes: cBytes, crc32: cCRC)
         let sequences = compact ? try builder.writeSequences(path: directory + "/" + SequenceFile.fileName) : nil
         if let sequences { progress("wrote \(sequences.records) events of \(builder.userCount) users once (\(sequences.bytes) bytes)") }
 
@@ -238,7 +247,7 @@ public enum Preparer {
         stats.filtered = raw.filtered
         stats.badRows = log.countsByName
         for (si, split) in splits.enumerated() { stats.records[split.rawValue] = counts[si].reduce(0, +) }
-        stats.evaluatedUsers = evaluated.count
+        stats.evaluatedUsers = evaluated
 
         let settings = Self.settings(o, validFrom: builder.validFrom, testFrom: builder.testFrom)
         let manifest = DatasetManifest(

@@ -32,11 +32,13 @@ struct SampleBuilder {
     /// Candidate pool: items with events, by ascending raw id.
     private(set) var pool: [Int32] = []
 
-    private var itemKey: [UInt64] = []
-    private var catKey: [UInt64] = []
-    private var priceLevelKey: [UInt64] = []
+    /// Per item (empty without prices): percentile of its price in its category (NaN: none),
+    /// log(1 + price), and price level (`noLevel`: none). Item and category keys are hashed
+    /// when needed instead of stored: at tens of millions of items every byte per item counts.
     private var pricePct: [Float] = []
     private var logPrice: [Float] = []
+    private var priceLevel: [UInt16] = []
+    private static let noLevel = UInt16.max
     private var neighborKeys: [[UInt64]] = []
     private var typeKey: [UInt64] = []
     /// Keys of the time-gap buckets 0...64.
@@ -58,8 +60,9 @@ struct SampleBuilder {
 
     /// Builds the schema and all per-item and per-user lookup tables.
     init(dataset raw: RawDataset, options o: PrepareOptions) throws {
-        var d = raw
-        d.padItemTables()
+        // Side tables stay as short as the loader left them (RawDataset's accessors fill the gaps),
+        // so a dataset without attributes, text or relations pays nothing per item for them.
+        let d = raw
         self.d = d
         self.o = o
         guard d.eventCount > 0 else {
@@ -165,12 +168,11 @@ struct SampleBuilder {
     /// Item keys, prices (median of paid prices when no catalogue price), price levels per category.
     private mutating func buildItemTables() throws {
         let ni = d.items.count
-        itemKey = d.items.rawIDs.map { FeatureGroup.item.key($0) }
-        catKey = d.itemCategory.map { FeatureGroup.category.key($0) }
         pool = (0..<ni).filter { d.itemInEvents[$0] }.map { Int32($0) }
         pool.sort { d.items.rawIDs[Int($0)] < d.items.rawIDs[Int($1)] }
+        guard d.hasPrices || d.hasEventPrices || !d.itemPrice.isEmpty else { return }
 
-        var price = d.itemPrice
+        var price = (0..<ni).map { d.catalogPrice(ofItem: $0) }
         if d.hasEventPrices {
             // Items without a catalogue price get the median of their paid prices.
             var current: Int32 = -1
@@ -193,34 +195,54 @@ struct SampleBuilder {
         }
         pricePct = [Float](repeating: .nan, count: ni)
         logPrice = price.map { $0.isNaN ? 0 : Float(log1p(Double($0))) }
-        priceLevelKey = [UInt64](repeating: FeatureGroup.priceLevel.missingKey, count: ni)
-        var byCat: [(UInt64, Float, Int32)] = pool.compactMap { i in
-            price[Int(i)].isNaN ? nil : (d.itemCategory[Int(i)], price[Int(i)], i)
+        priceLevel = [UInt16](repeating: Self.noLevel, count: ni)
+        // Priced pool items by (category, price, index): 4 bytes each, where (category, price,
+        // index) tuples would take 16.
+        var byCat: [Int32] = pool.filter { !price[Int($0)].isNaN }
+        let category = d.itemCategory
+        byCat.sort { x, y in
+            let cx = category[Int(x)], cy = category[Int(y)]
+            if cx != cy { return cx < cy }
+            let px = price[Int(x)], py = price[Int(y)]
+            return px != py ? px < py : x < y
         }
-        byCat.sort { $0.0 != $1.0 ? $0.0 < $1.0 : ($0.1 != $1.1 ? $0.1 < $1.1 : $0.2 < $1.2) }
         var a = 0
         let levels = max(1, o.priceLevels)
         while a < byCat.count {
             var b = a
-            while b < byCat.count && byCat[b].0 == byCat[a].0 { b += 1 }
+            while b < byCat.count && category[Int(byCat[b])] == category[Int(byCat[a])] { b += 1 }
             let n = b - a
             var r = a
             while r < b {
                 var s = r
-                while s < b && byCat[s].1 == byCat[r].1 { s += 1 }
+                while s < b && price[Int(byCat[s])] == price[Int(byCat[r])] { s += 1 }
                 // Mid-rank of the tie run, as a fraction in (0, 1).
                 let pct = Float(Double((r - a) + (s - a)) / Double(2 * n))
                 let level = min(levels - 1, Int(pct * Float(levels)))
                 for k in r..<s {
-                    let i = Int(byCat[k].2)
+                    let i = Int(byCat[k])
                     pricePct[i] = pct
-                    priceLevelKey[i] = FeatureGroup.priceLevel.key(UInt64(level))
+                    priceLevel[i] = UInt16(level)
                 }
                 r = s
             }
             a = b
         }
     }
+
+    /// Item `i`'s key.
+    @inline(__always) private func itemKey(_ i: Int) -> UInt64 { FeatureGroup.item.key(d.items.rawIDs[i]) }
+    /// Item `i`'s category key.
+    @inline(__always) private func categoryKey(_ i: Int) -> UInt64 { FeatureGroup.category.key(d.itemCategory[i]) }
+    /// Item `i`'s price-level key (the missing key without a price).
+    private func priceLevelKey(_ i: Int) -> UInt64 {
+        let level = priceLevel.isEmpty ? Self.noLevel : priceLevel[i]
+        return level == Self.noLevel ? FeatureGroup.priceLevel.missingKey : FeatureGroup.priceLevel.key(UInt64(level))
+    }
+    /// Item `i`'s price percentile in its category (NaN without a price).
+    @inline(__always) private func percentile(_ i: Int) -> Float { pricePct.isEmpty ? .nan : pricePct[i] }
+    /// log(1 + item `i`'s price), 0 without a price.
+    private func logPriceOf(_ i: Int) -> Float { logPrice.isEmpty ? 0 : logPrice[i] }
 
     /// Every paid price, by (item, price): from the external sort, or the columns sorted here.
     private func forEachPriceSample(_ body: (PriceSample) throws -> Void) throws {
@@ -237,7 +259,7 @@ struct SampleBuilder {
     /// Social neighbours: most active first (events), then by raw id; capped.
     private mutating func buildUserTables() {
         guard d.hasSocial else { return }
-        neighborKeys = d.userNeighbors.map { list in
+        neighborKeys = (0..<d.users.count).map { d.neighbors(ofUser: $0) }.map { list in
             var uniq = Array(Set(list))
             func activity(_ raw: UInt64) -> Int {
                 guard let v = d.users.find(raw) else { return 0 }
@@ -315,7 +337,7 @@ struct SampleBuilder {
             prefixPct.removeAll(keepingCapacity: true); prefixCnt.removeAll(keepingCapacity: true)
             prefixPct.append(0); prefixCnt.append(0)
             for j in 0..<n {
-                let p = pricePct[Int(ev.item[j])]
+                let p = percentile(Int(ev.item[j]))
                 prefixPct.append(prefixPct[j] + (p.isNaN ? 0 : Double(p)))
                 prefixCnt.append(prefixCnt[j] + (p.isNaN ? 0 : 1))
             }
@@ -395,12 +417,12 @@ struct SampleBuilder {
         rec.itemID = d.items.rawIDs[item]
         rec.timestamp = d.hasTimestamps ? targetTime : 0
         rec.keys[sUser].append(FeatureGroup.user.key(rec.userID))
-        rec.keys[sItem].append(itemKey[item])
-        if let s = sCategory { rec.keys[s].append(catKey[item]) }
-        if let s = sAttributes { rec.keys[s].append(contentsOf: d.itemAttributes[item]) }
-        if let s = sText { rec.keys[s].append(contentsOf: d.itemText[item]) }
+        rec.keys[sItem].append(itemKey(item))
+        if let s = sCategory { rec.keys[s].append(categoryKey(item)) }
+        if let s = sAttributes { rec.keys[s].append(contentsOf: d.attributes(ofItem: item)) }
+        if let s = sText { rec.keys[s].append(contentsOf: d.text(ofItem: item)) }
         let userPct: Float? = prefixCnt[k] > 0 ? Float(prefixPct[k] / Double(prefixCnt[k])) : nil
-        if let s = sPriceLevel { rec.keys[s].append(priceLevelKey[item]) }
+        if let s = sPriceLevel { rec.keys[s].append(priceLevelKey(item)) }
         if let s = sSpendLevel {
             if let p = userPct {
                 let levels = max(1, o.priceLevels)
@@ -409,11 +431,11 @@ struct SampleBuilder {
                 rec.keys[s].append(FeatureGroup.spendLevel.missingKey)
             }
         }
-        if let s = sIncome { rec.keys[s].append(FeatureGroup.incomeBand.key(d.userIncome[u])) }
-        if let s = sAge { rec.keys[s].append(FeatureGroup.ageBand.key(d.userAge[u])) }
+        if let s = sIncome { rec.keys[s].append(FeatureGroup.incomeBand.key(d.income(ofUser: u))) }
+        if let s = sAge { rec.keys[s].append(FeatureGroup.ageBand.key(d.age(ofUser: u))) }
         if let s = sNeighbors { rec.keys[s].append(contentsOf: neighborKeys[u]) }
-        if let s = sComplements { rec.keys[s].append(contentsOf: d.itemComplements[item].map { FeatureGroup.item.key($0) }) }
-        if let s = sSubstitutes { rec.keys[s].append(contentsOf: d.itemSubstitutes[item].map { FeatureGroup.item.key($0) }) }
+        if let s = sComplements { rec.keys[s].append(contentsOf: d.complements(ofItem: item).map { FeatureGroup.item.key($0) }) }
+        if let s = sSubstitutes { rec.keys[s].append(contentsOf: d.substitutes(ofItem: item).map { FeatureGroup.item.key($0) }) }
         let from = max(0, k - o.maxLength), to = k
         rec.keys[sHistItems].append(contentsOf: ev.itemKey[from..<to])
         if let s = sHistCategories { rec.keys[s].append(contentsOf: ev.categoryKey[from..<to]) }
@@ -432,9 +454,9 @@ struct SampleBuilder {
         }
         rec.dense[0] = Float(log1p(Double(k)))
         if hasPriceDense {
-            let ip = pricePct[item].isNaN ? 0.5 : pricePct[item]
+            let ip = percentile(item).isNaN ? 0.5 : percentile(item)
             let up = userPct ?? 0.5
-            rec.dense[1] = logPrice[item]
+            rec.dense[1] = logPriceOf(item)
             rec.dense[2] = ip
             rec.dense[3] = up
             rec.dense[4] = ip - up
@@ -449,18 +471,18 @@ struct SampleBuilder {
             rec.clearKeys()
             rec.itemID = d.items.rawIDs[i]
             var s = 0
-            rec.keys[s].append(itemKey[i]); s += 1
-            if d.hasCategories { rec.keys[s].append(catKey[i]); s += 1 }
-            if d.hasAttributes { rec.keys[s].append(contentsOf: d.itemAttributes[i]); s += 1 }
-            if d.hasText { rec.keys[s].append(contentsOf: d.itemText[i]); s += 1 }
-            if d.hasPrices { rec.keys[s].append(priceLevelKey[i]); s += 1 }
+            rec.keys[s].append(itemKey(i)); s += 1
+            if d.hasCategories { rec.keys[s].append(categoryKey(i)); s += 1 }
+            if d.hasAttributes { rec.keys[s].append(contentsOf: d.attributes(ofItem: i)); s += 1 }
+            if d.hasText { rec.keys[s].append(contentsOf: d.text(ofItem: i)); s += 1 }
+            if d.hasPrices { rec.keys[s].append(priceLevelKey(i)); s += 1 }
             if d.hasRelations {
-                rec.keys[s].append(contentsOf: d.itemComplements[i].map { FeatureGroup.item.key($0) }); s += 1
-                rec.keys[s].append(contentsOf: d.itemSubstitutes[i].map { FeatureGroup.item.key($0) }); s += 1
+                rec.keys[s].append(contentsOf: d.complements(ofItem: i).map { FeatureGroup.item.key($0) }); s += 1
+                rec.keys[s].append(contentsOf: d.substitutes(ofItem: i).map { FeatureGroup.item.key($0) }); s += 1
             }
             if d.hasPrices {
-                rec.dense[0] = logPrice[i]
-                rec.dense[1] = pricePct[i].isNaN ? 0.5 : pricePct[i]
+                rec.dense[0] = logPriceOf(i)
+                rec.dense[1] = percentile(i).isNaN ? 0.5 : percentile(i)
             }
             try sink(&rec)
         }
@@ -529,8 +551,8 @@ struct SampleBuilder {
     private func deriveKeys(_ ev: inout UserEvents) {
         for j in ev.item.indices {
             let i = Int(ev.item[j])
-            ev.itemKey.append(itemKey[i])
-            ev.categoryKey.append(catKey[i])
+            ev.itemKey.append(itemKey(i))
+            ev.categoryKey.append(categoryKey(i))
             ev.typeKey.append(typeKey[Int(ev.type[j])])
         }
     }
@@ -576,7 +598,7 @@ struct SampleBuilder {
                     // As `fill`: the mean over the earlier events whose items have a price percentile.
                     let before: Float = pctCount > 0 ? Float(pctSum / Double(pctCount)) : .nan
                     try w.append(before.bitPattern, to: sPct)
-                    let p = pricePct[item]
+                    let p = percentile(item)
                     if !p.isNaN { pctSum += Double(p); pctCount += 1 }
                 }
             }
@@ -590,8 +612,8 @@ struct SampleBuilder {
             try w.append(UInt64(start), to: section(.userStart))
         }
         if d.hasDemographics {
-            try w.append(contentsOf: userOrder.map { FeatureGroup.incomeBand.key(d.userIncome[$0]) }, to: section(.userIncomeKey))
-            try w.append(contentsOf: userOrder.map { FeatureGroup.ageBand.key(d.userAge[$0]) }, to: section(.userAgeKey))
+            try w.append(contentsOf: userOrder.map { FeatureGroup.incomeBand.key(d.income(ofUser: $0)) }, to: section(.userIncomeKey))
+            try w.append(contentsOf: userOrder.map { FeatureGroup.ageBand.key(d.age(ofUser: $0)) }, to: section(.userAgeKey))
         }
         if d.hasSocial {
             var at: UInt64 = 0
