@@ -4,9 +4,10 @@ import HeedCore
 ///
 /// Open addressing with linear probing (PLATFORM.md: ~10x faster than `Dictionary`
 /// for large id sets); `rawIDs[i]` is the raw id of index `i`. A slot is 8 bytes (a 32-bit
-/// fingerprint of the id's hash and the index), the table at most half full: 16-32 bytes per
-/// id plus its raw id, a third of a (key, index) table's, which matters at tens of millions
-/// of items (`--memory-budget`). A fingerprint match is confirmed against `rawIDs`.
+/// fingerprint of the id's hash and the index), the table at most three quarters full: 11-21
+/// bytes per id plus its raw id, a fifth of a half-full (key, index) table's, which matters at
+/// tens of millions of items (`--memory-budget`). A fingerprint match is confirmed against
+/// `rawIDs`. Once loading is done `releaseLookup()` frees the table and keeps the raw ids.
 package struct IdIndex {
     private struct Slot {
         /// High half of the id's hash.
@@ -22,7 +23,7 @@ package struct IdIndex {
     /// An empty index sized for about `capacity` ids.
     init(capacity: Int = 1024) {
         var n = 16
-        while n < capacity * 2 { n <<= 1 }
+        while n * 3 < capacity * 4 { n <<= 1 }
         slots = [Slot](repeating: Slot(fingerprint: 0, index: -1), count: n)
         mask = n - 1
     }
@@ -36,6 +37,7 @@ package struct IdIndex {
     /// The index of `id`, inserting it if new.
     @inline(__always)
     mutating func index(of id: UInt64) -> Int {
+        precondition(mask >= 0, "IdIndex.index(of:) after releaseLookup")
         let hash = KeyHash.mix64(id)
         let fingerprint = UInt32(truncatingIfNeeded: hash >> 32)
         var h = Int(truncatingIfNeeded: hash) & mask
@@ -45,7 +47,7 @@ package struct IdIndex {
                 let idx = rawIDs.count
                 slots[h] = Slot(fingerprint: fingerprint, index: Int32(idx))
                 rawIDs.append(id)
-                if rawIDs.count * 2 > slots.count { rehash() }
+                if rawIDs.count * 4 > slots.count * 3 { rehash() }
                 return idx
             }
             if s.fingerprint == fingerprint && rawIDs[Int(s.index)] == id { return Int(s.index) }
@@ -53,9 +55,16 @@ package struct IdIndex {
         }
     }
 
+    /// Frees the lookup table (`index(of:)` and `find` must not be called after); keeps `rawIDs`.
+    mutating func releaseLookup() {
+        slots = []
+        mask = -1
+    }
+
     /// The index of `id` if present.
     @inline(__always)
     func find(_ id: UInt64) -> Int? {
+        precondition(mask >= 0, "IdIndex.find after releaseLookup")
         let hash = KeyHash.mix64(id)
         let fingerprint = UInt32(truncatingIfNeeded: hash >> 32)
         var h = Int(truncatingIfNeeded: hash) & mask

@@ -48,7 +48,11 @@ public enum Preparer {
                 spill = EventSpill(directory: runs, budget: budget, needsTimes: needsTimes, part: o.part.map { ($0.index, $0.count) }, meter: meter)
             }
             var log = BadRowLog(skip: o.skipBadRows)
-            let raw = try load(o, log: &log, spill: spill)
+            var raw = try load(o, log: &log, spill: spill)
+            // Loading is over: building needs the raw ids, not the hash tables that found them
+            // (except users' for social links), which are the largest tables at scale.
+            raw.items.releaseLookup()
+            if !raw.hasSocial { raw.users.releaseLookup() }
             meter.events(raw.eventCount)
             try spill?.finish()
             if let spill, spill.spills > 0 {
