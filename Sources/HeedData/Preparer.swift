@@ -156,6 +156,7 @@ public enum Preparer {
             }
             guard o.memoryBudget != nil else { throw HeedError(.config, "--part needs the external sort (a --memory-budget, not 'unbounded')") }
         }
+        guard (1...256).contains(o.threads) else { throw HeedError(.config, "--threads must be in 1...256 (got \(o.threads))") }
         guard o.shardFormat == 1 || o.shardFormat == 2 else { throw HeedError(.config, "--shard-format must be 1 or 2 (got \(o.shardFormat))") }
     }
 
@@ -187,11 +188,18 @@ public enum Preparer {
         var lastEvaluated: UInt64? = nil
         let compact = o.shardFormat == 2
         meter.enter(.count)
-        try builder.generate(filling: !compact) { rec, _, split, shard in
-            let si = splitIndex(split)
-            if split != .train && rec.userID != lastEvaluated { evaluated += 1; lastEvaluated = rec.userID }
-            counts[si][shard] += 1
-            if !compact { for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count } }
+        if compact {
+            try builder.generateReferences(threads: o.threads) { g in
+                if g.split != .train && g.userID != lastEvaluated { evaluated += 1; lastEvaluated = g.userID }
+                counts[splitIndex(g.split)][g.shard] += 1
+            }
+        } else {
+            try builder.generate(filling: true) { rec, _, split, shard in
+                let si = splitIndex(split)
+                if split != .train && rec.userID != lastEvaluated { evaluated += 1; lastEvaluated = rec.userID }
+                counts[si][shard] += 1
+                for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count }
+            }
         }
         func fileName(_ split: Split, _ shard: Int) -> String {
             "\(split.rawValue)-\(String(format: "%05d", shard))-of-\(String(format: "%05d", n)).heeds"
@@ -229,10 +237,19 @@ public enum Preparer {
             })
         }
         var written = 0
-        try builder.generate(filling: !compact) { rec, ref, split, shard in
-            try writers[splitIndex(split)][shard].append(rec, ref)
-            written += 1
-            if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
+        if compact {
+            let compactWriters = writers.map { $0.map { $0 as! CompactShardWriter } }
+            try builder.generateReferences(threads: o.threads) { g in
+                try compactWriters[splitIndex(g.split)][g.shard].append(g.ref)
+                written += 1
+                if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
+            }
+        } else {
+            try builder.generate(filling: true) { rec, ref, split, shard in
+                try writers[splitIndex(split)][shard].append(rec, ref)
+                written += 1
+                if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
+            }
         }
         meter.wrote(records: written & 0xFFFF)
         var entries: [[ShardEntry]] = []

@@ -313,71 +313,158 @@ struct SampleBuilder {
     /// Users in ascending raw id; per user, positions in time order; for CTR the positive
     /// comes right before its negative. `reference` is what a compact shard stores (the
     /// target's index in the sequence file, the item's catalog record); with `filling:
-    /// false` the record itself is left empty, which is all a compact shard needs.
+    /// false` the record itself is left empty but for its user id, which is all a compact
+    /// shard needs.
     func generate(filling: Bool = true, _ sink: (inout SampleRecord, RecordRef, Split, Int) throws -> Void) throws {
         let catalogIndex = catalogIndexOfItem()
         var nextSequenceEvent = 0
         var rec = SampleRecord(schema: schema)
-        let shards = UInt64(max(1, o.shards))
+        var scratch = GenerateScratch()
+        try forEachUser(deriveKeys: filling) { u, ev in
+            try generateUser(u, ev, sequenceStart: nextSequenceEvent, catalogIndex: catalogIndex, filling: filling,
+                             record: &rec, scratch: &scratch, sink)
+            nextSequenceEvent += ev.count
+        }
+    }
+
+    /// One generated compact record: its user, reference, split and shard.
+    struct GeneratedRef {
+        var userID: UInt64
+        var ref: RecordRef
+        var split: Split
+        var shard: Int
+    }
+
+    /// `generate(filling: false)` on `threads` threads: the users are read in blocks of about
+    /// `blockEvents` events, each block's users are split into `threads` contiguous ranges
+    /// generated side by side, and `sink` receives the records in `generate`'s order (each
+    /// user's records depend only on the user, so the output does not depend on `threads`).
+    func generateReferences(threads: Int, blockEvents: Int = 1 << 18, _ sink: (GeneratedRef) throws -> Void) throws {
+        let catalogIndex = catalogIndexOfItem()
+        let lanes = max(1, threads)
+        var block: [(user: Int, events: UserEvents, sequenceStart: Int)] = []
+        var eventsInBlock = 0
+        var nextSequenceEvent = 0
+        var outputs = [[GeneratedRef]](repeating: [], count: lanes)
+        func runBlock() throws {
+            guard !block.isEmpty else { return }
+            // Contiguous ranges of about equal events.
+            var bounds = [0]
+            var acc = 0
+            for (i, b) in block.enumerated() {
+                acc += b.events.count
+                if bounds.count < lanes && acc * lanes >= eventsInBlock * bounds.count { bounds.append(i + 1) }
+            }
+            while bounds.count <= lanes { bounds.append(block.count) }
+            bounds[lanes] = block.count
+            let work = block
+            let failure = LockedBox<Error?>(nil)
+            outputs.withUnsafeMutableBufferPointer { out in
+                let lanesOut = out
+                DispatchQueue.concurrentPerform(iterations: lanes) { t in
+                    var rec = SampleRecord(schema: schema)
+                    var scratch = GenerateScratch()
+                    lanesOut[t].removeAll(keepingCapacity: true)
+                    do {
+                        for b in work[bounds[t]..<bounds[t + 1]] {
+                            try generateUser(b.user, b.events, sequenceStart: b.sequenceStart, catalogIndex: catalogIndex, filling: false,
+                                             record: &rec, scratch: &scratch) { r, ref, split, shard in
+                                lanesOut[t].append(GeneratedRef(userID: r.userID, ref: ref, split: split, shard: shard))
+                            }
+                        }
+                    } catch {
+                        failure.set(error)
+                    }
+                }
+            }
+            if let e = failure.get() { throw e }
+            for t in 0..<lanes { for g in outputs[t] { try sink(g) } }
+            block.removeAll(keepingCapacity: true)
+            eventsInBlock = 0
+        }
+        try forEachUser(deriveKeys: false) { u, ev in
+            block.append((u, ev, nextSequenceEvent))
+            nextSequenceEvent += ev.count
+            eventsInBlock += ev.count
+            if eventsInBlock >= blockEvents { try runBlock() }
+        }
+        try runBlock()
+    }
+
+    /// Buffers `generateUser` reuses from user to user.
+    struct GenerateScratch {
         var userItems: [Int32] = []
         var prefixPct: [Double] = []
         var prefixCnt: [Int32] = []
         var eligible: [Int] = []
-        try forEachUser { u, ev in
-            let n = ev.count
-            let userRaw = d.users.rawIDs[u]
-            let sequenceStart = nextSequenceEvent
-            nextSequenceEvent += n
-            var rng = SeededGenerator(seed: KeyHash.mix64(o.seed ^ KeyHash.mix64(userRaw)))
-            let heldOutShard = Int(KeyHash.mix64(userRaw &+ o.seed) % shards)
+    }
 
-            userItems.removeAll(keepingCapacity: true)
-            userItems.append(contentsOf: ev.item)
-            userItems.sort()
-            prefixPct.removeAll(keepingCapacity: true); prefixCnt.removeAll(keepingCapacity: true)
-            prefixPct.append(0); prefixCnt.append(0)
+    /// User `u`'s records (see `generate`), `sequenceStart` being the index of its first event
+    /// in the sequence file.
+    private func generateUser(_ u: Int, _ ev: UserEvents, sequenceStart: Int, catalogIndex: [Int32], filling: Bool,
+                              record rec: inout SampleRecord, scratch: inout GenerateScratch,
+                              _ sink: (inout SampleRecord, RecordRef, Split, Int) throws -> Void) throws {
+        let shards = UInt64(max(1, o.shards))
+        let n = ev.count
+        let userRaw = d.users.rawIDs[u]
+        var rng = SeededGenerator(seed: KeyHash.mix64(o.seed ^ KeyHash.mix64(userRaw)))
+        let heldOutShard = Int(KeyHash.mix64(userRaw &+ o.seed) % shards)
+
+        scratch.userItems.removeAll(keepingCapacity: true)
+        scratch.userItems.append(contentsOf: ev.item)
+        scratch.userItems.sort()
+        if filling {
+            // The user's mean price percentile before each position (only filled records carry it;
+            // compact records read it from the sequence file).
+            scratch.prefixPct.removeAll(keepingCapacity: true); scratch.prefixCnt.removeAll(keepingCapacity: true)
+            scratch.prefixPct.append(0); scratch.prefixCnt.append(0)
             for j in 0..<n {
                 let p = percentile(Int(ev.item[j]))
-                prefixPct.append(prefixPct[j] + (p.isNaN ? 0 : Double(p)))
-                prefixCnt.append(prefixCnt[j] + (p.isNaN ? 0 : 1))
+                scratch.prefixPct.append(scratch.prefixPct[j] + (p.isNaN ? 0 : Double(p)))
+                scratch.prefixCnt.append(scratch.prefixCnt[j] + (p.isNaN ? 0 : 1))
             }
+        }
 
-            eligible.removeAll(keepingCapacity: true)
-            for k in 1..<max(n, 1) where isTarget(ev.type[k]) { eligible.append(k) }
-            guard !eligible.isEmpty else { return }
+        scratch.eligible.removeAll(keepingCapacity: true)
+        for k in 1..<max(n, 1) where isTarget(ev.type[k]) { scratch.eligible.append(k) }
+        let eligible = scratch.eligible
+        guard !eligible.isEmpty else { return }
 
-            func splitOf(_ idx: Int) -> Split {
-                switch o.split {
-                case .leaveOneOut:
-                    if eligible.count < 2 { return .train }
-                    if idx == eligible.count - 1 { return .test }
-                    if idx == eligible.count - 2 { return .valid }
-                    return .train
-                case .time:
-                    let t = ev.time[eligible[idx]]
-                    return t < validFrom ? .train : (t < testFrom ? .valid : .test)
-                }
+        func splitOf(_ idx: Int) -> Split {
+            switch o.split {
+            case .leaveOneOut:
+                if eligible.count < 2 { return .train }
+                if idx == eligible.count - 1 { return .test }
+                if idx == eligible.count - 2 { return .valid }
+                return .train
+            case .time:
+                let t = ev.time[eligible[idx]]
+                return t < validFrom ? .train : (t < testFrom ? .valid : .test)
             }
+        }
 
-            var lastTrain: Int? = nil
-            if o.sampleProtocol == .seq {
-                for idx in eligible.indices where splitOf(idx) == .train { lastTrain = idx }
+        var lastTrain: Int? = nil
+        if o.sampleProtocol == .seq {
+            for idx in eligible.indices where splitOf(idx) == .train { lastTrain = idx }
+        }
+        for idx in eligible.indices {
+            let split = splitOf(idx)
+            let k = eligible[idx]
+            if o.sampleProtocol == .seq && split == .train && idx != lastTrain { continue }
+            let target = Int(ev.item[k])
+            let shard = split == .train ? Int(rng.next() % shards) : heldOutShard
+            if filling {
+                fill(&rec, user: u, events: ev, k: k, item: target, positive: true, prefixPct: scratch.prefixPct, prefixCnt: scratch.prefixCnt)
+            } else {
+                rec.userID = userRaw
             }
-            for idx in eligible.indices {
-                let split = splitOf(idx)
-                let k = eligible[idx]
-                if o.sampleProtocol == .seq && split == .train && idx != lastTrain { continue }
-                let target = Int(ev.item[k])
-                let shard = split == .train ? Int(rng.next() % shards) : heldOutShard
-                if filling { fill(&rec, user: u, events: ev, k: k, item: target, positive: true, prefixPct: prefixPct, prefixCnt: prefixCnt) } else { rec.userID = userRaw }
-                let event = UInt32(truncatingIfNeeded: sequenceStart + k)
-                try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[target]), negative: false), split, shard)
-                if o.sampleProtocol == .ctr {
-                    let neg = sampleNegative(&rng, userItems: userItems)
-                    let negShard = split == .train ? Int(rng.next() % shards) : heldOutShard
-                    if filling { fill(&rec, user: u, events: ev, k: k, item: neg, positive: false, prefixPct: prefixPct, prefixCnt: prefixCnt) }
-                    try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[neg]), negative: true), split, negShard)
-                }
+            let event = UInt32(truncatingIfNeeded: sequenceStart + k)
+            try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[target]), negative: false), split, shard)
+            if o.sampleProtocol == .ctr {
+                let neg = sampleNegative(&rng, userItems: scratch.userItems)
+                let negShard = split == .train ? Int(rng.next() % shards) : heldOutShard
+                if filling { fill(&rec, user: u, events: ev, k: k, item: neg, positive: false, prefixPct: scratch.prefixPct, prefixCnt: scratch.prefixCnt) }
+                try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[neg]), negative: true), split, negShard)
             }
         }
     }
@@ -507,7 +594,8 @@ struct SampleBuilder {
     /// (time, file order): from the in-memory columns, or merged from the external sort's runs.
     ///
     /// - Throws: `HeedError(.corrupt)` when the runs do not hold the users the load counted.
-    func forEachUser(_ body: (Int, UserEvents) throws -> Void) throws {
+    /// - Parameter deriveKeys: whether to fill the events' key columns (histories, the sequence file).
+    func forEachUser(deriveKeys derive: Bool = true, _ body: (Int, UserEvents) throws -> Void) throws {
         var ev = UserEvents()
         guard let spill = d.spill else {
             for u in userOrder {
@@ -516,7 +604,7 @@ struct SampleBuilder {
                     let e = Int(ordered[j])
                     ev.append(item: d.eventItem[e], type: d.eventType[e], time: d.eventTime[e], rating: d.hasRatings ? d.eventRating[e] : .nan)
                 }
-                deriveKeys(&ev)
+                if derive { deriveKeys(&ev) }
                 try body(u, ev)
             }
             return
@@ -529,7 +617,7 @@ struct SampleBuilder {
                   ev.count == Int(d.userEventCount[userOrder[next]]) else {
                 throw HeedError(.corrupt, "\(spill.events.directory): the spilled runs disagree with the load at user \(currentRaw) (a run file was changed while preparing?)")
             }
-            deriveKeys(&ev)
+            if derive { deriveKeys(&ev) }
             try body(userOrder[next], ev)
             next += 1
             ev.removeAll()

@@ -73,6 +73,9 @@ struct PrepareCommand: ParsableCommand {
     @Option(name: .customLong("memory-budget"), help: "Stay within about this much memory: events are sorted by user and time in runs that fit, spilled beside the output and merged (e.g. 512M, 4G; 'unbounded' keeps every event in memory). The id maps stay resident; see docs/data-format.md.")
     var memoryBudget = "4G"
 
+    @Option(name: .long, help: "Threads that build records (the output is the same for any count; default: every core).")
+    var threads: Int?
+
     @Flag(name: .customLong("skip-bad-rows"), help: "Skip bad rows and report counts per error class instead of failing.")
     var skipBadRows = false
 
@@ -143,6 +146,7 @@ struct PrepareCommand: ParsableCommand {
         o.positiveRating = positiveRating
         o.shardFormat = shardFormat
         o.memoryBudget = try Self.byteSize(memoryBudget, "--memory-budget")
+        if let threads { o.threads = threads }
         if let targetEvents {
             var set = Set<EventType>()
             for name in targetEvents.split(separator: ",") {
