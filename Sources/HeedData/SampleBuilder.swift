@@ -134,8 +134,7 @@ struct SampleBuilder {
     private mutating func orderEvents() {
         let nu = d.users.count
         if let spill = d.spill {
-            userOrder = (0..<nu).filter { d.userEventCount[$0] > 0 && spill.keeps(userRaw: d.users.rawIDs[$0]) }
-            userOrder.sort { d.users.rawIDs[$0] < d.users.rawIDs[$1] }
+            userOrder = Self.byRawID((0..<nu).filter { d.userEventCount[$0] > 0 && spill.keeps(userRaw: d.users.rawIDs[$0]) }, d.users.rawIDs).map { Int($0) }
             return
         }
         var counts = [Int](repeating: 0, count: nu + 1)
@@ -161,15 +160,25 @@ struct SampleBuilder {
                 }
             }
         }
-        userOrder = (0..<nu).filter { userStart[$0 + 1] > userStart[$0] }
-        userOrder.sort { d.users.rawIDs[$0] < d.users.rawIDs[$1] }
+        userOrder = Self.byRawID((0..<nu).filter { userStart[$0 + 1] > userStart[$0] }, d.users.rawIDs).map { Int($0) }
     }
+
+    /// `indices` ordered by their raw ids (unique), sorted as contiguous (raw id, index) pairs:
+    /// an indirect comparator's random reads made this minutes long at tens of millions of ids.
+    static func byRawID<S: Sequence>(_ indices: S, _ rawIDs: [UInt64]) -> [Int32] where S.Element == Int {
+        var pairs = indices.map { RawIDIndex(raw: rawIDs[$0], index: Int32($0)) }
+        pairs.withUnsafeMutableBufferPointer { $0.sort { $0.raw < $1.raw } }
+        return pairs.map { $0.index }
+    }
+
+    /// A raw id and its dense index, sorted side by side.
+    struct RawIDIndex { var raw: UInt64; var index: Int32 }
 
     /// Item keys, prices (median of paid prices when no catalogue price), price levels per category.
     private mutating func buildItemTables() throws {
         let ni = d.items.count
-        pool = (0..<ni).filter { d.itemInEvents[$0] }.map { Int32($0) }
-        pool.sort { d.items.rawIDs[Int($0)] < d.items.rawIDs[Int($1)] }
+        let inEvents = d.itemInEvents
+        pool = Self.byRawID((0..<ni).lazy.filter { inEvents[$0] }, d.items.rawIDs)
         guard d.hasPrices || d.hasEventPrices || !d.itemPrice.isEmpty else { return }
 
         var price = (0..<ni).map { d.catalogPrice(ofItem: $0) }
@@ -196,31 +205,29 @@ struct SampleBuilder {
         pricePct = [Float](repeating: .nan, count: ni)
         logPrice = price.map { $0.isNaN ? 0 : Float(log1p(Double($0))) }
         priceLevel = [UInt16](repeating: Self.noLevel, count: ni)
-        // Priced pool items by (category, price, index): 4 bytes each, where (category, price,
-        // index) tuples would take 16.
-        var byCat: [Int32] = pool.filter { !price[Int($0)].isNaN }
-        let category = d.itemCategory
-        byCat.sort { x, y in
-            let cx = category[Int(x)], cy = category[Int(y)]
-            if cx != cy { return cx < cy }
-            let px = price[Int(x)], py = price[Int(y)]
-            return px != py ? px < py : x < y
+        // Priced pool items by (category, price, index), sorted as contiguous 16-byte rows (an
+        // indirect comparator's random reads are minutes at tens of millions of items).
+        struct Priced { var category: UInt64; var price: Float; var index: Int32 }
+        let category = d.itemCategory, known = price
+        var byCat: [Priced] = Array(pool.lazy.filter { !known[Int($0)].isNaN }.map { Priced(category: category[Int($0)], price: known[Int($0)], index: $0) })
+        byCat.withUnsafeMutableBufferPointer {
+            $0.sort { x, y in x.category != y.category ? x.category < y.category : (x.price != y.price ? x.price < y.price : x.index < y.index) }
         }
         var a = 0
         let levels = max(1, o.priceLevels)
         while a < byCat.count {
             var b = a
-            while b < byCat.count && category[Int(byCat[b])] == category[Int(byCat[a])] { b += 1 }
+            while b < byCat.count && byCat[b].category == byCat[a].category { b += 1 }
             let n = b - a
             var r = a
             while r < b {
                 var s = r
-                while s < b && price[Int(byCat[s])] == price[Int(byCat[r])] { s += 1 }
+                while s < b && byCat[s].price == byCat[r].price { s += 1 }
                 // Mid-rank of the tie run, as a fraction in (0, 1).
                 let pct = Float(Double((r - a) + (s - a)) / Double(2 * n))
                 let level = min(levels - 1, Int(pct * Float(levels)))
                 for k in r..<s {
-                    let i = Int(byCat[k])
+                    let i = Int(byCat[k].index)
                     pricePct[i] = pct
                     priceLevel[i] = UInt16(level)
                 }
