@@ -108,7 +108,8 @@ public enum Preparer {
             shards: o.shards, maxLength: o.maxLength, seed: o.seed, priceLevels: o.priceLevels,
             maxAttributes: o.maxAttributes, maxTextTokens: o.maxTextTokens, maxNeighbors: o.maxNeighbors, maxRelations: o.maxRelations,
             targetEvents: o.targetEvents.map { $0.sorted { $0.rawValue < $1.rawValue }.map(\.name) },
-            skipBadRows: o.skipBadRows, positiveRating: o.positiveRating)
+            skipBadRows: o.skipBadRows, positiveRating: o.positiveRating,
+            part: o.part.map { "\($0.index)/\($0.count)" })
     }
 
     /// The input's size in bytes: the `--input` file or every file under the `--input` folder,
