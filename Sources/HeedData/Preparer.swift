@@ -301,6 +301,7 @@ public enum Preparer {
         for s in Split.allCases {
             lines.append("  \(s.rawValue): \(m.recordCount(s)) records in \(m.shards(s).count) shard(s)")
         }
+        if let part = m.settings.part { lines.append("  part \(part) of a parted prepare: this part's users only (join the parts with heed prepare --merge)") }
         lines.append("  catalog: \(m.catalog.records) items (\(m.catalog.file))")
         if let q = m.sequences {
             lines.append("  sequences: \(q.records) events stored once (\(q.file), \(q.bytes) bytes); shard format 2, 8 bytes per record")
