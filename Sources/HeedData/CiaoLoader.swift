@@ -61,7 +61,7 @@ enum CiaoLoader {
                 }
             }
             let u = d.user(a)
-            if a != b { d.userNeighbors[u].append(b) }
+            if a != b { d.addNeighbor(user: u, b) }
         }
     }
 }

@@ -108,7 +108,7 @@ enum GenericLoader {
                 }
                 let ua = FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[a]..<f.ends[a]]))
                 let ub = FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[b]..<f.ends[b]]))
-                if ua != ub { d.userNeighbors[d.user(ua)].append(ub) }
+                if ua != ub { d.addNeighbor(user: d.user(ua), ub) }
             }
         }
         return d

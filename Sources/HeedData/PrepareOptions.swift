@@ -1,3 +1,4 @@
+import Foundation
 /// Everything `heed prepare` needs, as typed values (the CLI reads flags into this once).
 public struct PrepareOptions: Sendable {
     /// The source datasets Heed knows, plus the documented generic schema.
@@ -105,6 +106,9 @@ public struct PrepareOptions: Sendable {
     /// `--part k/N`: keep only the users whose raw id hashes to part k of N (`heed prepare --merge`
     /// joins the parts); item tables, negatives and time bounds still come from every event.
     public var part: Part? = nil
+    /// `--threads`: threads that build records (compact shards; users are split into ranges,
+    /// so the output is the same for any count). Default: the machine's cores.
+    public var threads = max(1, min(256, ProcessInfo.processInfo.activeProcessorCount))
     /// Skip and count bad rows instead of failing.
     public var skipBadRows = false
     /// Replace an existing output directory.

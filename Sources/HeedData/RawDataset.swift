@@ -112,14 +112,44 @@ package struct RawDataset {
     /// The dense index of user `raw`, creating its side-information rows if new.
     mutating func user(_ raw: UInt64) -> Int {
         let u = users.index(of: raw)
-        if u == userIncome.count {
-            userIncome.append(FeatureGroup.missingRawID)
-            userAge.append(FeatureGroup.missingRawID)
-            userNeighbors.append([])
+        if u == userEventCount.count {
             userEventCount.append(0)
         }
         return u
     }
+
+    /// Grows the income and age tables to one row per user (loaders with demographics).
+    mutating func padUserTables() {
+        let n = users.count
+        if userIncome.count < n { userIncome.append(contentsOf: repeatElement(FeatureGroup.missingRawID, count: n - userIncome.count)) }
+        if userAge.count < n { userAge.append(contentsOf: repeatElement(FeatureGroup.missingRawID, count: n - userAge.count)) }
+    }
+
+    /// Adds a directed social link from user index `u` to raw user id `friend`.
+    mutating func addNeighbor(user u: Int, _ friend: UInt64) {
+        if userNeighbors.count <= u { userNeighbors.append(contentsOf: repeatElement([], count: u + 1 - userNeighbors.count)) }
+        userNeighbors[u].append(friend)
+    }
+
+    // Side tables are filled only by loaders that have them, so a table may be shorter than
+    // the ids it describes: reads go through these, which give the missing value past its end.
+
+    /// Item `i`'s attribute keys.
+    func attributes(ofItem i: Int) -> [UInt64] { i < itemAttributes.count ? itemAttributes[i] : [] }
+    /// Item `i`'s title word keys.
+    func text(ofItem i: Int) -> [UInt64] { i < itemText.count ? itemText[i] : [] }
+    /// Item `i`'s catalogue price (NaN if unknown).
+    func catalogPrice(ofItem i: Int) -> Float { i < itemPrice.count ? itemPrice[i] : .nan }
+    /// Raw ids of item `i`'s complements.
+    func complements(ofItem i: Int) -> [UInt64] { i < itemComplements.count ? itemComplements[i] : [] }
+    /// Raw ids of item `i`'s substitutes.
+    func substitutes(ofItem i: Int) -> [UInt64] { i < itemSubstitutes.count ? itemSubstitutes[i] : [] }
+    /// User `u`'s raw income band id.
+    func income(ofUser u: Int) -> UInt64 { u < userIncome.count ? userIncome[u] : FeatureGroup.missingRawID }
+    /// User `u`'s raw age band id.
+    func age(ofUser u: Int) -> UInt64 { u < userAge.count ? userAge[u] : FeatureGroup.missingRawID }
+    /// Raw ids user `u` links to.
+    func neighbors(ofUser u: Int) -> [UInt64] { u < userNeighbors.count ? userNeighbors[u] : [] }
 
     /// Appends one event (`time` in Unix seconds or a sequence position; `rating` and `price`
     /// for loaders whose events carry them, NaN when a row leaves them empty).

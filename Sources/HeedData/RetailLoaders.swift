@@ -129,6 +129,7 @@ enum RetailLoaders {
         if let demo = try SourceResolver.optional(input: o.input, override: o.users, candidates: SourceResolver.gzOrPlain("demographics.csv")) {
             try d.addSource(role: "users", path: demo)
             d.hasDemographics = true
+            d.padUserTables()
             let dr = DelimitedReader(path: demo, delimiter: UInt8(ascii: ","), quoted: true,
                                      header: .exact(["household_id", "age", "income", "home_ownership", "marital_status", "household_size", "household_comp", "kids_count"]),
                                      describe: "CSV household_id,age,income,home_ownership,marital_status,household_size,household_comp,kids_count")

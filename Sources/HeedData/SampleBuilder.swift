@@ -32,11 +32,13 @@ struct SampleBuilder {
     /// Candidate pool: items with events, by ascending raw id.
     private(set) var pool: [Int32] = []
 
-    private var itemKey: [UInt64] = []
-    private var catKey: [UInt64] = []
-    private var priceLevelKey: [UInt64] = []
+    /// Per item (empty without prices): percentile of its price in its category (NaN: none),
+    /// log(1 + price), and price level (`noLevel`: none). Item and category keys are hashed
+    /// when needed instead of stored: at tens of millions of items every byte per item counts.
     private var pricePct: [Float] = []
     private var logPrice: [Float] = []
+    private var priceLevel: [UInt16] = []
+    private static let noLevel = UInt16.max
     private var neighborKeys: [[UInt64]] = []
     private var typeKey: [UInt64] = []
     /// Keys of the time-gap buckets 0...64.
@@ -58,8 +60,9 @@ struct SampleBuilder {
 
     /// Builds the schema and all per-item and per-user lookup tables.
     init(dataset raw: RawDataset, options o: PrepareOptions) throws {
-        var d = raw
-        d.padItemTables()
+        // Side tables stay as short as the loader left them (RawDataset's accessors fill the gaps),
+        // so a dataset without attributes, text or relations pays nothing per item for them.
+        let d = raw
         self.d = d
         self.o = o
         // A part (`--part k/N`) may hold no users; the dataset must still have events.
@@ -166,12 +169,11 @@ struct SampleBuilder {
     /// Item keys, prices (median of paid prices when no catalogue price), price levels per category.
     private mutating func buildItemTables() throws {
         let ni = d.items.count
-        itemKey = d.items.rawIDs.map { FeatureGroup.item.key($0) }
-        catKey = d.itemCategory.map { FeatureGroup.category.key($0) }
         pool = (0..<ni).filter { d.itemInEvents[$0] }.map { Int32($0) }
         pool.sort { d.items.rawIDs[Int($0)] < d.items.rawIDs[Int($1)] }
+        guard d.hasPrices || d.hasEventPrices || !d.itemPrice.isEmpty else { return }
 
-        var price = d.itemPrice
+        var price = (0..<ni).map { d.catalogPrice(ofItem: $0) }
         if d.hasEventPrices {
             // Items without a catalogue price get the median of their paid prices.
             var current: Int32 = -1
@@ -194,34 +196,54 @@ struct SampleBuilder {
         }
         pricePct = [Float](repeating: .nan, count: ni)
         logPrice = price.map { $0.isNaN ? 0 : Float(log1p(Double($0))) }
-        priceLevelKey = [UInt64](repeating: FeatureGroup.priceLevel.missingKey, count: ni)
-        var byCat: [(UInt64, Float, Int32)] = pool.compactMap { i in
-            price[Int(i)].isNaN ? nil : (d.itemCategory[Int(i)], price[Int(i)], i)
+        priceLevel = [UInt16](repeating: Self.noLevel, count: ni)
+        // Priced pool items by (category, price, index): 4 bytes each, where (category, price,
+        // index) tuples would take 16.
+        var byCat: [Int32] = pool.filter { !price[Int($0)].isNaN }
+        let category = d.itemCategory
+        byCat.sort { x, y in
+            let cx = category[Int(x)], cy = category[Int(y)]
+            if cx != cy { return cx < cy }
+            let px = price[Int(x)], py = price[Int(y)]
+            return px != py ? px < py : x < y
         }
-        byCat.sort { $0.0 != $1.0 ? $0.0 < $1.0 : ($0.1 != $1.1 ? $0.1 < $1.1 : $0.2 < $1.2) }
         var a = 0
         let levels = max(1, o.priceLevels)
         while a < byCat.count {
             var b = a
-            while b < byCat.count && byCat[b].0 == byCat[a].0 { b += 1 }
+            while b < byCat.count && category[Int(byCat[b])] == category[Int(byCat[a])] { b += 1 }
             let n = b - a
             var r = a
             while r < b {
                 var s = r
-                while s < b && byCat[s].1 == byCat[r].1 { s += 1 }
+                while s < b && price[Int(byCat[s])] == price[Int(byCat[r])] { s += 1 }
                 // Mid-rank of the tie run, as a fraction in (0, 1).
                 let pct = Float(Double((r - a) + (s - a)) / Double(2 * n))
                 let level = min(levels - 1, Int(pct * Float(levels)))
                 for k in r..<s {
-                    let i = Int(byCat[k].2)
+                    let i = Int(byCat[k])
                     pricePct[i] = pct
-                    priceLevelKey[i] = FeatureGroup.priceLevel.key(UInt64(level))
+                    priceLevel[i] = UInt16(level)
                 }
                 r = s
             }
             a = b
         }
     }
+
+    /// Item `i`'s key.
+    @inline(__always) private func itemKey(_ i: Int) -> UInt64 { FeatureGroup.item.key(d.items.rawIDs[i]) }
+    /// Item `i`'s category key.
+    @inline(__always) private func categoryKey(_ i: Int) -> UInt64 { FeatureGroup.category.key(d.itemCategory[i]) }
+    /// Item `i`'s price-level key (the missing key without a price).
+    private func priceLevelKey(_ i: Int) -> UInt64 {
+        let level = priceLevel.isEmpty ? Self.noLevel : priceLevel[i]
+        return level == Self.noLevel ? FeatureGroup.priceLevel.missingKey : FeatureGroup.priceLevel.key(UInt64(level))
+    }
+    /// Item `i`'s price percentile in its category (NaN without a price).
+    @inline(__always) private func percentile(_ i: Int) -> Float { pricePct.isEmpty ? .nan : pricePct[i] }
+    /// log(1 + item `i`'s price), 0 without a price.
+    private func logPriceOf(_ i: Int) -> Float { logPrice.isEmpty ? 0 : logPrice[i] }
 
     /// Every paid price, by (item, price): from the external sort, or the columns sorted here.
     private func forEachPriceSample(_ body: (PriceSample) throws -> Void) throws {
@@ -238,7 +260,7 @@ struct SampleBuilder {
     /// Social neighbours: most active first (events), then by raw id; capped.
     private mutating func buildUserTables() {
         guard d.hasSocial else { return }
-        neighborKeys = d.userNeighbors.map { list in
+        neighborKeys = (0..<d.users.count).map { d.neighbors(ofUser: $0) }.map { list in
             var uniq = Array(Set(list))
             func activity(_ raw: UInt64) -> Int {
                 guard let v = d.users.find(raw) else { return 0 }
@@ -292,71 +314,158 @@ struct SampleBuilder {
     /// Users in ascending raw id; per user, positions in time order; for CTR the positive
     /// comes right before its negative. `reference` is what a compact shard stores (the
     /// target's index in the sequence file, the item's catalog record); with `filling:
-    /// false` the record itself is left empty, which is all a compact shard needs.
+    /// false` the record itself is left empty but for its user id, which is all a compact
+    /// shard needs.
     func generate(filling: Bool = true, _ sink: (inout SampleRecord, RecordRef, Split, Int) throws -> Void) throws {
         let catalogIndex = catalogIndexOfItem()
         var nextSequenceEvent = 0
         var rec = SampleRecord(schema: schema)
-        let shards = UInt64(max(1, o.shards))
+        var scratch = GenerateScratch()
+        try forEachUser(deriveKeys: filling) { u, ev in
+            try generateUser(u, ev, sequenceStart: nextSequenceEvent, catalogIndex: catalogIndex, filling: filling,
+                             record: &rec, scratch: &scratch, sink)
+            nextSequenceEvent += ev.count
+        }
+    }
+
+    /// One generated compact record: its user, reference, split and shard.
+    struct GeneratedRef {
+        var userID: UInt64
+        var ref: RecordRef
+        var split: Split
+        var shard: Int
+    }
+
+    /// `generate(filling: false)` on `threads` threads: the users are read in blocks of about
+    /// `blockEvents` events, each block's users are split into `threads` contiguous ranges
+    /// generated side by side, and `sink` receives the records in `generate`'s order (each
+    /// user's records depend only on the user, so the output does not depend on `threads`).
+    func generateReferences(threads: Int, blockEvents: Int = 1 << 18, _ sink: (GeneratedRef) throws -> Void) throws {
+        let catalogIndex = catalogIndexOfItem()
+        let lanes = max(1, threads)
+        var block: [(user: Int, events: UserEvents, sequenceStart: Int)] = []
+        var eventsInBlock = 0
+        var nextSequenceEvent = 0
+        var outputs = [[GeneratedRef]](repeating: [], count: lanes)
+        func runBlock() throws {
+            guard !block.isEmpty else { return }
+            // Contiguous ranges of about equal events.
+            var bounds = [0]
+            var acc = 0
+            for (i, b) in block.enumerated() {
+                acc += b.events.count
+                if bounds.count < lanes && acc * lanes >= eventsInBlock * bounds.count { bounds.append(i + 1) }
+            }
+            while bounds.count <= lanes { bounds.append(block.count) }
+            bounds[lanes] = block.count
+            let work = block
+            let failure = LockedBox<Error?>(nil)
+            outputs.withUnsafeMutableBufferPointer { out in
+                let lanesOut = out
+                DispatchQueue.concurrentPerform(iterations: lanes) { t in
+                    var rec = SampleRecord(schema: schema)
+                    var scratch = GenerateScratch()
+                    lanesOut[t].removeAll(keepingCapacity: true)
+                    do {
+                        for b in work[bounds[t]..<bounds[t + 1]] {
+                            try generateUser(b.user, b.events, sequenceStart: b.sequenceStart, catalogIndex: catalogIndex, filling: false,
+                                             record: &rec, scratch: &scratch) { r, ref, split, shard in
+                                lanesOut[t].append(GeneratedRef(userID: r.userID, ref: ref, split: split, shard: shard))
+                            }
+                        }
+                    } catch {
+                        failure.set(error)
+                    }
+                }
+            }
+            if let e = failure.get() { throw e }
+            for t in 0..<lanes { for g in outputs[t] { try sink(g) } }
+            block.removeAll(keepingCapacity: true)
+            eventsInBlock = 0
+        }
+        try forEachUser(deriveKeys: false) { u, ev in
+            block.append((u, ev, nextSequenceEvent))
+            nextSequenceEvent += ev.count
+            eventsInBlock += ev.count
+            if eventsInBlock >= blockEvents { try runBlock() }
+        }
+        try runBlock()
+    }
+
+    /// Buffers `generateUser` reuses from user to user.
+    struct GenerateScratch {
         var userItems: [Int32] = []
         var prefixPct: [Double] = []
         var prefixCnt: [Int32] = []
         var eligible: [Int] = []
-        try forEachUser { u, ev in
-            let n = ev.count
-            let userRaw = d.users.rawIDs[u]
-            let sequenceStart = nextSequenceEvent
-            nextSequenceEvent += n
-            var rng = SeededGenerator(seed: KeyHash.mix64(o.seed ^ KeyHash.mix64(userRaw)))
-            let heldOutShard = Int(KeyHash.mix64(userRaw &+ o.seed) % shards)
+    }
 
-            userItems.removeAll(keepingCapacity: true)
-            userItems.append(contentsOf: ev.item)
-            userItems.sort()
-            prefixPct.removeAll(keepingCapacity: true); prefixCnt.removeAll(keepingCapacity: true)
-            prefixPct.append(0); prefixCnt.append(0)
+    /// User `u`'s records (see `generate`), `sequenceStart` being the index of its first event
+    /// in the sequence file.
+    private func generateUser(_ u: Int, _ ev: UserEvents, sequenceStart: Int, catalogIndex: [Int32], filling: Bool,
+                              record rec: inout SampleRecord, scratch: inout GenerateScratch,
+                              _ sink: (inout SampleRecord, RecordRef, Split, Int) throws -> Void) throws {
+        let shards = UInt64(max(1, o.shards))
+        let n = ev.count
+        let userRaw = d.users.rawIDs[u]
+        var rng = SeededGenerator(seed: KeyHash.mix64(o.seed ^ KeyHash.mix64(userRaw)))
+        let heldOutShard = Int(KeyHash.mix64(userRaw &+ o.seed) % shards)
+
+        scratch.userItems.removeAll(keepingCapacity: true)
+        scratch.userItems.append(contentsOf: ev.item)
+        scratch.userItems.sort()
+        if filling {
+            // The user's mean price percentile before each position (only filled records carry it;
+            // compact records read it from the sequence file).
+            scratch.prefixPct.removeAll(keepingCapacity: true); scratch.prefixCnt.removeAll(keepingCapacity: true)
+            scratch.prefixPct.append(0); scratch.prefixCnt.append(0)
             for j in 0..<n {
-                let p = pricePct[Int(ev.item[j])]
-                prefixPct.append(prefixPct[j] + (p.isNaN ? 0 : Double(p)))
-                prefixCnt.append(prefixCnt[j] + (p.isNaN ? 0 : 1))
+                let p = percentile(Int(ev.item[j]))
+                scratch.prefixPct.append(scratch.prefixPct[j] + (p.isNaN ? 0 : Double(p)))
+                scratch.prefixCnt.append(scratch.prefixCnt[j] + (p.isNaN ? 0 : 1))
             }
+        }
 
-            eligible.removeAll(keepingCapacity: true)
-            for k in 1..<max(n, 1) where isTarget(ev.type[k]) { eligible.append(k) }
-            guard !eligible.isEmpty else { return }
+        scratch.eligible.removeAll(keepingCapacity: true)
+        for k in 1..<max(n, 1) where isTarget(ev.type[k]) { scratch.eligible.append(k) }
+        let eligible = scratch.eligible
+        guard !eligible.isEmpty else { return }
 
-            func splitOf(_ idx: Int) -> Split {
-                switch o.split {
-                case .leaveOneOut:
-                    if eligible.count < 2 { return .train }
-                    if idx == eligible.count - 1 { return .test }
-                    if idx == eligible.count - 2 { return .valid }
-                    return .train
-                case .time:
-                    let t = ev.time[eligible[idx]]
-                    return t < validFrom ? .train : (t < testFrom ? .valid : .test)
-                }
+        func splitOf(_ idx: Int) -> Split {
+            switch o.split {
+            case .leaveOneOut:
+                if eligible.count < 2 { return .train }
+                if idx == eligible.count - 1 { return .test }
+                if idx == eligible.count - 2 { return .valid }
+                return .train
+            case .time:
+                let t = ev.time[eligible[idx]]
+                return t < validFrom ? .train : (t < testFrom ? .valid : .test)
             }
+        }
 
-            var lastTrain: Int? = nil
-            if o.sampleProtocol == .seq {
-                for idx in eligible.indices where splitOf(idx) == .train { lastTrain = idx }
+        var lastTrain: Int? = nil
+        if o.sampleProtocol == .seq {
+            for idx in eligible.indices where splitOf(idx) == .train { lastTrain = idx }
+        }
+        for idx in eligible.indices {
+            let split = splitOf(idx)
+            let k = eligible[idx]
+            if o.sampleProtocol == .seq && split == .train && idx != lastTrain { continue }
+            let target = Int(ev.item[k])
+            let shard = split == .train ? Int(rng.next() % shards) : heldOutShard
+            if filling {
+                fill(&rec, user: u, events: ev, k: k, item: target, positive: true, prefixPct: scratch.prefixPct, prefixCnt: scratch.prefixCnt)
+            } else {
+                rec.userID = userRaw
             }
-            for idx in eligible.indices {
-                let split = splitOf(idx)
-                let k = eligible[idx]
-                if o.sampleProtocol == .seq && split == .train && idx != lastTrain { continue }
-                let target = Int(ev.item[k])
-                let shard = split == .train ? Int(rng.next() % shards) : heldOutShard
-                if filling { fill(&rec, user: u, events: ev, k: k, item: target, positive: true, prefixPct: prefixPct, prefixCnt: prefixCnt) } else { rec.userID = userRaw }
-                let event = UInt32(truncatingIfNeeded: sequenceStart + k)
-                try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[target]), negative: false), split, shard)
-                if o.sampleProtocol == .ctr {
-                    let neg = sampleNegative(&rng, userItems: userItems)
-                    let negShard = split == .train ? Int(rng.next() % shards) : heldOutShard
-                    if filling { fill(&rec, user: u, events: ev, k: k, item: neg, positive: false, prefixPct: prefixPct, prefixCnt: prefixCnt) }
-                    try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[neg]), negative: true), split, negShard)
-                }
+            let event = UInt32(truncatingIfNeeded: sequenceStart + k)
+            try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[target]), negative: false), split, shard)
+            if o.sampleProtocol == .ctr {
+                let neg = sampleNegative(&rng, userItems: scratch.userItems)
+                let negShard = split == .train ? Int(rng.next() % shards) : heldOutShard
+                if filling { fill(&rec, user: u, events: ev, k: k, item: neg, positive: false, prefixPct: scratch.prefixPct, prefixCnt: scratch.prefixCnt) }
+                try sink(&rec, RecordRef(event: event, item: UInt32(catalogIndex[neg]), negative: true), split, negShard)
             }
         }
     }
@@ -396,12 +505,12 @@ struct SampleBuilder {
         rec.itemID = d.items.rawIDs[item]
         rec.timestamp = d.hasTimestamps ? targetTime : 0
         rec.keys[sUser].append(FeatureGroup.user.key(rec.userID))
-        rec.keys[sItem].append(itemKey[item])
-        if let s = sCategory { rec.keys[s].append(catKey[item]) }
-        if let s = sAttributes { rec.keys[s].append(contentsOf: d.itemAttributes[item]) }
-        if let s = sText { rec.keys[s].append(contentsOf: d.itemText[item]) }
+        rec.keys[sItem].append(itemKey(item))
+        if let s = sCategory { rec.keys[s].append(categoryKey(item)) }
+        if let s = sAttributes { rec.keys[s].append(contentsOf: d.attributes(ofItem: item)) }
+        if let s = sText { rec.keys[s].append(contentsOf: d.text(ofItem: item)) }
         let userPct: Float? = prefixCnt[k] > 0 ? Float(prefixPct[k] / Double(prefixCnt[k])) : nil
-        if let s = sPriceLevel { rec.keys[s].append(priceLevelKey[item]) }
+        if let s = sPriceLevel { rec.keys[s].append(priceLevelKey(item)) }
         if let s = sSpendLevel {
             if let p = userPct {
                 let levels = max(1, o.priceLevels)
@@ -410,11 +519,11 @@ struct SampleBuilder {
                 rec.keys[s].append(FeatureGroup.spendLevel.missingKey)
             }
         }
-        if let s = sIncome { rec.keys[s].append(FeatureGroup.incomeBand.key(d.userIncome[u])) }
-        if let s = sAge { rec.keys[s].append(FeatureGroup.ageBand.key(d.userAge[u])) }
+        if let s = sIncome { rec.keys[s].append(FeatureGroup.incomeBand.key(d.income(ofUser: u))) }
+        if let s = sAge { rec.keys[s].append(FeatureGroup.ageBand.key(d.age(ofUser: u))) }
         if let s = sNeighbors { rec.keys[s].append(contentsOf: neighborKeys[u]) }
-        if let s = sComplements { rec.keys[s].append(contentsOf: d.itemComplements[item].map { FeatureGroup.item.key($0) }) }
-        if let s = sSubstitutes { rec.keys[s].append(contentsOf: d.itemSubstitutes[item].map { FeatureGroup.item.key($0) }) }
+        if let s = sComplements { rec.keys[s].append(contentsOf: d.complements(ofItem: item).map { FeatureGroup.item.key($0) }) }
+        if let s = sSubstitutes { rec.keys[s].append(contentsOf: d.substitutes(ofItem: item).map { FeatureGroup.item.key($0) }) }
         let from = max(0, k - o.maxLength), to = k
         rec.keys[sHistItems].append(contentsOf: ev.itemKey[from..<to])
         if let s = sHistCategories { rec.keys[s].append(contentsOf: ev.categoryKey[from..<to]) }
@@ -433,9 +542,9 @@ struct SampleBuilder {
         }
         rec.dense[0] = Float(log1p(Double(k)))
         if hasPriceDense {
-            let ip = pricePct[item].isNaN ? 0.5 : pricePct[item]
+            let ip = percentile(item).isNaN ? 0.5 : percentile(item)
             let up = userPct ?? 0.5
-            rec.dense[1] = logPrice[item]
+            rec.dense[1] = logPriceOf(item)
             rec.dense[2] = ip
             rec.dense[3] = up
             rec.dense[4] = ip - up
@@ -450,18 +559,18 @@ struct SampleBuilder {
             rec.clearKeys()
             rec.itemID = d.items.rawIDs[i]
             var s = 0
-            rec.keys[s].append(itemKey[i]); s += 1
-            if d.hasCategories { rec.keys[s].append(catKey[i]); s += 1 }
-            if d.hasAttributes { rec.keys[s].append(contentsOf: d.itemAttributes[i]); s += 1 }
-            if d.hasText { rec.keys[s].append(contentsOf: d.itemText[i]); s += 1 }
-            if d.hasPrices { rec.keys[s].append(priceLevelKey[i]); s += 1 }
+            rec.keys[s].append(itemKey(i)); s += 1
+            if d.hasCategories { rec.keys[s].append(categoryKey(i)); s += 1 }
+            if d.hasAttributes { rec.keys[s].append(contentsOf: d.attributes(ofItem: i)); s += 1 }
+            if d.hasText { rec.keys[s].append(contentsOf: d.text(ofItem: i)); s += 1 }
+            if d.hasPrices { rec.keys[s].append(priceLevelKey(i)); s += 1 }
             if d.hasRelations {
-                rec.keys[s].append(contentsOf: d.itemComplements[i].map { FeatureGroup.item.key($0) }); s += 1
-                rec.keys[s].append(contentsOf: d.itemSubstitutes[i].map { FeatureGroup.item.key($0) }); s += 1
+                rec.keys[s].append(contentsOf: d.complements(ofItem: i).map { FeatureGroup.item.key($0) }); s += 1
+                rec.keys[s].append(contentsOf: d.substitutes(ofItem: i).map { FeatureGroup.item.key($0) }); s += 1
             }
             if d.hasPrices {
-                rec.dense[0] = logPrice[i]
-                rec.dense[1] = pricePct[i].isNaN ? 0.5 : pricePct[i]
+                rec.dense[0] = logPriceOf(i)
+                rec.dense[1] = percentile(i).isNaN ? 0.5 : percentile(i)
             }
             try sink(&rec)
         }
@@ -486,7 +595,8 @@ struct SampleBuilder {
     /// (time, file order): from the in-memory columns, or merged from the external sort's runs.
     ///
     /// - Throws: `HeedError(.corrupt)` when the runs do not hold the users the load counted.
-    func forEachUser(_ body: (Int, UserEvents) throws -> Void) throws {
+    /// - Parameter deriveKeys: whether to fill the events' key columns (histories, the sequence file).
+    func forEachUser(deriveKeys derive: Bool = true, _ body: (Int, UserEvents) throws -> Void) throws {
         var ev = UserEvents()
         guard let spill = d.spill else {
             for u in userOrder {
@@ -495,7 +605,7 @@ struct SampleBuilder {
                     let e = Int(ordered[j])
                     ev.append(item: d.eventItem[e], type: d.eventType[e], time: d.eventTime[e], rating: d.hasRatings ? d.eventRating[e] : .nan)
                 }
-                deriveKeys(&ev)
+                if derive { deriveKeys(&ev) }
                 try body(u, ev)
             }
             return
@@ -508,7 +618,7 @@ struct SampleBuilder {
                   ev.count == Int(d.userEventCount[userOrder[next]]) else {
                 throw HeedError(.corrupt, "\(spill.events.directory): the spilled runs disagree with the load at user \(currentRaw) (a run file was changed while preparing?)")
             }
-            deriveKeys(&ev)
+            if derive { deriveKeys(&ev) }
             try body(userOrder[next], ev)
             next += 1
             ev.removeAll()
@@ -530,8 +640,8 @@ struct SampleBuilder {
     private func deriveKeys(_ ev: inout UserEvents) {
         for j in ev.item.indices {
             let i = Int(ev.item[j])
-            ev.itemKey.append(itemKey[i])
-            ev.categoryKey.append(catKey[i])
+            ev.itemKey.append(itemKey(i))
+            ev.categoryKey.append(categoryKey(i))
             ev.typeKey.append(typeKey[Int(ev.type[j])])
         }
     }
@@ -577,7 +687,7 @@ struct SampleBuilder {
                     // As `fill`: the mean over the earlier events whose items have a price percentile.
                     let before: Float = pctCount > 0 ? Float(pctSum / Double(pctCount)) : .nan
                     try w.append(before.bitPattern, to: sPct)
-                    let p = pricePct[item]
+                    let p = percentile(item)
                     if !p.isNaN { pctSum += Double(p); pctCount += 1 }
                 }
             }
@@ -591,8 +701,8 @@ struct SampleBuilder {
             try w.append(UInt64(start), to: section(.userStart))
         }
         if d.hasDemographics {
-            try w.append(contentsOf: userOrder.map { FeatureGroup.incomeBand.key(d.userIncome[$0]) }, to: section(.userIncomeKey))
-            try w.append(contentsOf: userOrder.map { FeatureGroup.ageBand.key(d.userAge[$0]) }, to: section(.userAgeKey))
+            try w.append(contentsOf: userOrder.map { FeatureGroup.incomeBand.key(d.income(ofUser: $0)) }, to: section(.userIncomeKey))
+            try w.append(contentsOf: userOrder.map { FeatureGroup.ageBand.key(d.age(ofUser: $0)) }, to: section(.userAgeKey))
         }
         if d.hasSocial {
             var at: UInt64 = 0

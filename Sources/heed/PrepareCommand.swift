@@ -82,6 +82,9 @@ struct PrepareCommand: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Merge the directories of the N parts of one prepare (--part k/N) into --out; takes no other prepare options.")
     var merge: [String] = []
 
+    @Option(name: .long, help: "Threads that build records (the output is the same for any count; default: every core).")
+    var threads: Int?
+
     @Flag(name: .customLong("skip-bad-rows"), help: "Skip bad rows and report counts per error class instead of failing.")
     var skipBadRows = false
 
@@ -177,6 +180,7 @@ struct PrepareCommand: ParsableCommand {
         o.shardFormat = shardFormat
         o.memoryBudget = try Self.byteSize(memoryBudget, "--memory-budget")
         o.part = try part.map(Self.parsePart)
+        if let threads { o.threads = threads }
         if let targetEvents {
             var set = Set<EventType>()
             for name in targetEvents.split(separator: ",") {
