@@ -161,6 +161,7 @@ package struct RawDataset {
     /// - Throws: `HeedError(.io)` when a full run cannot be spilled.
     mutating func addEvent(user u: Int, item i: Int, type: EventType, time: Int64, rating: Float? = nil, price: Float? = nil) throws {
         eventsSeen += 1
+        if eventsSeen & 0xFFFF == 0 { PrepareProgress.active?.events(eventsSeen) }
         itemInEvents[i] = true
         typesPresent |= 1 << type.rawValue
         userEventCount[u] &+= 1
