@@ -88,6 +88,9 @@ public struct PreparedSettings: Codable, Equatable, Sendable {
     public var skipBadRows: Bool
     /// The rating threshold of a positive (`--positive-rating`), if one was set.
     public var positiveRating: Double? = nil
+    /// `"k/N"` for one part of a parted prepare (`--part k/N`); nil for a whole dataset,
+    /// including one merged from its parts (`heed prepare --merge`).
+    public var part: String? = nil
 }
 
 /// `manifest.json` of a prepared dataset: schema, shards per split, sources, counts.

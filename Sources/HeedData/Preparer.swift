@@ -112,7 +112,8 @@ public enum Preparer {
             shards: o.shards, maxLength: o.maxLength, seed: o.seed, priceLevels: o.priceLevels,
             maxAttributes: o.maxAttributes, maxTextTokens: o.maxTextTokens, maxNeighbors: o.maxNeighbors, maxRelations: o.maxRelations,
             targetEvents: o.targetEvents.map { $0.sorted { $0.rawValue < $1.rawValue }.map(\.name) },
-            skipBadRows: o.skipBadRows, positiveRating: o.positiveRating)
+            skipBadRows: o.skipBadRows, positiveRating: o.positiveRating,
+            part: o.part.map { "\($0.index)/\($0.count)" })
     }
 
     /// The input's size in bytes: the `--input` file or every file under the `--input` folder,
@@ -330,6 +331,7 @@ public enum Preparer {
         for s in Split.allCases {
             lines.append("  \(s.rawValue): \(m.recordCount(s)) records in \(m.shards(s).count) shard(s)")
         }
+        if let part = m.settings.part { lines.append("  part \(part) of a parted prepare: this part's users only (join the parts with heed prepare --merge)") }
         lines.append("  catalog: \(m.catalog.records) items (\(m.catalog.file))")
         if let q = m.sequences {
             lines.append("  sequences: \(q.records) events stored once (\(q.file), \(q.bytes) bytes); shard format 2, 8 bytes per record")

@@ -65,7 +65,8 @@ struct SampleBuilder {
         let d = raw
         self.d = d
         self.o = o
-        guard d.eventCount > 0 else {
+        // A part (`--part k/N`) may hold no users; the dataset must still have events.
+        guard d.eventCount > 0 || (d.spill?.part != nil && d.eventsSeen > 0) else {
             throw HeedError(.invalidInput, "dataset \(d.name): no events left after filtering (\(d.rowsRead) rows read)")
         }
         let typesPresent = d.typesPresent

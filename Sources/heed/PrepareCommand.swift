@@ -13,6 +13,9 @@ struct PrepareCommand: ParsableCommand {
         Example: heed prepare --dataset amazon-beauty --input data/amazon-beauty-sample --out out/beauty
         The generic schema (docs/data-format.md) reads --events (user,item[,event][,timestamp][,rating][,price][,category][,tags]),
         --items (item[,category][,price][,brand][,tags][,title]) and --social (user,friend), CSV or TSV, optionally gzipped.
+        Scale out: run the same command with --part k/N --out PART-k for k = 0..<N (one host each), then
+        heed prepare --merge PART-0 ... PART-(N-1) --out OUT writes the dataset one process would
+        (docs/data-format.md; cluster/slurm/prepare-array.sbatch).
         """
     )
 
@@ -73,6 +76,12 @@ struct PrepareCommand: ParsableCommand {
     @Option(name: .customLong("memory-budget"), help: "Stay within about this much memory: events are sorted by user and time in runs that fit, spilled beside the output and merged (e.g. 512M, 4G; 'unbounded' keeps every event in memory). The id maps stay resident; see docs/data-format.md.")
     var memoryBudget = "4G"
 
+    @Option(name: .long, help: "Prepare only part k of N (k/N, k in 0..<N): the users whose raw id hashes to k; merge the N parts with --merge.")
+    var part: String?
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Merge the directories of the N parts of one prepare (--part k/N) into --out; takes no other prepare options.")
+    var merge: [String] = []
+
     @Option(name: .long, help: "Threads that build records (the output is the same for any count; default: every core).")
     var threads: Int?
 
@@ -89,6 +98,10 @@ struct PrepareCommand: ParsableCommand {
         do {
             if let describe {
                 print(try Preparer.describe(path: describe))
+                return
+            }
+            if !merge.isEmpty {
+                try runMerge()
                 return
             }
             let options = try makeOptions()
@@ -115,6 +128,26 @@ struct PrepareCommand: ParsableCommand {
             printError(e.description)
             throw ExitCode(1)
         }
+    }
+
+    /// `--merge DIR... --out OUT`: joins the parts into one dataset.
+    func runMerge() throws {
+        guard let out else { throw HeedError(.config, "--merge needs --out (the merged dataset directory)") }
+        let others = [("--dataset", dataset), ("--input", input), ("--events", events), ("--items", items), ("--social", social), ("--users", users), ("--part", part)]
+            .filter { $0.1 != nil }.map(\.0)
+        guard others.isEmpty else {
+            throw HeedError(.config, "--merge takes the part directories, --out and --overwrite only (got \(others.joined(separator: ", "))): the parts' manifests hold the options they were prepared with")
+        }
+        try DatasetMerge.merge(parts: merge, output: out, overwrite: overwrite) { print("heed prepare: \($0)") }
+    }
+
+    /// Parses `--part k/N` (ranges are checked with the other options, by `Preparer`).
+    static func parsePart(_ text: String) throws -> PrepareOptions.Part {
+        let f = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard f.count == 2, let k = Int(f[0].trimmingCharacters(in: .whitespaces)), let n = Int(f[1].trimmingCharacters(in: .whitespaces)) else {
+            throw HeedError(.config, "--part: '\(text)' is not k/N (like 0/4: part 0 of 4)")
+        }
+        return PrepareOptions.Part(index: k, count: n)
     }
 
     /// Reads the flags into typed options once.
@@ -146,6 +179,7 @@ struct PrepareCommand: ParsableCommand {
         o.positiveRating = positiveRating
         o.shardFormat = shardFormat
         o.memoryBudget = try Self.byteSize(memoryBudget, "--memory-budget")
+        o.part = try part.map(Self.parsePart)
         if let threads { o.threads = threads }
         if let targetEvents {
             var set = Set<EventType>()
