@@ -60,8 +60,12 @@ package final class EventSpill {
     let times: ExternalSorter<Int64>?
     /// `--part k/N`: only users with `mix64(raw) % N == k` keep their events.
     let part: (index: Int, count: Int)?
-    /// Rows of one run of events before it is spilled.
+    /// Events of the current run before it is spilled (lowered as the id tables grow).
     private(set) var runRows = 0
+    /// Events added since the run started (each adds at most one row to each sorter).
+    private var eventsInRun = 0
+    /// `eventsInRun` at which the budget is checked again against the resident size.
+    private var nextCheck = 0
     /// Runs spilled so far (one per full buffer).
     private(set) var spills = 0
     /// Whether the id tables alone exceed the budget (the run floor applies).
@@ -86,13 +90,36 @@ package final class EventSpill {
         (ExternalSorter<EventRow>.rowBytes + ExternalSorter<PriceSample>.rowBytes + (times == nil ? 0 : 8)) * 3 / 2
     }
 
-    /// Sizes the next run from what the budget leaves beside the resident id tables.
+    /// Sizes the next run from what the budget leaves beside the resident id tables, and
+    /// reserves its buffers whole (growing them by doubling would briefly hold two copies).
     private func startRun() {
-        let resident = Self.residentBytes() ?? 0
+        eventsInRun = 0
+        runRows = Int.max
+        resize()
+        events.reserve(runRows)
+        prices.reserve(runRows)
+        times?.reserve(runRows)
+    }
+
+    /// Sets `runRows` to what the budget leaves beside the rest of the process (the id tables
+    /// keep growing while a run fills, so this runs again every so often).
+    private func resize() {
+        let buffered = events.buffer.count * ExternalSorter<EventRow>.rowBytes + prices.buffer.count * ExternalSorter<PriceSample>.rowBytes
+            + (times?.buffer.count ?? 0) * 8
+        let rest = max(0, (Self.residentBytes() ?? buffered) - buffered)
         let floor = max(1, budget / 16)
-        let left = budget - resident
-        overBudget = left < floor
-        runRows = max(16, max(floor, left) / bytesPerEvent)
+        let left = budget - rest
+        overBudget = overBudget || left < floor
+        runRows = min(runRows, max(16, max(floor, left) / bytesPerEvent))
+        nextCheck = eventsInRun + max(16, min(1 << 20, runRows / 16))
+    }
+
+    /// Counts one added event; true when the run is full and must be spilled.
+    @inline(__always)
+    func countEvent() -> Bool {
+        eventsInRun += 1
+        if eventsInRun >= nextCheck { resize() }
+        return eventsInRun >= runRows
     }
 
     /// Whether `userRaw`'s events belong to this prepare (always, without `--part`).
@@ -101,10 +128,6 @@ package final class EventSpill {
         guard let part else { return true }
         return Int(KeyHash.mix64(userRaw) % UInt64(part.count)) == part.index
     }
-
-    /// Whether the current run is full.
-    @inline(__always)
-    var isFull: Bool { events.buffer.count >= runRows || prices.buffer.count >= runRows || (times?.buffer.count ?? 0) >= runRows }
 
     /// Sorts and writes the buffered rows as runs, then sizes the next run.
     func spill() throws {

@@ -40,6 +40,11 @@ final class ExternalSorter<Row: SpillableRow> {
     /// Bytes held by the buffer (its capacity, what the process pays for).
     var bufferedBytes: Int { buffer.capacity * Self.rowBytes }
 
+    /// Reserves room for `rows` rows (address space; pages are touched as rows arrive).
+    func reserve(_ rows: Int) {
+        if rows > buffer.capacity { buffer.reserveCapacity(rows) }
+    }
+
     @inline(__always)
     func append(_ row: Row) {
         buffer.append(row)

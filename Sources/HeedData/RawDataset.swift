@@ -173,7 +173,7 @@ package struct RawDataset {
                 spill.events.append(EventRow(userRaw: raw, time: time, order: UInt32(truncatingIfNeeded: spill.events.count), item: Int32(i),
                                              rating: rating ?? .nan, type: type.rawValue))
             }
-            if spill.isFull { try spill.spill() }
+            if spill.countEvent() { try spill.spill() }
             return
         }
         eventUser.append(Int32(u))
