@@ -14,11 +14,13 @@ struct LoadedNextItemModel {
     var model: any NextItemModel
     var params: LocalParameterAccess
 
-    /// Loads `modelDirectory` (any server count) onto `data` (default: the training data).
-    static func load(_ modelDirectory: String, data: String?) throws -> LoadedNextItemModel {
+    /// Loads `modelDirectory` (any server count) onto `data` (default: the training data);
+    /// `anchorWeight` overrides the saved `anchor_weight` (it changes no parameter).
+    static func load(_ modelDirectory: String, data: String?, anchorWeight: Double? = nil) throws -> LoadedNextItemModel {
         let saved = try SavedModel.load(directory: modelDirectory)
         var config = saved.config
         if let data { config.data.path = data }
+        if let anchorWeight { config.model.anchorWeight = anchorWeight }
         config.cluster.servers = 1
         config.cluster.workers = 1
         let manifest = try DatasetManifest.load(directory: config.data.path)
@@ -49,10 +51,10 @@ struct LoadedNextItemModel {
 
 extension EvalCommand {
     /// Prints (and writes, with `--lists-out`) the shop-list figures of a hybrid model.
-    static func shopLists(model: String, data: String?, split: Split, coldMax: Int, out: String?) throws {
+    static func shopLists(model: String, data: String?, split: Split, coldMax: Int, out: String?, anchorWeight: Double? = nil) throws {
         let result = LockedBox<ShopListMetrics?>(nil)
         try runRole("eval") {
-            let loaded = try LoadedNextItemModel.load(model, data: data)
+            let loaded = try LoadedNextItemModel.load(model, data: data, anchorWeight: anchorWeight)
             result.set(try await loaded.shopLists(split: split, coldMax: coldMax))
         }
         guard let metrics = result.get() else { throw ExitCode(1) }
@@ -65,10 +67,10 @@ extension EvalCommand {
     func runShopListComparison(split: Split) throws {
         let directories = comparison.compare
         let both = LockedBox<[ShopListMetrics]>([])
-        let (data, coldMax) = (self.data, self.coldMax)
+        let (data, coldMax, anchorWeight) = (self.data, self.coldMax, self.anchorWeight)
         try runRole("eval") {
             for d in directories {
-                let m = try await LoadedNextItemModel.load(d, data: data).shopLists(split: split, coldMax: coldMax)
+                let m = try await LoadedNextItemModel.load(d, data: data, anchorWeight: anchorWeight).shopLists(split: split, coldMax: coldMax)
                 both.update { $0.append(m) }
             }
         }
@@ -137,7 +139,7 @@ extension RecommendCommand {
         history.append(side.keys[anchor])
         var recommender = try await NextItemRecommender(model: loaded.model, params: loaded.params,
                                                         catalog: try loaded.manifest.openCatalog(directory: loaded.config.data.path))
-        var scores = try await recommender.scores(history: history, user: userID)
+        var scores = try await recommender.listScores(history: history, user: userID)
         for key in history { if let i = side.index(of: key) { scores[i] = -Float.infinity } }
         scores.withUnsafeMutableBufferPointer { ShopListRules.restrict($0, kind: kind, anchor: anchor, side: side) }
         let top = ItemScorer.topK(scores[...], k: k)
