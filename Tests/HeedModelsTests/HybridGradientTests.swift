@@ -149,7 +149,10 @@ enum HybridFixture {
             #expect(bad == nil, "\(c.testDescription) \(name): \(String(describing: bad))")
             // A part that does not score gets no gradient; a part that does gets some.
             let owner: HybridPart? = name.hasPrefix("gru") || name.hasPrefix("lstm") ? .seq : name.contains("Tower") ? .mlp : nil
-            if let owner {
+            if name == "itemTower.dense1.bias" {
+                // The item tower's output bias shifts every candidate's score by the same a_mlp·b:
+                // a softmax ignores that, so its gradient is zero up to rounding (checked above).
+            } else if let owner {
                 #expect(grad.data.contains { $0 != 0 } == c.parts.contains(owner), "\(c.testDescription) \(name): gradient presence")
             } else {
                 #expect(grad.data.contains { $0 != 0 } == (c.learned && c.parts.count > 1), "\(c.testDescription) \(name): gate gradient presence")
