@@ -162,6 +162,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// `hybrid`: the MF part also reads the last item (FPMC: user × item plus last item × item,
     /// a fourth D-wide block in the item rows).
     public var mfLastItem = false
+    /// `hybrid` with `gate = "fixed"`: the weights of mf, seq, mlp in lists made around an
+    /// anchor (cross-sell, upsell, alternatives); empty = `gate_weights`, as for the next item.
+    public var listGateWeights: [Double] = []
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
@@ -173,7 +176,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case encoder, useNeighbors, useTags
         case sequence, parts, gate, gateWeights
         case gateHistory, partLossWeight
-        case userRowScale, anchorWeight, mfLastItem
+        case userRowScale, anchorWeight, mfLastItem, listGateWeights
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -215,6 +218,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         userRowScale = try c.decodeIfPresent(Double.self, forKey: .userRowScale) ?? d.userRowScale
         anchorWeight = try c.decodeIfPresent(Double.self, forKey: .anchorWeight) ?? d.anchorWeight
         mfLastItem = try c.decodeIfPresent(Bool.self, forKey: .mfLastItem) ?? d.mfLastItem
+        listGateWeights = try c.decodeIfPresent([Double].self, forKey: .listGateWeights) ?? d.listGateWeights
     }
 }
 
@@ -355,6 +359,7 @@ extension RunConfig {
         model.userRowScale = try reader.double("model.user_row_scale") ?? model.userRowScale
         model.anchorWeight = try reader.double("model.anchor_weight") ?? model.anchorWeight
         model.mfLastItem = try reader.bool("model.mf_last_item") ?? model.mfLastItem
+        model.listGateWeights = try reader.doubleArray("model.list_gate_weights") ?? model.listGateWeights
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs

@@ -22,6 +22,9 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
     public private(set) var side: ItemSide?
     /// β of `anchor_weight`: the anchor's weight in lists made around an anchor item.
     public let anchorWeight: Float
+    /// (3) `list_gate_weights`: the fixed blend of lists made around an anchor item, or nil
+    /// (lists use the next-item blend).
+    public let listGateWeights: [Float]?
 
     /// A model for records of `schema`.
     ///
@@ -72,6 +75,17 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
             throw HeedError(.config, "model hybrid: anchor_weight must be a finite number >= 0, got \(config.anchorWeight)")
         }
         anchorWeight = Float(config.anchorWeight)
+        if config.listGateWeights.isEmpty {
+            listGateWeights = nil
+        } else {
+            guard config.gate == "fixed" else {
+                throw HeedError(.config, "model hybrid: list_gate_weights needs gate = fixed (a learned gate weighs the parts per user)")
+            }
+            guard config.listGateWeights.count == 3, config.listGateWeights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw HeedError(.config, "model hybrid: list_gate_weights must be 3 finite numbers >= 0 (mf, seq, mlp), got \(config.listGateWeights)")
+            }
+            listGateWeights = config.listGateWeights.map(Float.init)
+        }
         var rng = SeededGenerator(seed: seed)
         network = HybridNetwork(dim: config.embeddingDim, window: config.maxLength, hidden: config.hidden, lstm: config.sequence == "lstm",
                                 parts: parts, learnedGate: config.gate == "learned", fixedWeights: config.gateWeights,
@@ -131,12 +145,15 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
         network.userVectors(batch, rows: Self.tables(rows))
     }
 
+    /// Whether lists made around an anchor score differently from the next item.
+    public var hasListScoring: Bool { anchorWeight > 0 || listGateWeights != nil }
+
     /// (B × 3D) user vectors for lists made around each record's anchor item (cross-sell,
-    /// upsell, alternatives): `HybridNetwork.anchoredVectors` with β = `anchorWeight`; the
-    /// plain user vectors when β = 0.
+    /// upsell, alternatives): the parts blended by `listGateWeights` (when set, else the
+    /// next-item blend), then `HybridNetwork.anchoredVectors` with β = `anchorWeight`.
     /// - Parameter anchors: (B × 3D) the anchors' item vectors (rows of `catalogScorer`).
-    public mutating func anchoredUserVectors(_ batch: ModelBatch, rows: BatchRows, anchors: [Float]) -> [Float] {
-        let users = network.userVectors(batch, rows: Self.tables(rows))
+    public mutating func listUserVectors(_ batch: ModelBatch, rows: BatchRows, anchors: [Float]) -> [Float] {
+        let users = network.userVectors(batch, rows: Self.tables(rows), partWeights: listGateWeights)
         return HybridNetwork<Float>.anchoredVectors(users: users, anchors: anchors, weight: anchorWeight, dim: network.dim)
     }
 

@@ -576,11 +576,19 @@ struct HybridNetwork<T: Real>: Sendable {
 
     // MARK: - Inference
 
-    /// (B × 3D) user vectors after each record's whole `seq` (the state after its last item).
-    mutating func userVectors(_ batch: ModelBatch, rows: [UInt8: TableRows<T>]) -> [T] {
+    /// (B × 3D) user vectors after each record's whole `seq` (the state after its last item);
+    /// with `partWeights` (3) the parts are blended by those weights instead of the gate
+    /// (disabled parts stay 0).
+    mutating func userVectors(_ batch: ModelBatch, rows: [UInt8: TableRows<T>], partWeights: [T]? = nil) -> [T] {
         let seq = Self.field(batch, "seq"), w = seq.length
         let positions = (0..<batch.size).map { r in (r, (0..<w).filter { seq.mask[r * w + $0] != 0 }.last ?? -1) }
-        return userSide(batch, rows: rows, positions: positions, training: false).vectors.data
+        let side = userSide(batch, rows: rows, positions: positions, training: false)
+        guard let partWeights else { return side.vectors.data }
+        precondition(partWeights.count == 3, "hybrid: 3 part weights (mf, seq, mlp)")
+        let d = dim
+        var out = side.parts.data
+        for k in 0..<positions.count { for c in 0..<3 { for j in 0..<d { out[k * 3 * d + c * d + j] *= enabled[c] ? partWeights[c] : 0 } } }
+        return out
     }
 
     /// User vectors of lists made around an anchor item: per record and part k,

@@ -66,8 +66,9 @@ public struct ShopListMetrics: Codable, Equatable, Sendable {
 /// anchor is the most recent history item `a = h.last` and the user vector is the model's
 /// after h (so the anchor is what the user just bought). Every catalogue item is scored with
 /// one product per block of records; the history's items are left out of every list. The
-/// lists (not the next item) use `ShopListEvaluation.listScores`: with `anchor_weight` β > 0
-/// the user vector leans towards the anchor's item vector (`HybridNetwork.anchoredVectors`).
+/// lists (not the next item) use `ShopListEvaluation.listScores`: with `list_gate_weights` the
+/// parts are blended with those weights, and with `anchor_weight` β > 0 the user vector leans
+/// towards the anchor's item vector (`HybridNetwork.anchoredVectors`).
 /// - next item: the full-ranking rank of y (ties against y), as `NextItemEvaluation`;
 /// - cross-sell: the top items of categories other than a's; judged against a's also-bought
 ///   links (`complements`) of another category, outside h (records whose anchor has none are
@@ -145,18 +146,18 @@ public enum ShopListEvaluation {
     }
 
     /// (B × C) scores of every catalogue item for lists around each record's `anchors` (item
-    /// keys), or nil when the model's lists use its next-item scores (not hybrid, or
-    /// `anchor_weight` 0). `heed recommend` and this evaluation both make lists from these.
+    /// keys), or nil when the model's lists use its next-item scores (not hybrid, or neither
+    /// `anchor_weight` nor `list_gate_weights` set). `heed recommend` and this evaluation both make lists from these.
     public static func listScores(model: any NextItemModel, batch: ModelBatch, rows: BatchRows, anchors: [UInt64],
                                   scorer: ItemScorer) -> [Float]? {
-        guard var hybrid = model as? HybridModel, hybrid.anchorWeight > 0 else { return nil }
+        guard var hybrid = model as? HybridModel, hybrid.hasListScoring else { return nil }
         let w = scorer.dim
         var vectors = [Float](repeating: 0, count: anchors.count * w)
         for (k, key) in anchors.enumerated() {
             guard let i = scorer.index(of: key) else { continue }
             for j in 0..<w { vectors[k * w + j] = scorer.rows[i * w + j] }
         }
-        return scorer.scores(users: hybrid.anchoredUserVectors(batch, rows: rows, anchors: vectors), count: anchors.count)
+        return scorer.scores(users: hybrid.listUserVectors(batch, rows: rows, anchors: vectors), count: anchors.count)
     }
 
     /// Catalogue indices relevant to a `kind` list around `anchor` (see the type's doc).

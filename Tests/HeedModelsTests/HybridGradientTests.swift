@@ -312,4 +312,23 @@ enum HybridFixture {
         let none = HybridNetwork<Double>.anchoredVectors(users: users, anchors: [Double](repeating: 0, count: b * w), weight: beta, dim: d)
         #expect(none == users)
     }
+
+    /// Lists blended by other fixed weights read the same parts: a network asked for weights w'
+    /// gives exactly the user vectors of the same network built with the fixed gate w'; a
+    /// disabled part stays 0 whatever its list weight.
+    @Test func listWeightsReblendTheSameParts() {
+        let batch = HybridFixture.batch()
+        let rows = HybridFixture.rows()
+        let listWeights = [0.15, 0.7, 0.15]
+        var next = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: false, fixedWeights: [0.4, 0.5, 0.1])
+        var lists = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: false, fixedWeights: listWeights)
+        let reblended = next.userVectors(batch, rows: rows, partWeights: listWeights)
+        #expect(reblended == lists.userVectors(batch, rows: rows))
+        #expect(reblended != next.userVectors(batch, rows: rows))
+        var seqAlone = HybridFixture.network(parts: [.seq], lstm: false, learned: false, fixedWeights: [1, 1, 1])
+        let d = HybridFixture.dim
+        let alone = seqAlone.userVectors(batch, rows: rows, partWeights: [5, 1, 5])
+        #expect(alone == seqAlone.userVectors(batch, rows: rows))
+        for r in 0..<batch.size { for j in 0..<d { #expect(alone[r * 3 * d + j] == 0 && alone[r * 3 * d + 2 * d + j] == 0) } }
+    }
 }
