@@ -14,9 +14,9 @@ package enum AmazonLoaders {
     /// S3-Rec: `<Stem>.txt` (one user per line: `user item item …`, oldest first) plus
     /// `<Stem>_item2attributes.json` (`{"item": [attr, …]}`; brand first, then category-path
     /// tokens). The item's category is its last attribute (the most specific path token).
-    static func loadS3Rec(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
+    static func loadS3Rec(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
         let stem = s3recStem(o.dataset)
-        var d = RawDataset(name: o.dataset.rawValue)
+        var d = RawDataset(name: o.dataset.rawValue, spill: spill)
         d.hasTimestamps = false
         let seqPath = try SourceResolver.resolve(input: o.input, override: o.events, candidates: SourceResolver.gzOrPlain(stem + ".txt"),
                                                  role: "sequence", dataset: o.dataset.rawValue, inputMayBeFile: true)
@@ -33,8 +33,8 @@ package enum AmazonLoaders {
     }
 
     /// SASRec `Video.txt`: `user item` per line, grouped by user, chronological.
-    static func loadSASRec(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
-        var d = RawDataset(name: o.dataset.rawValue)
+    static func loadSASRec(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
+        var d = RawDataset(name: o.dataset.rawValue, spill: spill)
         d.hasTimestamps = false
         let path = try SourceResolver.resolve(input: o.input, override: o.events, candidates: SourceResolver.gzOrPlain("Video.txt"),
                                               role: "events", dataset: o.dataset.rawValue, inputMayBeFile: true)
@@ -56,7 +56,7 @@ package enum AmazonLoaders {
             }
             let ui = d.user(u), ii = d.item(i)
             if ui == position.count { position.append(0) }
-            d.addEvent(user: ui, item: ii, type: .rating, time: position[ui])
+            try d.addEvent(user: ui, item: ii, type: .rating, time: position[ui])
             position[ui] += 1
             return true
         }
@@ -86,7 +86,7 @@ package enum AmazonLoaders {
             if ui == position.count { position.append(0) }
             for f in 1..<splitter.count {
                 let i = d.item(ByteParse.uint64(line, splitter.starts[f], splitter.ends[f])!)
-                d.addEvent(user: ui, item: i, type: .rating, time: position[ui])
+                try d.addEvent(user: ui, item: i, type: .rating, time: position[ui])
                 position[ui] += 1
                 d.rowsRead += 1
             }
@@ -127,8 +127,8 @@ package enum AmazonLoaders {
 
     /// ReChorus Grocery: `train.csv` (TSV `user_id item_id time`) and `item_meta.csv`
     /// (TSV `item_id i_category r_complement r_substitute`, lists as `[1, 2]`; category 0 = missing).
-    static func loadReChorus(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
-        var d = RawDataset(name: o.dataset.rawValue)
+    static func loadReChorus(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
+        var d = RawDataset(name: o.dataset.rawValue, spill: spill)
         let path = try SourceResolver.resolve(input: o.input, override: o.events, candidates: SourceResolver.gzOrPlain("train.csv"),
                                               role: "events", dataset: o.dataset.rawValue, inputMayBeFile: true)
         try d.addSource(role: "events", path: path)
@@ -143,7 +143,7 @@ package enum AmazonLoaders {
                 try log.report(.nonNumericTimestamp, file: path, line: n, "bad timestamp \(quoteField(line, f.starts[2], f.ends[2])) (expected Unix seconds)")
                 return
             }
-            d.addEvent(user: d.user(u), item: d.item(i), type: .rating, time: t)
+            try d.addEvent(user: d.user(u), item: d.item(i), type: .rating, time: t)
         }
         d.rowsRead = parsed.rows
         if let meta = try SourceResolver.optional(input: o.input, override: o.items, candidates: SourceResolver.gzOrPlain("item_meta.csv")) {

@@ -4,8 +4,8 @@ import HeedCore
 /// `trust.tsv` (`truster_id trustee_id`, directed: truster trusts trustee).
 enum CiaoLoader {
     /// Reads ratings (label `rating`) and the trust network (slot `neighbors`).
-    static func load(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
-        var d = RawDataset(name: o.dataset.rawValue)
+    static func load(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
+        var d = RawDataset(name: o.dataset.rawValue, spill: spill)
         d.hasCategories = true
         d.hasRatings = true
         let path = try SourceResolver.resolve(input: o.input, override: o.events, candidates: SourceResolver.gzOrPlain("ratings.tsv"),
@@ -30,8 +30,7 @@ enum CiaoLoader {
             }
             let ii = d.item(i)
             if d.itemCategory[ii] == FeatureGroup.missingRawID { d.itemCategory[ii] = c }
-            d.addEvent(user: d.user(u), item: ii, type: .rating, time: t)
-            d.eventRating.append(Float(rating))
+            try d.addEvent(user: d.user(u), item: ii, type: .rating, time: t, rating: Float(rating))
         }
         d.rowsRead = parsed.rows
         if let trust = try SourceResolver.optional(input: o.input, override: o.social, candidates: SourceResolver.gzOrPlain("trust.tsv")) {
@@ -62,7 +61,7 @@ enum CiaoLoader {
                 }
             }
             let u = d.user(a)
-            if a != b { d.userNeighbors[u].append(b) }
+            if a != b { d.addNeighbor(user: u, b) }
         }
     }
 }

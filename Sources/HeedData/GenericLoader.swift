@@ -15,8 +15,8 @@ import HeedCore
 /// (`FeatureGroup.rawID`).
 enum GenericLoader {
     /// Reads the generic files named by `--events` (required), `--items`, `--social`.
-    static func load(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
-        var d = RawDataset(name: o.dataset.rawValue)
+    static func load(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
+        var d = RawDataset(name: o.dataset.rawValue, spill: spill)
         let path = try SourceResolver.resolve(input: o.input, override: o.events,
                                               candidates: ["events.csv.gz", "events.csv", "events.tsv.gz", "events.tsv"],
                                               role: "events", dataset: o.dataset.rawValue, inputMayBeFile: true)
@@ -49,7 +49,7 @@ enum GenericLoader {
             }
             // Without timestamps the running row number keeps the file order within each user
             // (events are ordered by time, then file order).
-            var t = Int64(d.eventCount)
+            var t = Int64(d.eventsSeen)
             if ct >= 0 {
                 guard let parsedTime = ByteParse.timestamp(line, f.starts[ct], f.ends[ct]) else {
                     try log.report(.nonNumericTimestamp, file: path, line: n, "bad timestamp \(quoteField(line, f.starts[ct], f.ends[ct])) (expected Unix seconds or YYYY-MM-DD[ HH:MM:SS])")
@@ -82,9 +82,8 @@ enum GenericLoader {
                 // An item's tags come from its first row that has any.
                 if d.itemAttributes[ii].isEmpty { setTags(of: ii, line, f.starts[cg], f.ends[cg], categoryColumn: cc >= 0, into: &d, o: o) }
             }
-            d.addEvent(user: d.user(FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[cu]..<f.ends[cu]]))), item: ii, type: e, time: t)
-            if cp >= 0 { d.eventPrice.append(price) }
-            if cr >= 0 { d.eventRating.append(rating) }
+            try d.addEvent(user: d.user(FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[cu]..<f.ends[cu]]))), item: ii, type: e, time: t,
+                           rating: cr >= 0 ? rating : nil, price: cp >= 0 ? price : nil)
         }
         d.rowsRead = parsed.rows
         if let items = try SourceResolver.optional(input: o.input, override: o.items,
@@ -109,7 +108,7 @@ enum GenericLoader {
                 }
                 let ua = FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[a]..<f.ends[a]]))
                 let ub = FeatureGroup.rawID(bytes: UnsafeBufferPointer(rebasing: line[f.starts[b]..<f.ends[b]]))
-                if ua != ub { d.userNeighbors[d.user(ua)].append(ub) }
+                if ua != ub { d.addNeighbor(user: d.user(ua), ub) }
             }
         }
         return d

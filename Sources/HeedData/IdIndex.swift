@@ -3,11 +3,16 @@ import HeedCore
 /// Maps 64-bit raw ids to dense indices 0, 1, 2, … in order of first insertion.
 ///
 /// Open addressing with linear probing (PLATFORM.md: ~10x faster than `Dictionary`
-/// for large id sets); `rawIDs[i]` is the raw id of index `i`.
+/// for large id sets); `rawIDs[i]` is the raw id of index `i`. A slot is 8 bytes (a 32-bit
+/// fingerprint of the id's hash and the index), the table at most three quarters full: 11-21
+/// bytes per id plus its raw id, a fifth of a half-full (key, index) table's, which matters at
+/// tens of millions of items (`--memory-budget`). A fingerprint match is confirmed against
+/// `rawIDs`. Once loading is done `releaseLookup()` frees the table and keeps the raw ids.
 package struct IdIndex {
-    /// Raw id and dense index side by side, so a probe touches one cache line.
     private struct Slot {
-        var key: UInt64
+        /// High half of the id's hash.
+        var fingerprint: UInt32
+        /// Dense index, -1 for an empty slot.
         var index: Int32
     }
     private var slots: [Slot]
@@ -18,52 +23,69 @@ package struct IdIndex {
     /// An empty index sized for about `capacity` ids.
     init(capacity: Int = 1024) {
         var n = 16
-        while n < capacity * 2 { n <<= 1 }
-        slots = [Slot](repeating: Slot(key: 0, index: -1), count: n)
+        while n * 3 < capacity * 4 { n <<= 1 }
+        slots = [Slot](repeating: Slot(fingerprint: 0, index: -1), count: n)
         mask = n - 1
     }
 
     /// Number of ids.
     var count: Int { rawIDs.count }
 
+    /// Bytes held: the slot table and the raw ids (their capacities).
+    var bytes: Int { slots.capacity * MemoryLayout<Slot>.stride + rawIDs.capacity * 8 }
+
     /// The index of `id`, inserting it if new.
     @inline(__always)
     mutating func index(of id: UInt64) -> Int {
-        var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
+        precondition(mask >= 0, "IdIndex.index(of:) after releaseLookup")
+        let hash = KeyHash.mix64(id)
+        let fingerprint = UInt32(truncatingIfNeeded: hash >> 32)
+        var h = Int(truncatingIfNeeded: hash) & mask
         while true {
             let s = slots[h]
             if s.index < 0 {
                 let idx = rawIDs.count
-                slots[h] = Slot(key: id, index: Int32(idx))
+                slots[h] = Slot(fingerprint: fingerprint, index: Int32(idx))
                 rawIDs.append(id)
-                if rawIDs.count * 2 > slots.count { rehash() }
+                if rawIDs.count * 4 > slots.count * 3 { rehash() }
                 return idx
             }
-            if s.key == id { return Int(s.index) }
+            if s.fingerprint == fingerprint && rawIDs[Int(s.index)] == id { return Int(s.index) }
             h = (h + 1) & mask
         }
+    }
+
+    /// Frees the lookup table (`index(of:)` and `find` must not be called after); keeps `rawIDs`.
+    mutating func releaseLookup() {
+        slots = []
+        mask = -1
     }
 
     /// The index of `id` if present.
     @inline(__always)
     func find(_ id: UInt64) -> Int? {
-        var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
+        precondition(mask >= 0, "IdIndex.find after releaseLookup")
+        let hash = KeyHash.mix64(id)
+        let fingerprint = UInt32(truncatingIfNeeded: hash >> 32)
+        var h = Int(truncatingIfNeeded: hash) & mask
         while true {
             let s = slots[h]
             if s.index < 0 { return nil }
-            if s.key == id { return Int(s.index) }
+            if s.fingerprint == fingerprint && rawIDs[Int(s.index)] == id { return Int(s.index) }
             h = (h + 1) & mask
         }
     }
 
     private mutating func rehash() {
         let n = slots.count * 2
-        slots = [Slot](repeating: Slot(key: 0, index: -1), count: n)
+        slots = []
+        slots = [Slot](repeating: Slot(fingerprint: 0, index: -1), count: n)
         mask = n - 1
         for (i, id) in rawIDs.enumerated() {
-            var h = Int(truncatingIfNeeded: KeyHash.mix64(id)) & mask
+            let hash = KeyHash.mix64(id)
+            var h = Int(truncatingIfNeeded: hash) & mask
             while slots[h].index >= 0 { h = (h + 1) & mask }
-            slots[h] = Slot(key: id, index: Int32(i))
+            slots[h] = Slot(fingerprint: UInt32(truncatingIfNeeded: hash >> 32), index: Int32(i))
         }
     }
 }

@@ -48,7 +48,7 @@ public struct LineReader {
         var lineNumber = 0
         var stopped = false
         var atEOF = false
-        let meter = PrepareProgress.active.get()
+        let meter = PrepareProgress.active
         var reported = 0        // compressed bytes already reported to the meter
         while !stopped {
             if buffer.count - filled < chunkSize { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }

@@ -1,3 +1,4 @@
+import Foundation
 /// Everything `heed prepare` needs, as typed values (the CLI reads flags into this once).
 public struct PrepareOptions: Sendable {
     /// The source datasets Heed knows, plus the documented generic schema.
@@ -39,6 +40,18 @@ public struct PrepareOptions: Sendable {
         /// By event time: `< validFrom` train, `< testFrom` valid, else test; nil bounds
         /// default to the 80 % and 90 % quantiles of all kept event times.
         case time(validFrom: Int64?, testFrom: Int64?)
+    }
+
+    /// One of N parts of the users (`--part k/N`).
+    public struct Part: Equatable, Sendable {
+        /// 0-based part index.
+        public var index: Int
+        /// Number of parts.
+        public var count: Int
+        public init(index: Int, count: Int) {
+            self.index = index
+            self.count = count
+        }
     }
 
     /// Which dataset loader to use.
@@ -84,6 +97,18 @@ public struct PrepareOptions: Sendable {
     /// Sample shard format: 2 (compact: records refer to one sequence file; the default) or
     /// 1 (every record stores its keys; larger, read by older builds).
     public var shardFormat = 2
+    /// `--memory-budget`: bytes the prepare should stay within. Events are sorted by (user, time)
+    /// in runs that fit, spilled beside the output and merged; the id maps and item tables stay
+    /// resident (docs/data-format.md §7). nil keeps every event in memory (the pre-budget path).
+    public var memoryBudget: Int? = PrepareOptions.defaultMemoryBudget
+    /// The default `--memory-budget`: 4 GiB, a sixth of our 24 GiB machines.
+    public static let defaultMemoryBudget = 4 << 30
+    /// `--part k/N`: keep only the users whose raw id hashes to part k of N (`heed prepare --merge`
+    /// joins the parts); item tables, negatives and time bounds still come from every event.
+    public var part: Part? = nil
+    /// `--threads`: threads that build records (compact shards; users are split into ranges,
+    /// so the output is the same for any count). Default: the machine's cores.
+    public var threads = max(1, min(256, ProcessInfo.processInfo.activeProcessorCount))
     /// Skip and count bad rows instead of failing.
     public var skipBadRows = false
     /// Replace an existing output directory.

@@ -13,6 +13,10 @@ public final class PrepareProgress: @unchecked Sendable {
     public enum Phase: String, Sendable, CaseIterable {
         /// Parsing the input files into event columns.
         case read
+        /// Sorting a full run of events by (user, time) and writing it to disk (`--memory-budget`).
+        case spill
+        /// Merging the spilled runs (the last run's sort; the merge itself streams in count and write).
+        case merge
         /// Grouping events by user and ordering them by time; item and user tables.
         case sort
         /// The sizing pass over every record (counts per shard).
@@ -42,12 +46,16 @@ public final class PrepareProgress: @unchecked Sendable {
     }
 
     /// The meter of the preparation running in this process, if any.
-    static let active = LockedBox<PrepareProgress?>(nil)
+    ///
+    /// Task-local, so preparations running side by side (tests) each count only their own bytes.
+    @TaskLocal static var active: PrepareProgress?
 
     private let lock = NSLock()
     private var state = Snapshot()
     private let start: Double
     private var phaseStart: Double
+    /// Seconds spent reading before the current phase (reading pauses while a run spills).
+    private var readSeconds = 0.0
     private let clock: @Sendable () -> Double
     /// Every phase change and reading, in order (for tests and the non-terminal log).
     private var phases: [Phase] = [.read]
@@ -68,10 +76,14 @@ public final class PrepareProgress: @unchecked Sendable {
     }
 
     /// Enters `phase`.
+    ///
+    /// Reading resumes after a spill: its clock continues, so its rate counts reading time only.
     func enter(_ phase: Phase) {
         lock.withLock {
+            let now = clock()
+            if state.phase == .read { readSeconds += now - phaseStart }
             state.phase = phase
-            phaseStart = clock()
+            phaseStart = phase == .read ? now - readSeconds : now
             phases.append(phase)
         }
     }
@@ -127,7 +139,7 @@ public final class PrepareProgress: @unchecked Sendable {
             let rate = Double(s.recordsWritten) / dt
             let remaining = rate > 0 ? Double(max(0, s.recordsTotal - s.recordsWritten)) / rate : .infinity
             return "write \(millions(s.recordsWritten)) / \(millions(s.recordsTotal)) records (\(Int(pct * 100)) %) · \(millions(Int(rate))) records/s · \(eta(remaining))"
-        case .sort, .count:
+        case .sort, .count, .spill, .merge:
             return "\(s.phase.rawValue) \(millions(s.events)) events · \(Int(s.phaseElapsed))s"
         }
     }

@@ -26,22 +26,45 @@ public enum Preparer {
             throw HeedError(.config, "\(out): output already exists (pass --overwrite to replace it)")
         }
         let meter = meter ?? PrepareProgress(bytesTotal: inputBytes(o))
-        PrepareProgress.active.set(meter)
-        defer { PrepareProgress.active.set(nil) }
-        var log = BadRowLog(skip: o.skipBadRows)
-        let raw = try load(o, log: &log)
-        meter.events(raw.eventCount)
-        progress("read \(raw.rowsRead) rows, kept \(raw.eventCount) events")
-        meter.enter(.sort)
-        let builder = try SampleBuilder(dataset: raw, options: o)
+        return try PrepareProgress.$active.withValue(meter) { try prepare(o, metered: meter, progress: progress) }
+    }
 
+    /// `prepare` with its meter active.
+    private static func prepare(_ o: PrepareOptions, metered meter: PrepareProgress, progress: (String) -> Void) throws -> DatasetManifest {
+        let out = o.output
         let parent = FileOps.dirname(of: out)
         try FileOps.makeDirectories(parent)
         let tmp = parent + "/." + FileOps.basename(of: out) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         FileOps.removeTree(tmp)
         try FileOps.makeDirectory(tmp)
         do {
+            // Spilled runs live inside the temporary output, so a failure removes them with it.
+            var spill: EventSpill? = nil
+            if let budget = o.memoryBudget {
+                let runs = tmp + "/runs"
+                try FileOps.makeDirectory(runs)
+                var needsTimes = false
+                if case .time(let v, let t) = o.split, v == nil || t == nil { needsTimes = true }
+                spill = EventSpill(directory: runs, budget: budget, needsTimes: needsTimes, part: o.part.map { ($0.index, $0.count) }, meter: meter)
+            }
+            var log = BadRowLog(skip: o.skipBadRows)
+            var raw = try load(o, log: &log, spill: spill)
+            // Loading is over: building needs the raw ids, not the hash tables that found them
+            // (except users' for social links), which are the largest tables at scale.
+            raw.items.releaseLookup()
+            if !raw.hasSocial { raw.users.releaseLookup() }
+            meter.events(raw.eventCount)
+            try spill?.finish()
+            if let spill, spill.spills > 0 {
+                progress("read \(raw.rowsRead) rows, kept \(raw.eventCount) events; sorted them in \(spill.spills) runs on disk (--memory-budget \(spill.budget >= 1 << 20 ? "\(spill.budget >> 20) MiB" : "\(spill.budget) bytes"))\(spill.overBudget ? "; the id tables alone exceed the budget" : "")")
+            } else {
+                progress("read \(raw.rowsRead) rows, kept \(raw.eventCount) events")
+            }
+            meter.enter(.sort)
+            let builder = try SampleBuilder(dataset: raw, options: o)
             let manifest = try write(builder: builder, raw: raw, log: log, options: o, directory: tmp, meter: meter, progress: progress)
+            spill?.removeRuns()
+            FileOps.removeTree(tmp + "/runs")
             if FileOps.exists(out) {
                 let old = parent + "/." + FileOps.basename(of: out) + ".old-\(getpid())"
                 try FileOps.rename(out, old)
@@ -119,20 +142,35 @@ public enum Preparer {
         }
         if let t = o.targetEvents, t.isEmpty { throw HeedError(.config, "--target-events names no event type") }
         if let r = o.positiveRating, !r.isFinite { throw HeedError(.config, "--positive-rating must be a finite number (got \(r))") }
+        if let b = o.memoryBudget, b < 1 { throw HeedError(.config, "--memory-budget must be positive (got \(b) bytes)") }
+        if let p = o.part {
+            guard (1...4096).contains(p.count), (0..<p.count).contains(p.index) else {
+                throw HeedError(.config, "--part \(p.index)/\(p.count): expected k/N with N in 1...4096 and k in 0..<N")
+            }
+            guard o.memoryBudget != nil else { throw HeedError(.config, "--part needs the external sort (a --memory-budget, not 'unbounded')") }
+        }
+        if let b = o.memoryBudget, b < 1 { throw HeedError(.config, "--memory-budget must be positive (got \(b) bytes)") }
+        if let p = o.part {
+            guard (1...4096).contains(p.count), (0..<p.count).contains(p.index) else {
+                throw HeedError(.config, "--part \(p.index)/\(p.count): expected k/N with N in 1...4096 and k in 0..<N")
+            }
+            guard o.memoryBudget != nil else { throw HeedError(.config, "--part needs the external sort (a --memory-budget, not 'unbounded')") }
+        }
+        guard (1...256).contains(o.threads) else { throw HeedError(.config, "--threads must be in 1...256 (got \(o.threads))") }
         guard o.shardFormat == 1 || o.shardFormat == 2 else { throw HeedError(.config, "--shard-format must be 1 or 2 (got \(o.shardFormat))") }
     }
 
-    /// Runs the dataset's loader.
-    package static func load(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
+    /// Runs the dataset's loader; its events go to `spill` when given (`--memory-budget`).
+    package static func load(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
         switch o.dataset {
-        case .amazonBeauty, .amazonSports, .amazonToys: return try AmazonLoaders.loadS3Rec(o, log: &log)
-        case .amazonVideoGames: return try AmazonLoaders.loadSASRec(o, log: &log)
-        case .amazonGrocery: return try AmazonLoaders.loadReChorus(o, log: &log)
-        case .taobao: return try TaobaoLoader.load(o, log: &log)
-        case .ciao: return try CiaoLoader.load(o, log: &log)
-        case .uciRetail: return try RetailLoaders.loadOnlineRetail(o, log: &log)
-        case .completeJourney: return try RetailLoaders.loadCompleteJourney(o, log: &log)
-        case .generic: return try GenericLoader.load(o, log: &log)
+        case .amazonBeauty, .amazonSports, .amazonToys: return try AmazonLoaders.loadS3Rec(o, log: &log, spill: spill)
+        case .amazonVideoGames: return try AmazonLoaders.loadSASRec(o, log: &log, spill: spill)
+        case .amazonGrocery: return try AmazonLoaders.loadReChorus(o, log: &log, spill: spill)
+        case .taobao: return try TaobaoLoader.load(o, log: &log, spill: spill)
+        case .ciao: return try CiaoLoader.load(o, log: &log, spill: spill)
+        case .uciRetail: return try RetailLoaders.loadOnlineRetail(o, log: &log, spill: spill)
+        case .completeJourney: return try RetailLoaders.loadCompleteJourney(o, log: &log, spill: spill)
+        case .generic: return try GenericLoader.load(o, log: &log, spill: spill)
         }
     }
 
@@ -145,25 +183,41 @@ public enum Preparer {
         var counts = [[Int]](repeating: [Int](repeating: 0, count: n), count: splits.count)
         var keys = [[[Int]]](repeating: [[Int]](repeating: [Int](repeating: 0, count: schema.slots.count), count: n), count: splits.count)
         func splitIndex(_ s: Split) -> Int { splits.firstIndex(of: s)! }
-        var evaluated = Set<UInt64>()
+        // A user's records come together, so counting changes of user counts each evaluated user once.
+        var evaluated = 0
+        var lastEvaluated: UInt64? = nil
         let compact = o.shardFormat == 2
         meter.enter(.count)
-        try builder.generate(filling: !compact) { rec, _, split, shard in
-            let si = splitIndex(split)
-            if split != .train { evaluated.insert(rec.userID) }
-            counts[si][shard] += 1
-            if !compact { for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count } }
+        if compact {
+            try builder.generateReferences(threads: o.threads) { g in
+                if g.split != .train && g.userID != lastEvaluated { evaluated += 1; lastEvaluated = g.userID }
+                counts[splitIndex(g.split)][g.shard] += 1
+            }
+        } else {
+            try builder.generate(filling: true) { rec, _, split, shard in
+                let si = splitIndex(split)
+                if split != .train && rec.userID != lastEvaluated { evaluated += 1; lastEvaluated = rec.userID }
+                counts[si][shard] += 1
+                for s in rec.keys.indices { keys[si][shard][s] += rec.keys[s].count }
+            }
         }
         func fileName(_ split: Split, _ shard: Int) -> String {
             "\(split.rawValue)-\(String(format: "%05d", shard))-of-\(String(format: "%05d", n)).heeds"
         }
         meter.recordsTotal(counts.joined().reduce(0, +))
         meter.enter(.write)
-        var catalogRecords: [SampleRecord] = []
-        try builder.generateCatalog { catalogRecords.append($0) }
-        let (cBytes, cCRC) = try SampleShardWriter.write(path: directory + "/" + CompactRecords.catalogFileName, schema: builder.catalogSchema, records: catalogRecords)
-        let catalogEntry = ShardEntry(file: CompactRecords.catalogFileName, records: catalogRecords.count, bytes: cBytes, crc32: cCRC)
-        catalogRecords = []
+        // The catalog streams through twice (key counts, then records): no record array of every item.
+        var catalogCount = 0
+        var catalogKeys = [Int](repeating: 0, count: builder.catalogSchema.slots.count)
+        try builder.generateCatalog { rec in
+            catalogCount += 1
+            for s in catalogKeys.indices { catalogKeys[s] += rec.keys[s].count }
+        }
+        let catalogWriter = try SampleShardWriter(path: directory + "/" + CompactRecords.catalogFileName, schema: builder.catalogSchema,
+                                                  recordCount: catalogCount, keysPerSlot: catalogKeys, flushBytes: 1 << 16)
+        try builder.generateCatalog { try catalogWriter.append($0) }
+        let (cBytes, cCRC) = try catalogWriter.finish()
+        let catalogEntry = ShardEntry(file: CompactRecords.catalogFileName, records: catalogCount, bytes: cBytes, crc32: cCRC)
         let sequences = compact ? try builder.writeSequences(path: directory + "/" + SequenceFile.fileName) : nil
         if let sequences { progress("wrote \(sequences.records) events of \(builder.userCount) users once (\(sequences.bytes) bytes)") }
 
@@ -183,10 +237,19 @@ public enum Preparer {
             })
         }
         var written = 0
-        try builder.generate(filling: !compact) { rec, ref, split, shard in
-            try writers[splitIndex(split)][shard].append(rec, ref)
-            written += 1
-            if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
+        if compact {
+            let compactWriters = writers.map { $0.map { $0 as! CompactShardWriter } }
+            try builder.generateReferences(threads: o.threads) { g in
+                try compactWriters[splitIndex(g.split)][g.shard].append(g.ref)
+                written += 1
+                if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
+            }
+        } else {
+            try builder.generate(filling: true) { rec, ref, split, shard in
+                try writers[splitIndex(split)][shard].append(rec, ref)
+                written += 1
+                if written & 0xFFFF == 0 { meter.wrote(records: 0x10000) }
+            }
         }
         meter.wrote(records: written & 0xFFFF)
         var entries: [[ShardEntry]] = []
@@ -205,7 +268,7 @@ public enum Preparer {
         stats.filtered = raw.filtered
         stats.badRows = log.countsByName
         for (si, split) in splits.enumerated() { stats.records[split.rawValue] = counts[si].reduce(0, +) }
-        stats.evaluatedUsers = evaluated.count
+        stats.evaluatedUsers = evaluated
 
         let settings = Self.settings(o, validFrom: builder.validFrom, testFrom: builder.testFrom)
         let manifest = DatasetManifest(

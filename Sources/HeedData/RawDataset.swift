@@ -8,8 +8,11 @@ package struct RawDataset {
     /// Dataset name for messages and the manifest.
     package var name: String
 
-    /// An empty dataset called `name`, for a loader to fill.
-    package init(name: String) { self.name = name }
+    /// An empty dataset called `name`, for a loader to fill; events go to `spill` when given.
+    package init(name: String, spill: EventSpill? = nil) {
+        self.name = name
+        self.spill = spill
+    }
 
     /// Raw user id ↔ dense user index.
     package var users = IdIndex(capacity: 1 << 12)
@@ -109,25 +112,81 @@ package struct RawDataset {
     /// The dense index of user `raw`, creating its side-information rows if new.
     mutating func user(_ raw: UInt64) -> Int {
         let u = users.index(of: raw)
-        if u == userIncome.count {
-            userIncome.append(FeatureGroup.missingRawID)
-            userAge.append(FeatureGroup.missingRawID)
-            userNeighbors.append([])
+        if u == userEventCount.count {
+            userEventCount.append(0)
         }
         return u
     }
 
-    /// Appends one event (`time` in Unix seconds or a sequence position).
-    mutating func addEvent(user u: Int, item i: Int, type: EventType, time: Int64) {
+    /// Grows the income and age tables to one row per user (loaders with demographics).
+    mutating func padUserTables() {
+        let n = users.count
+        if userIncome.count < n { userIncome.append(contentsOf: repeatElement(FeatureGroup.missingRawID, count: n - userIncome.count)) }
+        if userAge.count < n { userAge.append(contentsOf: repeatElement(FeatureGroup.missingRawID, count: n - userAge.count)) }
+    }
+
+    /// Adds a directed social link from user index `u` to raw user id `friend`.
+    mutating func addNeighbor(user u: Int, _ friend: UInt64) {
+        if userNeighbors.count <= u { userNeighbors.append(contentsOf: repeatElement([], count: u + 1 - userNeighbors.count)) }
+        userNeighbors[u].append(friend)
+    }
+
+    // Side tables are filled only by loaders that have them, so a table may be shorter than
+    // the ids it describes: reads go through these, which give the missing value past its end.
+
+    /// Item `i`'s attribute keys.
+    func attributes(ofItem i: Int) -> [UInt64] { i < itemAttributes.count ? itemAttributes[i] : [] }
+    /// Item `i`'s title word keys.
+    func text(ofItem i: Int) -> [UInt64] { i < itemText.count ? itemText[i] : [] }
+    /// Item `i`'s catalogue price (NaN if unknown).
+    func catalogPrice(ofItem i: Int) -> Float { i < itemPrice.count ? itemPrice[i] : .nan }
+    /// Raw ids of item `i`'s complements.
+    func complements(ofItem i: Int) -> [UInt64] { i < itemComplements.count ? itemComplements[i] : [] }
+    /// Raw ids of item `i`'s substitutes.
+    func substitutes(ofItem i: Int) -> [UInt64] { i < itemSubstitutes.count ? itemSubstitutes[i] : [] }
+    /// User `u`'s raw income band id.
+    func income(ofUser u: Int) -> UInt64 { u < userIncome.count ? userIncome[u] : FeatureGroup.missingRawID }
+    /// User `u`'s raw age band id.
+    func age(ofUser u: Int) -> UInt64 { u < userAge.count ? userAge[u] : FeatureGroup.missingRawID }
+    /// Raw ids user `u` links to.
+    func neighbors(ofUser u: Int) -> [UInt64] { u < userNeighbors.count ? userNeighbors[u] : [] }
+
+    /// Appends one event (`time` in Unix seconds or a sequence position; `rating` and `price`
+    /// for loaders whose events carry them, NaN when a row leaves them empty).
+    ///
+    /// Item, type and per-user counts are kept for every event. With an `EventSpill` the event
+    /// goes to its external sort (and is dropped when `--part` gives its user to another part);
+    /// otherwise to the in-memory columns.
+    ///
+    /// - Throws: `HeedError(.io)` when a full run cannot be spilled.
+    mutating func addEvent(user u: Int, item i: Int, type: EventType, time: Int64, rating: Float? = nil, price: Float? = nil) throws {
+        eventsSeen += 1
+        if eventsSeen & 0xFFFF == 0 { PrepareProgress.active?.events(eventsSeen) }
+        itemInEvents[i] = true
+        typesPresent |= 1 << type.rawValue
+        userEventCount[u] &+= 1
+        if let spill {
+            let raw = users.rawIDs[u]
+            if let p = price, !p.isNaN { spill.prices.append(PriceSample(item: Int32(i), price: p)) }
+            spill.times?.append(time)
+            if spill.keeps(userRaw: raw) {
+                spill.events.append(EventRow(userRaw: raw, time: time, order: UInt32(truncatingIfNeeded: spill.events.count), item: Int32(i),
+                                             rating: rating ?? .nan, type: type.rawValue))
+            }
+            if spill.isFull { try spill.spill() }
+            return
+        }
         eventUser.append(Int32(u))
         eventItem.append(Int32(i))
         eventType.append(type.rawValue)
         eventTime.append(time)
-        itemInEvents[i] = true
+        if let rating { eventRating.append(rating) }
+        if let price { eventPrice.append(price) }
     }
 
     /// Reserves room for about `n` events.
     mutating func reserveEvents(_ n: Int) {
+        guard spill == nil else { return }
         eventUser.reserveCapacity(n)
         eventItem.reserveCapacity(n)
         eventType.reserveCapacity(n)
@@ -142,8 +201,17 @@ package struct RawDataset {
         sources.append(SourceFile(role: role, path: path, bytes: try FileOps.size(path)))
     }
 
-    /// Number of events.
-    package var eventCount: Int { eventUser.count }
+    /// Number of events kept for this dataset (in `--part k/N`, those of the part's users).
+    package var eventCount: Int { spill?.events.count ?? eventUser.count }
+
+    /// Where events go when preparing within a memory budget; nil keeps them in the columns above.
+    package var spill: EventSpill?
+    /// Events added so far, kept or not (the running row number of timestamp-less data).
+    package private(set) var eventsSeen = 0
+    /// Event types seen: bit `EventType.rawValue`.
+    package private(set) var typesPresent: UInt8 = 0
+    /// Per user index: events added (every event, whichever part keeps it).
+    package private(set) var userEventCount: [UInt32] = []
 }
 
 /// Splits text into lower-cased ASCII-alphanumeric words and keys them in `FeatureGroup.textToken`.

@@ -9,8 +9,8 @@ enum RetailLoaders {
     /// UnitPrice > 0 and a product stock code (5 digits plus optional letters). Filters are
     /// applied in that order and counted under `missing_customer`, `cancellation`,
     /// `non_positive_quantity`, `non_positive_price`, `non_product_code`.
-    static func loadOnlineRetail(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
-        var d = RawDataset(name: o.dataset.rawValue)
+    static func loadOnlineRetail(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
+        var d = RawDataset(name: o.dataset.rawValue, spill: spill)
         d.hasEventPrices = true
         d.hasPrices = true
         d.hasText = true
@@ -47,8 +47,7 @@ enum RetailLoaders {
             if d.itemText[ii].isEmpty {
                 d.itemText[ii] = textTokenKeys(line, f.starts[2], f.ends[2], limit: o.maxTextTokens)
             }
-            d.addEvent(user: d.user(customer), item: ii, type: .purchase, time: t)
-            d.eventPrice.append(Float(price))
+            try d.addEvent(user: d.user(customer), item: ii, type: .purchase, time: t, price: Float(price))
         }
         d.rowsRead = parsed.rows
         return d
@@ -70,8 +69,8 @@ enum RetailLoaders {
     /// Lines with quantity 0 are dropped (`zero_quantity`). The line's unit price is the
     /// regular shelf price (sales_value + retail_disc + coupon_match_disc) / quantity, left
     /// unknown for quantity > 100 (fuel lines count gallons, not units).
-    static func loadCompleteJourney(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
-        var d = RawDataset(name: o.dataset.rawValue)
+    static func loadCompleteJourney(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
+        var d = RawDataset(name: o.dataset.rawValue, spill: spill)
         d.hasEventPrices = true
         d.hasPrices = true
         let path = try SourceResolver.resolve(input: o.input, override: o.events, candidates: SourceResolver.gzOrPlain("transactions.csv"),
@@ -97,8 +96,7 @@ enum RetailLoaders {
             }
             if q == 0 { d.drop("zero_quantity"); return }
             let ii = d.item(p)
-            d.addEvent(user: d.user(h), item: ii, type: .purchase, time: t)
-            d.eventPrice.append(q > 0 && q <= 100 ? Float((sales + retail + match) / Double(q)) : .nan)
+            try d.addEvent(user: d.user(h), item: ii, type: .purchase, time: t, price: q > 0 && q <= 100 ? Float((sales + retail + match) / Double(q)) : .nan)
         }
         d.rowsRead = parsed.rows
         if let products = try SourceResolver.optional(input: o.input, override: o.items, candidates: SourceResolver.gzOrPlain("products.csv")) {
@@ -131,6 +129,7 @@ enum RetailLoaders {
         if let demo = try SourceResolver.optional(input: o.input, override: o.users, candidates: SourceResolver.gzOrPlain("demographics.csv")) {
             try d.addSource(role: "users", path: demo)
             d.hasDemographics = true
+            d.padUserTables()
             let dr = DelimitedReader(path: demo, delimiter: UInt8(ascii: ","), quoted: true,
                                      header: .exact(["household_id", "age", "income", "home_ownership", "marital_status", "household_size", "household_comp", "kids_count"]),
                                      describe: "CSV household_id,age,income,home_ownership,marital_status,household_size,household_comp,kids_count")

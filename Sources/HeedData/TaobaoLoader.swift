@@ -12,8 +12,8 @@ enum TaobaoLoader {
     ///
     /// Rows are parsed in one left-to-right pass over the bytes; a row that does not fit
     /// that pass is split again by `diagnose` to report exactly what is wrong.
-    static func load(_ o: PrepareOptions, log: inout BadRowLog) throws -> RawDataset {
-        var d = RawDataset(name: o.dataset.rawValue)
+    static func load(_ o: PrepareOptions, log: inout BadRowLog, spill: EventSpill? = nil) throws -> RawDataset {
+        var d = RawDataset(name: o.dataset.rawValue, spill: spill)
         let path = try SourceResolver.resolve(input: o.input, override: o.events, candidates: candidates,
                                               role: "events", dataset: o.dataset.rawValue, inputMayBeFile: true)
         try d.addSource(role: "events", path: path)
@@ -37,7 +37,7 @@ enum TaobaoLoader {
             let ii = d.item(i)
             if d.itemCategory[ii] == FeatureGroup.missingRawID { d.itemCategory[ii] = c }
             if u != lastUserRaw { lastUserRaw = u; lastUser = d.user(u) }
-            d.addEvent(user: lastUser, item: ii, type: e, time: t)
+            try d.addEvent(user: lastUser, item: ii, type: e, time: t)
             return true
         }
         return d

@@ -70,6 +70,12 @@ struct PrepareCommand: ParsableCommand {
     @Option(name: .customLong("shard-format"), help: "Sample shard format: 2 (compact: each record refers to its user's sequence, stored once; default) or 1 (every record stores its history; read by older builds).")
     var shardFormat = 2
 
+    @Option(name: .customLong("memory-budget"), help: "Stay within about this much memory: events are sorted by user and time in runs that fit, spilled beside the output and merged (e.g. 512M, 4G; 'unbounded' keeps every event in memory). The id maps stay resident; see docs/data-format.md.")
+    var memoryBudget = "4G"
+
+    @Option(name: .long, help: "Threads that build records (the output is the same for any count; default: every core).")
+    var threads: Int?
+
     @Flag(name: .customLong("skip-bad-rows"), help: "Skip bad rows and report counts per error class instead of failing.")
     var skipBadRows = false
 
@@ -139,6 +145,8 @@ struct PrepareCommand: ParsableCommand {
         o.overwrite = overwrite
         o.positiveRating = positiveRating
         o.shardFormat = shardFormat
+        o.memoryBudget = try Self.byteSize(memoryBudget, "--memory-budget")
+        if let threads { o.threads = threads }
         if let targetEvents {
             var set = Set<EventType>()
             for name in targetEvents.split(separator: ",") {
@@ -151,6 +159,26 @@ struct PrepareCommand: ParsableCommand {
             o.targetEvents = set
         }
         return o
+    }
+
+    /// Parses a size flag: bytes with an optional binary suffix (k, M, G, T; `KiB`/`KB` alike),
+    /// or `unbounded` (nil).
+    static func byteSize(_ text: String, _ flag: String) throws -> Int? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if t.lowercased() == "unbounded" { return nil }
+        var digits = Substring(t)
+        var unit = 1
+        for (suffixes, scale) in [(["tib", "tb", "t"], 1 << 40), (["gib", "gb", "g"], 1 << 30), (["mib", "mb", "m"], 1 << 20), (["kib", "kb", "k"], 1 << 10), (["b"], 1)] {
+            if let s = suffixes.first(where: { t.lowercased().hasSuffix($0) }) {
+                digits = t.dropLast(s.count)
+                unit = scale
+                break
+            }
+        }
+        guard let v = Double(digits.trimmingCharacters(in: .whitespaces)), v.isFinite, v > 0, v * Double(unit) < 9e18 else {
+            throw HeedError(.config, "\(flag): '\(text)' is not a size (like 512M, 4G or 'unbounded')")
+        }
+        return Int(v * Double(unit))
     }
 
     /// Parses a time flag: Unix seconds or a date / date-time.

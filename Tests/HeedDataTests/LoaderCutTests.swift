@@ -194,7 +194,7 @@ import Testing
         #expect(!links.isEmpty)
         for u in Set(links.map(\.0)) {
             let ui = try #require(d.users.find(UInt64(u)!))
-            #expect(d.userNeighbors[ui] == links.filter { $0.0 == u }.map(\.1), "user \(u)")
+            #expect(d.neighbors(ofUser: ui) == links.filter { $0.0 == u }.map(\.1), "user \(u)")
         }
         #expect(d.users.count == 15)
     }

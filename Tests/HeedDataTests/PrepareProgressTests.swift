@@ -20,7 +20,7 @@ import Testing
         #expect(s.events == m.stats.eventsKept)
         let records = Split.allCases.reduce(0) { $0 + m.recordCount($1) }
         #expect(s.recordsTotal == records && s.recordsWritten == records)
-        #expect(PrepareProgress.active.get() == nil, "the meter is released when the preparation ends")
+        #expect(PrepareProgress.active == nil, "the meter is released when the preparation ends")
     }
 
     @Test func aPlainInputFileIsCountedByItsBytes() throws {
