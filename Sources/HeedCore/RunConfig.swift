@@ -150,6 +150,21 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// `hybrid` with two parts or more: λ of the per-part softmax losses added to the blend's
     /// (each part's own score trained as a ranker too); 0 = the blend's loss alone.
     public var partLossWeight = 0.0
+    /// `hybrid`: the user rows (MF and tower) enter the network multiplied by this factor; with
+    /// Adam (steps of about `lr` whatever the gradient's size) it multiplies the user rows'
+    /// effective step and initial scale, for rows that get one update per epoch. 1 = off.
+    public var userRowScale = 1.0
+    /// `hybrid`: weight β of the anchor item in lists made around an anchor (cross-sell,
+    /// upsell, alternatives): each part's block of the list's user vector becomes
+    /// `U_k + β ‖U_k‖ b_k(a)/‖b_k(a)‖`, b_k(a) the anchor's item vector of that part. 0 = the
+    /// user vector alone.
+    public var anchorWeight = 0.0
+    /// `hybrid`: the MF part also reads the last item (FPMC: user × item plus last item × item,
+    /// a fourth D-wide block in the item rows).
+    public var mfLastItem = false
+    /// `hybrid` with `gate = "fixed"`: the weights of mf, seq, mlp in lists made around an
+    /// anchor (cross-sell, upsell, alternatives); empty = `gate_weights`, as for the next item.
+    public var listGateWeights: [Double] = []
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
@@ -161,6 +176,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         case encoder, useNeighbors, useTags
         case sequence, parts, gate, gateWeights
         case gateHistory, partLossWeight
+        case userRowScale, anchorWeight, mfLastItem, listGateWeights
     }
 
     /// Decodes a config; keys added since a model was saved take their defaults, so older
@@ -199,6 +215,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         gateWeights = try c.decodeIfPresent([Double].self, forKey: .gateWeights) ?? d.gateWeights
         gateHistory = try c.decodeIfPresent(Bool.self, forKey: .gateHistory) ?? d.gateHistory
         partLossWeight = try c.decodeIfPresent(Double.self, forKey: .partLossWeight) ?? d.partLossWeight
+        userRowScale = try c.decodeIfPresent(Double.self, forKey: .userRowScale) ?? d.userRowScale
+        anchorWeight = try c.decodeIfPresent(Double.self, forKey: .anchorWeight) ?? d.anchorWeight
+        mfLastItem = try c.decodeIfPresent(Bool.self, forKey: .mfLastItem) ?? d.mfLastItem
+        listGateWeights = try c.decodeIfPresent([Double].self, forKey: .listGateWeights) ?? d.listGateWeights
     }
 }
 
@@ -336,6 +356,10 @@ extension RunConfig {
         model.gateWeights = try reader.doubleArray("model.gate_weights") ?? model.gateWeights
         model.gateHistory = try reader.bool("model.gate_history") ?? model.gateHistory
         model.partLossWeight = try reader.double("model.part_loss_weight") ?? model.partLossWeight
+        model.userRowScale = try reader.double("model.user_row_scale") ?? model.userRowScale
+        model.anchorWeight = try reader.double("model.anchor_weight") ?? model.anchorWeight
+        model.mfLastItem = try reader.bool("model.mf_last_item") ?? model.mfLastItem
+        model.listGateWeights = try reader.doubleArray("model.list_gate_weights") ?? model.listGateWeights
         data.path = try reader.string("data.path") ?? data.path
         data.batchSize = try reader.int("data.batch_size") ?? data.batchSize
         data.epochs = try reader.int("data.epochs") ?? data.epochs

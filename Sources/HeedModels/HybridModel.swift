@@ -20,13 +20,18 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
     public private(set) var batcher: SASRecBatcher
     /// The catalogue's item side (categories, price levels, prices, links).
     public private(set) var side: ItemSide?
+    /// β of `anchor_weight`: the anchor's weight in lists made around an anchor item.
+    public let anchorWeight: Float
+    /// (3) `list_gate_weights`: the fixed blend of lists made around an anchor item, or nil
+    /// (lists use the next-item blend).
+    public let listGateWeights: [Float]?
 
     /// A model for records of `schema`.
     ///
     /// - Parameters:
     ///   - config: `embedding_dim` (D), `hidden` (tower widths), `max_len` (W), `loss`
     ///     (`sampled-softmax` or `softmax`), `negatives`, `sequence`, `parts`, `gate`, `gate_weights`,
-    ///     `gate_history`, `part_loss_weight`.
+    ///     `gate_history`, `part_loss_weight`, `user_row_scale`, `anchor_weight`, `mf_last_item`.
     ///   - schema: must hold `hist_items` and `item` (`--protocol seq`); `price_level` makes
     ///     the item tower read price levels.
     ///   - seed: seeds the dense weights and negatives.
@@ -63,11 +68,30 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
         guard config.partLossWeight >= 0, config.partLossWeight.isFinite else {
             throw HeedError(.config, "model hybrid: part_loss_weight must be a finite number >= 0, got \(config.partLossWeight)")
         }
+        guard config.userRowScale > 0, config.userRowScale.isFinite else {
+            throw HeedError(.config, "model hybrid: user_row_scale must be a finite number > 0, got \(config.userRowScale)")
+        }
+        guard config.anchorWeight >= 0, config.anchorWeight.isFinite else {
+            throw HeedError(.config, "model hybrid: anchor_weight must be a finite number >= 0, got \(config.anchorWeight)")
+        }
+        anchorWeight = Float(config.anchorWeight)
+        if config.listGateWeights.isEmpty {
+            listGateWeights = nil
+        } else {
+            guard config.gate == "fixed" else {
+                throw HeedError(.config, "model hybrid: list_gate_weights needs gate = fixed (a learned gate weighs the parts per user)")
+            }
+            guard config.listGateWeights.count == 3, config.listGateWeights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw HeedError(.config, "model hybrid: list_gate_weights must be 3 finite numbers >= 0 (mf, seq, mlp), got \(config.listGateWeights)")
+            }
+            listGateWeights = config.listGateWeights.map(Float.init)
+        }
         var rng = SeededGenerator(seed: seed)
         network = HybridNetwork(dim: config.embeddingDim, window: config.maxLength, hidden: config.hidden, lstm: config.sequence == "lstm",
                                 parts: parts, learnedGate: config.gate == "learned", fixedWeights: config.gateWeights,
                                 usesPriceLevel: schema.slotIndex("price_level") != nil, gateHistory: config.gateHistory,
-                                partLossWeight: config.partLossWeight, generator: &rng)
+                                partLossWeight: config.partLossWeight, userRowScale: config.userRowScale,
+                                mfLastItem: config.mfLastItem, generator: &rng)
         batcher = try HybridBatcher(schema: schema, window: config.maxLength, loss: loss, negatives: config.negatives,
                                     catalog: [], seed: KeyHash.mix64(seed ^ 0x4B1D), side: nil)
     }
@@ -119,6 +143,18 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
 
     public mutating func userVectors(_ batch: ModelBatch, rows: BatchRows) -> [Float] {
         network.userVectors(batch, rows: Self.tables(rows))
+    }
+
+    /// Whether lists made around an anchor score differently from the next item.
+    public var hasListScoring: Bool { anchorWeight > 0 || listGateWeights != nil }
+
+    /// (B × 3D) user vectors for lists made around each record's anchor item (cross-sell,
+    /// upsell, alternatives): the parts blended by `listGateWeights` (when set, else the
+    /// next-item blend), then `HybridNetwork.anchoredVectors` with β = `anchorWeight`.
+    /// - Parameter anchors: (B × 3D) the anchors' item vectors (rows of `catalogScorer`).
+    public mutating func listUserVectors(_ batch: ModelBatch, rows: BatchRows, anchors: [Float]) -> [Float] {
+        let users = network.userVectors(batch, rows: Self.tables(rows), partWeights: listGateWeights)
+        return HybridNetwork<Float>.anchoredVectors(users: users, anchors: anchors, weight: anchorWeight, dim: network.dim)
     }
 
     public func catalogScorer(params: any ParameterAccess) async throws -> ItemScorer {

@@ -41,6 +41,19 @@ public enum HybridPart: Int, CaseIterable, Sendable {
 ///   ensemble of trained parts rather than one part with passengers. The per-part losses do
 ///   not reach the gate.
 ///
+/// A third option, `userRowScale` s (1 by default): the network reads every user row (`P[u]`
+/// and `M[u]`) as `s · row`. The seq protocol has one record per user, so a user row gets one
+/// optimizer step per epoch; with Adam each step moves a row by about `lr` whatever its
+/// gradient's size, so s multiplies the user rows' effective step (and initial scale) while
+/// item rows, which are updated on almost every step, keep theirs.
+///
+/// Fourth, `mfLastItem` (off by default): the MF part becomes a factorised personalised Markov
+/// chain (FPMC, Rendle et al. 2010): `a_mf = s P[u] + L[s_t]`, so MF scores `P[u]·Q[i] +
+/// L[s_t]·Q[i]`, user × item plus last item × item (the item-to-item transition matrix
+/// factorised). L is a fourth block of the item row, updated at every position where its
+/// item is read, so the MF part learns from every interaction rather than one user row per
+/// record; its score stays one dot product with `b_mf(i) = Q[i]`.
+///
 /// The gate reads only the user side, so a score stays one dot product of a user vector and
 /// an item vector: full ranking scores the whole catalogue with one matrix product, as for
 /// sasrec. Rows: user table (2D) `[P[u] | M[u]]`, item table (3D) `[Q[i] | E[i] | F[i]]`,
@@ -71,6 +84,10 @@ struct HybridNetwork<T: Real>: Sendable {
     let gateHistory: Bool
     /// λ of the per-part losses (0: the blend's loss alone).
     let partLossWeight: T
+    /// s: user rows are read as `s · row`.
+    let userRowScale: T
+    /// The MF part's user side adds the last item's transition row (FPMC).
+    let mfLastItem: Bool
     /// The sequence cell (one of them).
     var gru: GRULayer<T>?
     var lstm: LSTMLayer<T>?
@@ -96,9 +113,11 @@ struct HybridNetwork<T: Real>: Sendable {
     ///   - usesPriceLevel: the item tower reads price levels.
     ///   - gateHistory: the learned gate also reads log(1 + items read).
     ///   - partLossWeight: λ of the per-part losses (used with two parts or more).
+    ///   - userRowScale: s, the factor on user rows as the network reads them.
+    ///   - mfLastItem: MF's user side is `s P[u] + L[s_t]` (FPMC), L a fourth item-row block.
     init(dim: Int, window: Int, hidden: [Int], lstm: Bool, parts: Set<HybridPart>, learnedGate: Bool,
          fixedWeights: [Double], usesPriceLevel: Bool, gateHistory: Bool = false, partLossWeight: Double = 0,
-         generator: inout SeededGenerator) {
+         userRowScale: Double = 1, mfLastItem: Bool = false, generator: inout SeededGenerator) {
         precondition(dim > 0 && window > 0 && !parts.isEmpty && fixedWeights.count == 3, "hybrid: invalid sizes")
         self.dim = dim
         self.window = window
@@ -108,6 +127,8 @@ struct HybridNetwork<T: Real>: Sendable {
         self.usesPriceLevel = usesPriceLevel
         self.gateHistory = gateHistory
         self.partLossWeight = parts.count > 1 ? T(partLossWeight) : 0
+        self.userRowScale = T(userRowScale)
+        self.mfLastItem = mfLastItem
         if lstm { self.lstm = LSTMLayer(inputSize: dim, hiddenSize: dim, generator: &generator) }
         else { gru = GRULayer(inputSize: dim, hiddenSize: dim, generator: &generator) }
         userTower = MLPLayer(sizes: [2 * dim] + hidden + [dim], activation: .relu, generator: &generator)
@@ -125,9 +146,12 @@ struct HybridNetwork<T: Real>: Sendable {
     /// Width of user and item vectors: 3D.
     var vectorWidth: Int { 3 * dim }
 
+    /// Width of an item row: `[Q | E | F]` (3D), and `| L` (4D) with `mfLastItem`.
+    var itemRowWidth: Int { (mfLastItem ? 4 : 3) * dim }
+
     /// Embedding tables (feature group → row width).
     var tableDims: [UInt8: Int] {
-        var t: [UInt8: Int] = [FeatureGroup.user.rawValue: 2 * dim, FeatureGroup.item.rawValue: 3 * dim,
+        var t: [UInt8: Int] = [FeatureGroup.user.rawValue: 2 * dim, FeatureGroup.item.rawValue: itemRowWidth,
                                FeatureGroup.category.rawValue: dim]
         if usesPriceLevel { t[FeatureGroup.priceLevel.rawValue] = dim }
         return t
@@ -196,7 +220,7 @@ struct HybridNetwork<T: Real>: Sendable {
                 let i = Self.index(items, seq.keys[r * w + t], "seq")
                 side.seqIndex[r * l + t] = i
                 side.mask.data[r * l + t] = 1
-                for j in 0..<d { side.input.data[(r * l + t) * d + j] = items!.values.data[i * 3 * d + d + j] }
+                for j in 0..<d { side.input.data[(r * l + t) * d + j] = items!.values.data[i * itemRowWidth + d + j] }
             }
         }
         if enabled[HybridPart.seq.rawValue] {
@@ -210,7 +234,11 @@ struct HybridNetwork<T: Real>: Sendable {
         for k in 0..<p {
             let (r, t) = positions[k], u = side.userIndex[k]
             if enabled[HybridPart.mf.rawValue] && u >= 0 {
-                for j in 0..<d { side.parts.data[k * 3 * d + j] = users!.values.data[u * 2 * d + j] }
+                for j in 0..<d { side.parts.data[k * 3 * d + j] = userRowScale * users!.values.data[u * 2 * d + j] }
+            }
+            if enabled[HybridPart.mf.rawValue] && mfLastItem && t >= 0 {
+                let i = side.seqIndex[r * l + t]
+                for j in 0..<d { side.parts.data[k * 3 * d + j] += items!.values.data[i * itemRowWidth + 3 * d + j] }
             }
             if enabled[HybridPart.seq.rawValue] && t >= 0 {
                 for j in 0..<d { side.parts.data[k * 3 * d + d + j] = side.output.data[(r * l + t) * d + j] }
@@ -219,7 +247,7 @@ struct HybridNetwork<T: Real>: Sendable {
         if enabled[HybridPart.mlp.rawValue] {
             side.towerInput = Tensor(zeros: [p, 2 * d])
             for k in 0..<p {
-                if side.userIndex[k] >= 0 { for j in 0..<d { side.towerInput.data[k * 2 * d + j] = users!.values.data[side.userIndex[k] * 2 * d + d + j] } }
+                if side.userIndex[k] >= 0 { for j in 0..<d { side.towerInput.data[k * 2 * d + j] = userRowScale * users!.values.data[side.userIndex[k] * 2 * d + d + j] } }
                 if side.categoryIndex[k] >= 0 { for j in 0..<d { side.towerInput.data[k * 2 * d + d + j] = cats!.values.data[side.categoryIndex[k] * d + j] } }
             }
             var out = Tensor<T>.empty
@@ -308,7 +336,13 @@ struct HybridNetwork<T: Real>: Sendable {
         if enabled[HybridPart.mf.rawValue] {
             for k in 0..<p where side.userIndex[k] >= 0 {
                 let u = side.userIndex[k]
-                for j in 0..<d { dRows[userTable]!.data[u * 2 * d + j] += dParts.data[k * 3 * d + j] }
+                for j in 0..<d { dRows[userTable]!.data[u * 2 * d + j] += userRowScale * dParts.data[k * 3 * d + j] }
+            }
+            if mfLastItem {
+                for k in 0..<p where side.step[k] >= 0 {
+                    let i = side.seqIndex[side.row[k] * l + side.step[k]]
+                    for j in 0..<d { dRows[itemTable]!.data[i * itemRowWidth + 3 * d + j] += dParts.data[k * 3 * d + j] }
+                }
             }
         }
         if enabled[HybridPart.seq.rawValue] {
@@ -323,7 +357,7 @@ struct HybridNetwork<T: Real>: Sendable {
             for r in 0..<b {
                 for t in 0..<l where side.seqIndex[r * l + t] >= 0 {
                     let i = side.seqIndex[r * l + t]
-                    for j in 0..<d { dRows[itemTable]!.data[i * 3 * d + d + j] += dx.data[(r * l + t) * d + j] }
+                    for j in 0..<d { dRows[itemTable]!.data[i * itemRowWidth + d + j] += dx.data[(r * l + t) * d + j] }
                 }
             }
         }
@@ -335,7 +369,7 @@ struct HybridNetwork<T: Real>: Sendable {
             for k in 0..<p {
                 if side.userIndex[k] >= 0 {
                     let u = side.userIndex[k]
-                    for j in 0..<d { dRows[userTable]!.data[u * 2 * d + d + j] += dIn.data[k * 2 * d + j] }
+                    for j in 0..<d { dRows[userTable]!.data[u * 2 * d + d + j] += userRowScale * dIn.data[k * 2 * d + j] }
                 }
                 if side.categoryIndex[k] >= 0 {
                     let c = side.categoryIndex[k]
@@ -356,8 +390,8 @@ struct HybridNetwork<T: Real>: Sendable {
         side.vectors = Tensor(zeros: [n, 3 * d])
         for k in 0..<n {
             let i = side.itemIndex[k]
-            if enabled[HybridPart.mf.rawValue] { for j in 0..<d { side.vectors.data[k * 3 * d + j] = items!.values.data[i * 3 * d + j] } }
-            if enabled[HybridPart.seq.rawValue] { for j in 0..<d { side.vectors.data[k * 3 * d + d + j] = items!.values.data[i * 3 * d + d + j] } }
+            if enabled[HybridPart.mf.rawValue] { for j in 0..<d { side.vectors.data[k * 3 * d + j] = items!.values.data[i * itemRowWidth + j] } }
+            if enabled[HybridPart.seq.rawValue] { for j in 0..<d { side.vectors.data[k * 3 * d + d + j] = items!.values.data[i * itemRowWidth + d + j] } }
         }
         if enabled[HybridPart.mlp.rawValue] {
             let width = (usesPriceLevel ? 3 : 2) * d
@@ -365,7 +399,7 @@ struct HybridNetwork<T: Real>: Sendable {
             side.levelIndex = usesPriceLevel ? (levels ?? []).map { Self.index(lv, $0, "price level") } : []
             side.towerInput = Tensor(zeros: [n, width])
             for k in 0..<n {
-                for j in 0..<d { side.towerInput.data[k * width + j] = items!.values.data[side.itemIndex[k] * 3 * d + 2 * d + j] }
+                for j in 0..<d { side.towerInput.data[k * width + j] = items!.values.data[side.itemIndex[k] * itemRowWidth + 2 * d + j] }
                 for j in 0..<d { side.towerInput.data[k * width + d + j] = cats!.values.data[side.categoryIndex[k] * d + j] }
                 if usesPriceLevel { for j in 0..<d { side.towerInput.data[k * width + 2 * d + j] = lv!.values.data[side.levelIndex[k] * d + j] } }
             }
@@ -383,7 +417,7 @@ struct HybridNetwork<T: Real>: Sendable {
         for k in 0..<n {
             let i = side.itemIndex[k]
             for c in 0..<2 where enabled[c] {
-                for j in 0..<d { dRows[itemTable]!.data[i * 3 * d + c * d + j] += dVectors.data[k * 3 * d + c * d + j] }
+                for j in 0..<d { dRows[itemTable]!.data[i * itemRowWidth + c * d + j] += dVectors.data[k * 3 * d + c * d + j] }
             }
         }
         guard enabled[HybridPart.mlp.rawValue] else { return }
@@ -393,7 +427,7 @@ struct HybridNetwork<T: Real>: Sendable {
         var dIn = Tensor<T>(zeros: [n, width])
         itemTower.backward(&dIn, dOut)
         for k in 0..<n {
-            for j in 0..<d { dRows[itemTable]!.data[side.itemIndex[k] * 3 * d + 2 * d + j] += dIn.data[k * width + j] }
+            for j in 0..<d { dRows[itemTable]!.data[side.itemIndex[k] * itemRowWidth + 2 * d + j] += dIn.data[k * width + j] }
             for j in 0..<d { dRows[FeatureGroup.category.rawValue]!.data[side.categoryIndex[k] * d + j] += dIn.data[k * width + d + j] }
             if usesPriceLevel {
                 for j in 0..<d { dRows[FeatureGroup.priceLevel.rawValue]!.data[side.levelIndex[k] * d + j] += dIn.data[k * width + 2 * d + j] }
@@ -542,11 +576,50 @@ struct HybridNetwork<T: Real>: Sendable {
 
     // MARK: - Inference
 
-    /// (B × 3D) user vectors after each record's whole `seq` (the state after its last item).
-    mutating func userVectors(_ batch: ModelBatch, rows: [UInt8: TableRows<T>]) -> [T] {
+    /// (B × 3D) user vectors after each record's whole `seq` (the state after its last item);
+    /// with `partWeights` (3) the parts are blended by those weights instead of the gate
+    /// (disabled parts stay 0).
+    mutating func userVectors(_ batch: ModelBatch, rows: [UInt8: TableRows<T>], partWeights: [T]? = nil) -> [T] {
         let seq = Self.field(batch, "seq"), w = seq.length
         let positions = (0..<batch.size).map { r in (r, (0..<w).filter { seq.mask[r * w + $0] != 0 }.last ?? -1) }
-        return userSide(batch, rows: rows, positions: positions, training: false).vectors.data
+        let side = userSide(batch, rows: rows, positions: positions, training: false)
+        guard let partWeights else { return side.vectors.data }
+        precondition(partWeights.count == 3, "hybrid: 3 part weights (mf, seq, mlp)")
+        let d = dim
+        var out = side.parts.data
+        for k in 0..<positions.count { for c in 0..<3 { for j in 0..<d { out[k * 3 * d + c * d + j] *= enabled[c] ? partWeights[c] : 0 } } }
+        return out
+    }
+
+    /// User vectors of lists made around an anchor item: per record and part k,
+    /// `U'_k = U_k + β ‖U_k‖ b_k(a)/‖b_k(a)‖`, U_k = g_k a_k the part's block of the user vector
+    /// and b_k(a) the anchor's item vector of that part. A candidate's score is then the
+    /// user's next-item score plus β Σ_k ‖U_k‖ cos-weighted relatedness `b̂_k(a)·b_k(i)`: each
+    /// part relates items through its own item vectors, as strongly as that part weighs in this
+    /// user's score (the gate enters through ‖U_k‖; a disabled part has U_k = 0), scaled per part
+    /// so that no part's item vectors dominate by their length alone. One part alone relates
+    /// items by its own vectors; β = 0 or a zero anchor vector leaves U unchanged.
+    ///
+    /// - Parameters:
+    ///   - users: (B × 3D) user vectors U.
+    ///   - anchors: (B × 3D) item vectors V(a) of each record's anchor.
+    ///   - weight: β ≥ 0.
+    ///   - dim: D.
+    static func anchoredVectors(users: [T], anchors: [T], weight: T, dim d: Int) -> [T] {
+        let w = 3 * d, b = users.count / w
+        precondition(users.count == b * w && anchors.count == b * w, "hybrid: anchored vectors need as many anchors as users (\(b) × \(w))")
+        var out = users
+        guard weight != 0 else { return out }
+        for k in 0..<b {
+            for c in 0..<3 {
+                var uu: T = 0, aa: T = 0
+                for j in 0..<d { uu += users[k * w + c * d + j] * users[k * w + c * d + j]; aa += anchors[k * w + c * d + j] * anchors[k * w + c * d + j] }
+                guard aa > 0, uu > 0 else { continue }
+                let scale = weight * (uu / aa).squareRoot()
+                for j in 0..<d { out[k * w + c * d + j] += scale * anchors[k * w + c * d + j] }
+            }
+        }
+        return out
     }
 
     /// (K × 3D) item vectors of `keys` (inference).

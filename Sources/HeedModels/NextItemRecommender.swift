@@ -81,6 +81,17 @@ public struct NextItemRecommender {
         return scorer.scores(users: user, count: 1)
     }
 
+    /// (C) scores of every catalogue item for a list around `history`'s last item (the
+    /// anchor): `ShopListEvaluation.listScores` (hybrid with `anchor_weight` > 0), else `scores`.
+    public mutating func listScores(history: [UInt64], user userID: UInt64) async throws -> [Float] {
+        let batch = model.batcher.inferenceBatch(histories: [history[...]], users: [userID])
+        let rows = try await ItemScorer.pullInputRows(of: model, batch: batch, params: params)
+        if let anchored = ShopListEvaluation.listScores(model: model, batch: batch, rows: rows, anchors: [history.last!], scorer: scorer) {
+            return anchored
+        }
+        return scorer.scores(users: model.userVectors(batch, rows: rows), count: 1)
+    }
+
     /// The item key of a raw id, if it is in the catalogue.
     public func itemKey(raw id: UInt64) -> UInt64? {
         let key = FeatureGroup.item.key(id)

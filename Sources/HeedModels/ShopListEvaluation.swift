@@ -65,7 +65,10 @@ public struct ShopListMetrics: Codable, Equatable, Sendable {
 /// Per record (user u, history h, target y; records with an empty history are skipped) the
 /// anchor is the most recent history item `a = h.last` and the user vector is the model's
 /// after h (so the anchor is what the user just bought). Every catalogue item is scored with
-/// one product per block of records; the history's items are left out of every list.
+/// one product per block of records; the history's items are left out of every list. The
+/// lists (not the next item) use `ShopListEvaluation.listScores`: with `list_gate_weights` the
+/// parts are blended with those weights, and with `anchor_weight` β > 0 the user vector leans
+/// towards the anchor's item vector (`HybridNetwork.anchoredVectors`).
 /// - next item: the full-ranking rank of y (ties against y), as `NextItemEvaluation`;
 /// - cross-sell: the top items of categories other than a's; judged against a's also-bought
 ///   links (`complements`) of another category, outside h (records whose anchor has none are
@@ -107,8 +110,10 @@ public enum ShopListEvaluation {
                 guard !keep.isEmpty else { continue }
                 let histories = keep.map { batcher.history(sample, row: $0) }
                 let batch = batcher.inferenceBatch(histories: histories, users: keep.map { sample.userIDs[$0] })
-                let users = model.userVectors(batch, rows: try await ItemScorer.pullInputRows(of: model, batch: batch, params: params))
+                let inputRows = try await ItemScorer.pullInputRows(of: model, batch: batch, params: params)
+                let users = model.userVectors(batch, rows: inputRows)
                 let scores = scorer.scores(users: users, count: keep.count)
+                let anchoredScores = listScores(model: model, batch: batch, rows: inputRows, anchors: histories.map { $0.last! }, scorer: scorer)
                 for (k, r) in keep.enumerated() {
                     let history = histories[k], target = batcher.target(sample, row: r)
                     guard let ti = scorer.index(of: target), let anchor = scorer.index(of: history.last!) else { continue }
@@ -121,6 +126,7 @@ public enum ShopListEvaluation {
                     out.users.append(sample.userIDs[r])
                     out.nextHit.append(rank <= cutoff ? 1 : 0)
                     out.nextNDCG.append(rank <= cutoff ? 1 / log2(Double(rank) + 1) : 0)
+                    if let anchoredScores { row = Array(anchoredScores[(k * c)..<((k + 1) * c)]) }
                     for i in historyIndices { row[i] = -Float.infinity }
                     for kind in kinds {
                         var list = row
@@ -137,6 +143,21 @@ public enum ShopListEvaluation {
         }
         for kind in kinds { out.figures[kind.rawValue] = acc[kind]!.figures(catalog: c) }
         return out
+    }
+
+    /// (B × C) scores of every catalogue item for lists around each record's `anchors` (item
+    /// keys), or nil when the model's lists use its next-item scores (not hybrid, or neither
+    /// `anchor_weight` nor `list_gate_weights` set). `heed recommend` and this evaluation both make lists from these.
+    public static func listScores(model: any NextItemModel, batch: ModelBatch, rows: BatchRows, anchors: [UInt64],
+                                  scorer: ItemScorer) -> [Float]? {
+        guard var hybrid = model as? HybridModel, hybrid.hasListScoring else { return nil }
+        let w = scorer.dim
+        var vectors = [Float](repeating: 0, count: anchors.count * w)
+        for (k, key) in anchors.enumerated() {
+            guard let i = scorer.index(of: key) else { continue }
+            for j in 0..<w { vectors[k * w + j] = scorer.rows[i * w + j] }
+        }
+        return scorer.scores(users: hybrid.listUserVectors(batch, rows: rows, anchors: vectors), count: anchors.count)
     }
 
     /// Catalogue indices relevant to a `kind` list around `anchor` (see the type's doc).

@@ -25,6 +25,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Next-item models: seed of the sampled negatives.") var evalSeed: UInt64 = 1
     @Option(help: "Next-item models: how the sampled negatives are drawn: distinct (outside every item of the user) or sasrec-code (as the SASRec authors' util.py: with replacement, outside the training items only).") var negativeDraw: String = "distinct"
     @Option(help: "Next-item models: users with at most this many interactions (history + the predicted item) count as cold.") var coldMax: Int = 5
+    @Option(help: "hybrid models: the anchor's weight in the cross-sell / upsell / alternatives lists, overriding the saved anchor_weight (both models with --compare).") var anchorWeight: Double?
+    @Option(help: "hybrid models with a fixed gate: the weights of mf, seq, mlp in the lists, comma-separated, overriding the saved list_gate_weights (both models with --compare).") var listGateWeights: String?
     @Option(help: "hybrid models: write the cross-sell / upsell / alternatives figures (JSON, with per-record values) here.") var listsOut: String?
 
     func run() throws {
@@ -56,7 +58,8 @@ struct EvalCommand: ParsableCommand {
         print("\(model): \(saved.config.model.name) after \(saved.step) steps (\(saved.servers) servers) on \(data ?? saved.config.data.path)\n\(split.rawValue) \(evaluation.summary)")
         if let path = metricsOut { try writeJSONAtomically(evaluation, to: path) }
         if saved.config.model.name == "hybrid" {
-            try Self.shopLists(model: model, data: data, split: split, coldMax: coldMax, out: listsOut)
+            try Self.shopLists(model: model, data: data, split: split, coldMax: coldMax, out: listsOut,
+                               overrides: ListOverrides(anchorWeight: anchorWeight, listGateWeights: try listGateWeights.map { try parseWeights($0, flag: "--list-gate-weights") }))
         }
     }
 }

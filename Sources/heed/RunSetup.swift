@@ -39,6 +39,10 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "hybrid: blend by a learned gate or fixed gate_weights (learned, fixed).") var gate: String?
     @Option(name: .long, help: "hybrid: the learned gate also reads log(1 + items read): true or false.") var gateHistory: Bool?
     @Option(name: .long, help: "hybrid: weight of the per-part softmax losses added to the blend's (0 = off).") var partLossWeight: Double?
+    @Option(name: .long, help: "hybrid: factor on the user rows (MF and tower) as the network reads them (1 = off).") var userRowScale: Double?
+    @Option(name: .long, help: "hybrid: weight of the anchor item in cross-sell / upsell / alternatives lists (0 = the user vector alone).") var anchorWeight: Double?
+    @Option(name: .long, help: "hybrid: the MF part also reads the last item (FPMC): true or false.") var mfLastItem: Bool?
+    @Option(name: .long, help: "hybrid with a fixed gate: weights of mf, seq, mlp in cross-sell / upsell / alternatives lists, comma-separated ('' = gate_weights).") var listGateWeights: String?
     @Option(name: .long, help: "Save the trained model to this directory (read it back with heed eval --model).") var saveModel: String?
     @Option(name: .long, help: "Directory for checkpoints (TOML [checkpoint] dir).") var checkpointDir: String?
     @Option(name: .long, help: "Checkpoint when the workers' steps together grew by this many (0 = off).") var checkpointEverySteps: Int?
@@ -90,6 +94,10 @@ struct RunOptions: ParsableArguments {
         if let v = gate { c.model.gate = v }
         if let v = gateHistory { c.model.gateHistory = v }
         if let v = partLossWeight { c.model.partLossWeight = v }
+        if let v = userRowScale { c.model.userRowScale = v }
+        if let v = anchorWeight { c.model.anchorWeight = v }
+        if let v = mfLastItem { c.model.mfLastItem = v }
+        if let v = listGateWeights { c.model.listGateWeights = try parseWeights(v, flag: "--list-gate-weights") }
         if let v = saveModel {
             // Absolute, so every role of a local cluster writes to the same place.
             c.output.modelDirectory = v.hasPrefix("/") ? v : FileManager.default.currentDirectoryPath + "/" + v

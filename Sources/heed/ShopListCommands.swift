@@ -14,11 +14,14 @@ struct LoadedNextItemModel {
     var model: any NextItemModel
     var params: LocalParameterAccess
 
-    /// Loads `modelDirectory` (any server count) onto `data` (default: the training data).
-    static func load(_ modelDirectory: String, data: String?) throws -> LoadedNextItemModel {
+    /// Loads `modelDirectory` (any server count) onto `data` (default: the training data);
+    /// `overrides` replace the saved list settings (they change no parameter).
+    static func load(_ modelDirectory: String, data: String?, overrides: ListOverrides = ListOverrides()) throws -> LoadedNextItemModel {
         let saved = try SavedModel.load(directory: modelDirectory)
         var config = saved.config
         if let data { config.data.path = data }
+        if let v = overrides.anchorWeight { config.model.anchorWeight = v }
+        if let v = overrides.listGateWeights { config.model.listGateWeights = v }
         config.cluster.servers = 1
         config.cluster.workers = 1
         let manifest = try DatasetManifest.load(directory: config.data.path)
@@ -47,12 +50,31 @@ struct LoadedNextItemModel {
     }
 }
 
+/// `heed eval` flags that replace a saved hybrid model's list settings (`anchor_weight`,
+/// `list_gate_weights`); they change no parameter.
+struct ListOverrides {
+    var anchorWeight: Double? = nil
+    var listGateWeights: [Double]? = nil
+}
+
+/// Comma-separated weights of a flag ("" = none).
+/// - Throws: `HeedError(.config)` naming the flag for a value that is not a number.
+func parseWeights(_ text: String, flag: String) throws -> [Double] {
+    guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { return [] }
+    return try text.split(separator: ",").map { part in
+        guard let v = Double(part.trimmingCharacters(in: .whitespaces)) else {
+            throw HeedError(.config, "\(flag) must be comma-separated numbers (mf, seq, mlp), not '\(text)'")
+        }
+        return v
+    }
+}
+
 extension EvalCommand {
     /// Prints (and writes, with `--lists-out`) the shop-list figures of a hybrid model.
-    static func shopLists(model: String, data: String?, split: Split, coldMax: Int, out: String?) throws {
+    static func shopLists(model: String, data: String?, split: Split, coldMax: Int, out: String?, overrides: ListOverrides = ListOverrides()) throws {
         let result = LockedBox<ShopListMetrics?>(nil)
         try runRole("eval") {
-            let loaded = try LoadedNextItemModel.load(model, data: data)
+            let loaded = try LoadedNextItemModel.load(model, data: data, overrides: overrides)
             result.set(try await loaded.shopLists(split: split, coldMax: coldMax))
         }
         guard let metrics = result.get() else { throw ExitCode(1) }
@@ -66,9 +88,10 @@ extension EvalCommand {
         let directories = comparison.compare
         let both = LockedBox<[ShopListMetrics]>([])
         let (data, coldMax) = (self.data, self.coldMax)
+        let overrides = ListOverrides(anchorWeight: anchorWeight, listGateWeights: try listGateWeights.map { try parseWeights($0, flag: "--list-gate-weights") })
         try runRole("eval") {
             for d in directories {
-                let m = try await LoadedNextItemModel.load(d, data: data).shopLists(split: split, coldMax: coldMax)
+                let m = try await LoadedNextItemModel.load(d, data: data, overrides: overrides).shopLists(split: split, coldMax: coldMax)
                 both.update { $0.append(m) }
             }
         }
@@ -137,7 +160,7 @@ extension RecommendCommand {
         history.append(side.keys[anchor])
         var recommender = try await NextItemRecommender(model: loaded.model, params: loaded.params,
                                                         catalog: try loaded.manifest.openCatalog(directory: loaded.config.data.path))
-        var scores = try await recommender.scores(history: history, user: userID)
+        var scores = try await recommender.listScores(history: history, user: userID)
         for key in history { if let i = side.index(of: key) { scores[i] = -Float.infinity } }
         scores.withUnsafeMutableBufferPointer { ShopListRules.restrict($0, kind: kind, anchor: anchor, side: side) }
         let top = ItemScorer.topK(scores[...], k: k)

@@ -46,7 +46,8 @@ import HeedServer
     /// Sync mode with one worker reads the same batches with the same negatives and applies
     /// the same Adam updates as the in-process run: every row of every table (user, item,
     /// category; with its Adam state), the dense vector and the ranking figures are bitwise equal.
-    /// The last case adds the per-part losses and the history-reading gate.
+    /// The last case adds the per-part losses, the history-reading gate, the user-row factor and
+    /// FPMC's last-item rows.
     @Test(arguments: [("gru", NextItemLoss.sampledSoftmax, 1, false), ("lstm", .sampledSoftmax, 2, false), ("gru", .softmax, 1, false),
                       ("gru", .sampledSoftmax, 2, true)])
     func syncHybridWithOneWorkerEqualsInProcessBitwise(sequence: String, loss: NextItemLoss, servers: Int, partLosses: Bool) async throws {
@@ -54,6 +55,8 @@ import HeedServer
         if partLosses {
             config.model.partLossWeight = 0.5
             config.model.gateHistory = true
+            config.model.userRowScale = 4
+            config.model.mfLastItem = true
         }
         let (reference, referenceEval) = try await ClusterHarness.runInProcess(config)
         let cluster = try await ClusterHarness.runCluster(config)

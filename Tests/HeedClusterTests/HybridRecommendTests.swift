@@ -82,6 +82,23 @@ import HeedModels
         #expect(Set(next.items.map(\.item)).isDisjoint(with: next.history))
     }
 
+    /// The list settings of `heed eval`: an anchor weight keeps every list inside its rules,
+    /// list weights on a learned gate are refused with a message naming the key.
+    @Test func listSettingsKeepTheRulesAndRefuseBadValues() async throws {
+        let data = try HybridClusterTests.grocery()
+        let model = try Self.trained(data, name: "grocery")
+        let out = NSTemporaryDirectory() + "heed-hybrid-anchored-lists-\(getpid()).json"
+        let (status, output) = try await run(["eval", "--model", model, "--split", "valid", "--anchor-weight", "0.5", "--lists-out", out])
+        #expect(status == 0, "\(output)")
+        let metrics = try JSONDecoder().decode(ShopListMetrics.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
+        let crossSell = try #require(metrics.figures["cross-sell"])
+        #expect(crossSell.lists > 100 && crossSell.judged > 10 && crossSell.violationRate == 0)
+        let (refused, message) = try await run(["eval", "--model", model, "--split", "valid", "--list-gate-weights", "1,1,1"])
+        #expect(refused != 0 && message.contains("list_gate_weights needs gate = fixed"), "\(message)")
+        let (bad, text) = try await run(["eval", "--model", model, "--split", "valid", "--anchor-weight=-1"])
+        #expect(bad != 0 && text.contains("anchor_weight must be"), "\(text)")
+    }
+
     @Test func upsellListsDearerItemsOfTheSameCategory() async throws {
         let data = try Self.retail()
         let model = try Self.trained(data, name: "retail")

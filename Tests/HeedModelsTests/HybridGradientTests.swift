@@ -48,24 +48,25 @@ enum HybridFixture {
     static func id(of key: UInt64) -> UInt64 { (1...10).first { item($0) == key } ?? 0 }
 
     /// Rows of every table the batch reads.
-    static func rows(seed: UInt64 = 5) -> [UInt8: TableRows<Double>] {
+    static func rows(seed: UInt64 = 5, mfLastItem: Bool = false) -> [UInt8: TableRows<Double>] {
         let d = dim
         func table(_ keys: [UInt64], width: Int, seed: UInt64) -> TableRows<Double> {
             let sorted = keys.sorted()
             return TableRows(keys: sorted, values: GradientCheck.random([sorted.count, width], seed: seed, scale: 0.8))
         }
         return [FeatureGroup.user.rawValue: table([FeatureGroup.user.key(1), FeatureGroup.user.key(2)], width: 2 * d, seed: seed),
-                FeatureGroup.item.rawValue: table((1...9).map(item), width: 3 * d, seed: seed + 1),
+                FeatureGroup.item.rawValue: table((1...9).map(item), width: (mfLastItem ? 4 : 3) * d, seed: seed + 1),
                 FeatureGroup.category.rawValue: table((1...3).map { FeatureGroup.category.key($0) }, width: d, seed: seed + 2),
                 FeatureGroup.priceLevel.rawValue: table((0...2).map { FeatureGroup.priceLevel.key($0) }, width: d, seed: seed + 3)]
     }
 
     static func network(parts: Set<HybridPart>, lstm: Bool, learned: Bool, gateHistory: Bool = false, partLoss: Double = 0,
-                        fixedWeights: [Double] = [0.5, 1.5, 0.8]) -> HybridNetwork<Double> {
+                        fixedWeights: [Double] = [0.5, 1.5, 0.8], userRowScale: Double = 1, mfLastItem: Bool = false) -> HybridNetwork<Double> {
         var rng = SeededGenerator(seed: 31)
         var net = HybridNetwork<Double>(dim: dim, window: window, hidden: [4], lstm: lstm, parts: parts, learnedGate: learned,
                                         fixedWeights: fixedWeights, usesPriceLevel: true, gateHistory: gateHistory,
-                                        partLossWeight: partLoss, generator: &rng)
+                                        partLossWeight: partLoss, userRowScale: userRowScale, mfLastItem: mfLastItem,
+                                        generator: &rng)
         // Non-zero biases, so their gradients and the ReLU/gate paths are exercised off zero.
         var k: UInt64 = 0
         net.visitParameters { name, value, _ in
@@ -87,10 +88,11 @@ enum HybridFixture {
 @Suite struct HybridGradientTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let parts: Set<HybridPart>, lstm: Bool, learned: Bool
-        var gateHistory = false, partLoss = 0.0
+        var gateHistory = false, partLoss = 0.0, userRowScale = 1.0, mfLastItem = false
         var testDescription: String {
             "\(parts.map(\.name).sorted().joined(separator: "+")) \(lstm ? "lstm" : "gru") \(learned ? "learned" : "fixed")"
                 + (gateHistory ? " history" : "") + (partLoss > 0 ? " part-loss \(partLoss)" : "")
+                + (userRowScale != 1 ? " user-row-scale \(userRowScale)" : "") + (mfLastItem ? " fpmc" : "")
         }
     }
 
@@ -108,13 +110,21 @@ enum HybridFixture {
         Case(parts: [.mf, .seq, .mlp], lstm: true, learned: true, partLoss: 0.5),
         Case(parts: [.mf, .seq, .mlp], lstm: false, learned: false, partLoss: 0.5),
         Case(parts: [.mf, .mlp], lstm: false, learned: true, gateHistory: true, partLoss: 1.0),
+        Case(parts: [.mf], lstm: false, learned: false, userRowScale: 3),
+        Case(parts: [.mlp], lstm: false, learned: false, userRowScale: 3),
+        Case(parts: [.mf, .seq, .mlp], lstm: false, learned: true, partLoss: 0.5, userRowScale: 4),
+        Case(parts: [.mf], lstm: false, learned: false, mfLastItem: true),
+        Case(parts: [.mf], lstm: false, learned: false, userRowScale: 2, mfLastItem: true),
+        Case(parts: [.mf, .seq, .mlp], lstm: false, learned: false, partLoss: 1.0, mfLastItem: true),
+        Case(parts: [.mf, .seq, .mlp], lstm: true, learned: true, mfLastItem: true),
     ]
 
     @Test(arguments: cases)
     func denseAndRowGradientsMatchCentralDifferences(_ c: Case) {
         let batch = HybridFixture.batch()
-        let rows = HybridFixture.rows()
-        let net = HybridFixture.network(parts: c.parts, lstm: c.lstm, learned: c.learned, gateHistory: c.gateHistory, partLoss: c.partLoss)
+        let rows = HybridFixture.rows(mfLastItem: c.mfLastItem)
+        let net = HybridFixture.network(parts: c.parts, lstm: c.lstm, learned: c.learned, gateHistory: c.gateHistory, partLoss: c.partLoss,
+                                        userRowScale: c.userRowScale, mfLastItem: c.mfLastItem)
 
         var analytic = net
         let (value, dRows, _) = analytic.trainStep(batch, rows: rows)
@@ -139,7 +149,10 @@ enum HybridFixture {
             #expect(bad == nil, "\(c.testDescription) \(name): \(String(describing: bad))")
             // A part that does not score gets no gradient; a part that does gets some.
             let owner: HybridPart? = name.hasPrefix("gru") || name.hasPrefix("lstm") ? .seq : name.contains("Tower") ? .mlp : nil
-            if let owner {
+            if name == "itemTower.dense1.bias" {
+                // The item tower's output bias shifts every candidate's score by the same a_mlp·b:
+                // a softmax ignores that, so its gradient is zero up to rounding (checked above).
+            } else if let owner {
                 #expect(grad.data.contains { $0 != 0 } == c.parts.contains(owner), "\(c.testDescription) \(name): gradient presence")
             } else {
                 #expect(grad.data.contains { $0 != 0 } == (c.learned && c.parts.count > 1), "\(c.testDescription) \(name): gate gradient presence")
@@ -155,11 +168,18 @@ enum HybridFixture {
             #expect(bad == nil, "\(c.testDescription) table \(table): \(String(describing: bad))")
         }
         // Every sequence input row moves when the sequence part scores (BPTT reaches each step).
-        let d = HybridFixture.dim, items = rows[FeatureGroup.item.rawValue]!
+        let d = HybridFixture.dim, items = rows[FeatureGroup.item.rawValue]!, rowWidth = items.values.lastDim
         if c.parts.contains(.seq) {
             for id: UInt64 in [1, 2, 4, 6, 8] {
                 let i = items.index(of: HybridFixture.item(id))!
-                #expect((0..<d).contains { dRows[FeatureGroup.item.rawValue]!.data[i * 3 * d + d + $0] != 0 }, "item \(id) sequence row got no gradient")
+                #expect((0..<d).contains { dRows[FeatureGroup.item.rawValue]!.data[i * rowWidth + d + $0] != 0 }, "item \(id) sequence row got no gradient")
+            }
+        }
+        // FPMC: every item read as a last item gets a transition-row (fourth block) gradient.
+        if c.mfLastItem {
+            for id: UInt64 in [1, 2, 3, 4, 5, 6, 8] {
+                let i = items.index(of: HybridFixture.item(id))!
+                #expect((0..<d).contains { dRows[FeatureGroup.item.rawValue]!.data[i * rowWidth + 3 * d + $0] != 0 }, "item \(id) transition row got no gradient")
             }
         }
     }
@@ -230,5 +250,85 @@ enum HybridFixture {
         var copy = net
         let last = copy.trainStep(batch, rows: rows).last
         #expect(abs(1 / (1 + exp(-score)) - last[0]) < 1e-12)
+    }
+
+    /// The user-row factor s is a reparametrisation: a network with s reading rows R scores
+    /// exactly as one with s = 1 reading s·R, and its user-row gradient is s times the other's
+    /// (so Adam, which ignores a gradient's size, moves the effective vector s times as far).
+    @Test func userRowScaleReadsScaledRowsAndScalesTheirGradient() {
+        let batch = HybridFixture.batch()
+        let rows = HybridFixture.rows()
+        let user = FeatureGroup.user.rawValue, s = 3.0
+        var scaledRows = rows
+        let u = rows[user]!
+        scaledRows[user] = TableRows(keys: u.keys, values: Tensor(shape: u.values.shape, data: u.values.data.map { s * $0 }))
+        var scaled = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: true, partLoss: 0.5, userRowScale: s)
+        var plain = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: true, partLoss: 0.5)
+        let a = scaled.trainStep(batch, rows: rows), b = plain.trainStep(batch, rows: scaledRows)
+        #expect(abs(a.loss - b.loss) < 1e-12)
+        let ga = a.dRows[user]!.data, gb = b.dRows[user]!.data
+        #expect(ga.contains { $0 != 0 })
+        for j in ga.indices { #expect(abs(ga[j] - s * gb[j]) < 1e-12, "user gradient \(j): \(ga[j]) vs \(s) × \(gb[j])") }
+        #expect(a.dRows[FeatureGroup.item.rawValue]! == b.dRows[FeatureGroup.item.rawValue]!)
+    }
+
+    /// Lists around an anchor: the score of every candidate is the user's next-item score plus
+    /// β Σ_k ‖U_k‖ b_k(a)·b_k(i)/‖b_k(a)‖, recomputed here part by part from the item vectors;
+    /// β = 0 or a zero anchor leaves the user vectors untouched, and a single part's model
+    /// relates items by that part's item vectors alone.
+    @Test(arguments: ["blend learned", "blend fixed", "seq alone"])
+    func anchoredVectorsAddEachPartsAnchorRelatedness(_ variant: String) {
+        let parts: Set<HybridPart> = variant == "seq alone" ? [.seq] : [.mf, .seq, .mlp], learned = variant == "blend learned"
+        let batch = HybridFixture.batch()
+        let rows = HybridFixture.rows()
+        var net = HybridFixture.network(parts: parts, lstm: false, learned: learned)
+        let users = net.userVectors(batch, rows: rows)
+        let d = HybridFixture.dim, w = 3 * d, b = batch.size
+        let ids: [UInt64] = Array(1...9)
+        let vectors = net.itemVectors(keys: ids.map(HybridFixture.item), categories: ids.map(HybridFixture.category(ofItem:)),
+                                      levels: ids.map(HybridFixture.level(ofItem:)), rows: rows)
+        let anchorIDs: [UInt64] = [5, 3, 8]
+        let anchors = anchorIDs.flatMap { id in Array(vectors[(Int(id) - 1) * w..<Int(id) * w]) }
+        #expect(HybridNetwork<Double>.anchoredVectors(users: users, anchors: anchors, weight: 0, dim: d) == users)
+        let beta = 0.7
+        let anchored = HybridNetwork<Double>.anchoredVectors(users: users, anchors: anchors, weight: beta, dim: d)
+        func dot(_ x: [Double], _ y: [Double], _ part: Int) -> Double { (0..<d).reduce(0.0) { $0 + x[part * d + $1] * y[part * d + $1] } }
+        var moved = false
+        for r in 0..<b {
+            let u = Array(users[r * w..<(r + 1) * w]), a = Array(anchors[r * w..<(r + 1) * w])
+            for (k, id) in ids.enumerated() {
+                let v = Array(vectors[k * w..<(k + 1) * w])
+                let score = (0..<w).reduce(0.0) { $0 + anchored[r * w + $1] * v[$1] }
+                let plain = (0..<w).reduce(0.0) { $0 + u[$1] * v[$1] }
+                var related = 0.0
+                for c in 0..<3 where parts.contains(HybridPart(rawValue: c)!) && dot(u, u, c) > 0 {
+                    related += dot(u, u, c).squareRoot() * dot(a, v, c) / dot(a, a, c).squareRoot()
+                }
+                #expect(abs(score - (plain + beta * related)) < 1e-9, "record \(r) item \(id): \(score) vs \(plain + beta * related)")
+                if abs(score - plain) > 1e-6 { moved = true }
+            }
+        }
+        #expect(moved, "the anchor changed no score")
+        let none = HybridNetwork<Double>.anchoredVectors(users: users, anchors: [Double](repeating: 0, count: b * w), weight: beta, dim: d)
+        #expect(none == users)
+    }
+
+    /// Lists blended by other fixed weights read the same parts: a network asked for weights w'
+    /// gives exactly the user vectors of the same network built with the fixed gate w'; a
+    /// disabled part stays 0 whatever its list weight.
+    @Test func listWeightsReblendTheSameParts() {
+        let batch = HybridFixture.batch()
+        let rows = HybridFixture.rows()
+        let listWeights = [0.15, 0.7, 0.15]
+        var next = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: false, fixedWeights: [0.4, 0.5, 0.1])
+        var lists = HybridFixture.network(parts: [.mf, .seq, .mlp], lstm: false, learned: false, fixedWeights: listWeights)
+        let reblended = next.userVectors(batch, rows: rows, partWeights: listWeights)
+        #expect(reblended == lists.userVectors(batch, rows: rows))
+        #expect(reblended != next.userVectors(batch, rows: rows))
+        var seqAlone = HybridFixture.network(parts: [.seq], lstm: false, learned: false, fixedWeights: [1, 1, 1])
+        let d = HybridFixture.dim
+        let alone = seqAlone.userVectors(batch, rows: rows, partWeights: [5, 1, 5])
+        #expect(alone == seqAlone.userVectors(batch, rows: rows))
+        for r in 0..<batch.size { for j in 0..<d { #expect(alone[r * 3 * d + j] == 0 && alone[r * 3 * d + 2 * d + j] == 0) } }
     }
 }
