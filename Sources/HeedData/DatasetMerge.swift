@@ -68,27 +68,9 @@ public enum DatasetMerge {
             throw HeedError(.config, "\(output): output already exists (pass --overwrite to replace it)")
         }
         let parts = try open(directories)
-        let parent = FileOps.dirname(of: output)
-        try FileOps.makeDirectories(parent)
-        let tmp = parent + "/." + FileOps.basename(of: output) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        FileOps.removeTree(tmp)
-        try FileOps.makeDirectory(tmp)
-        do {
-            let manifest = try write(parts, into: tmp, progress: progress)
-            if FileOps.exists(output) {
-                let old = parent + "/." + FileOps.basename(of: output) + ".old-\(getpid())"
-                try FileOps.rename(output, old)
-                try FileOps.rename(tmp, output)
-                FileOps.removeTree(old)
-            } else {
-                try FileOps.rename(tmp, output)
-            }
-            progress("wrote \(output)")
-            return manifest
-        } catch {
-            FileOps.removeTree(tmp)
-            throw error
-        }
+        let manifest = try Preparer.replaceDirectory(output) { tmp in try write(parts, into: tmp, progress: progress) }
+        progress("wrote \(output)")
+        return manifest
     }
 
     /// Parses a manifest's `settings.part` (`"k/N"`).

@@ -32,12 +32,7 @@ public enum Preparer {
     /// `prepare` with its meter active.
     private static func prepare(_ o: PrepareOptions, metered meter: PrepareProgress, progress: (String) -> Void) throws -> DatasetManifest {
         let out = o.output
-        let parent = FileOps.dirname(of: out)
-        try FileOps.makeDirectories(parent)
-        let tmp = parent + "/." + FileOps.basename(of: out) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        FileOps.removeTree(tmp)
-        try FileOps.makeDirectory(tmp)
-        do {
+        let manifest = try replaceDirectory(out) { tmp in
             // Spilled runs live inside the temporary output, so a failure removes them with it.
             var spill: EventSpill? = nil
             if let budget = o.memoryBudget {
@@ -65,16 +60,33 @@ public enum Preparer {
             let manifest = try write(builder: builder, raw: raw, log: log, options: o, directory: tmp, meter: meter, progress: progress)
             spill?.removeRuns()
             FileOps.removeTree(tmp + "/runs")
-            if FileOps.exists(out) {
-                let old = parent + "/." + FileOps.basename(of: out) + ".old-\(getpid())"
-                try FileOps.rename(out, old)
-                try FileOps.rename(tmp, out)
+            return manifest
+        }
+        progress("wrote \(out)")
+        return manifest
+    }
+
+    /// Builds a directory at `output` by running `build` on an empty temporary sibling, then
+    /// renaming it into place (replacing an existing `output` only then); on any failure the
+    /// temporary directory is removed and `output` is untouched. `heed prepare` and
+    /// `heed prepare --merge` write through this.
+    static func replaceDirectory<T>(_ output: String, _ build: (String) throws -> T) throws -> T {
+        let parent = FileOps.dirname(of: output)
+        try FileOps.makeDirectories(parent)
+        let tmp = parent + "/." + FileOps.basename(of: output) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        FileOps.removeTree(tmp)
+        try FileOps.makeDirectory(tmp)
+        do {
+            let result = try build(tmp)
+            if FileOps.exists(output) {
+                let old = parent + "/." + FileOps.basename(of: output) + ".old-\(getpid())"
+                try FileOps.rename(output, old)
+                try FileOps.rename(tmp, output)
                 FileOps.removeTree(old)
             } else {
-                try FileOps.rename(tmp, out)
+                try FileOps.rename(tmp, output)
             }
-            progress("wrote \(out)")
-            return manifest
+            return result
         } catch {
             FileOps.removeTree(tmp)
             throw error
