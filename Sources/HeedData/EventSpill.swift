@@ -106,7 +106,7 @@ package final class EventSpill {
     private func resize() {
         let buffered = events.buffer.count * ExternalSorter<EventRow>.rowBytes + prices.buffer.count * ExternalSorter<PriceSample>.rowBytes
             + (times?.buffer.count ?? 0) * 8
-        let rest = max(0, (Self.residentBytes() ?? buffered) - buffered)
+        let rest = max(0, (ResidentMemory.bytes() ?? buffered) - buffered)
         let floor = max(1, budget / 16)
         let left = budget - rest
         overBudget = overBudget || left < floor
@@ -154,16 +154,5 @@ package final class EventSpill {
         events.removeRuns()
         prices.removeRuns()
         times?.removeRuns()
-    }
-
-    /// This process's resident set size (Linux `/proc/self/statm`), nil elsewhere.
-    static func residentBytes() -> Int? {
-        guard let f = fopen("/proc/self/statm", "r") else { return nil }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 128)
-        guard fgets(&line, Int32(line.count), f) != nil else { return nil }
-        let fields = String(cString: line).split(separator: " ")
-        guard fields.count >= 2, let pages = Int(fields[1]) else { return nil }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }

@@ -136,13 +136,7 @@ public final class SampleShard: @unchecked Sendable {
 
     /// Appends the labels of `record` to `out` (the batch gatherer's path; no array per record).
     public func appendLabels(_ record: Int, to out: inout [Float]) {
-        if compact != nil { for l in 0..<labelCount { out.append(label(record, l)) }; return }
-        check(record)
-        file.withBytes { raw in
-            // Safe: the labels section holds count × labelCount Float32 values, 64-byte aligned.
-            let p = (raw.baseAddress! + labelOffset).assumingMemoryBound(to: Float.self) + record * labelCount
-            out.append(contentsOf: UnsafeBufferPointer(start: p, count: labelCount))
-        }
+        appendFloats(record, sectionOffset: labelOffset, width: labelCount, to: &out) { label(record, $0) }
     }
 
     /// Dense value `index` of `record`.
@@ -157,12 +151,18 @@ public final class SampleShard: @unchecked Sendable {
 
     /// Appends the dense values of `record` to `out`.
     public func appendDense(_ record: Int, to out: inout [Float]) {
-        if compact != nil { for d in 0..<denseCount { out.append(denseValue(record, d)) }; return }
+        appendFloats(record, sectionOffset: denseOffset, width: denseCount, to: &out) { denseValue(record, $0) }
+    }
+
+    /// Appends `record`'s `width` Float32 values of a per-record section (labels or dense) to
+    /// `out`: copied from the stored section, or derived one by one (`derived`) for a compact shard.
+    private func appendFloats(_ record: Int, sectionOffset: Int, width: Int, to out: inout [Float], derived: (Int) -> Float) {
+        if compact != nil { for i in 0..<width { out.append(derived(i)) }; return }
         check(record)
         file.withBytes { raw in
-            // Safe: the dense section holds count × denseCount Float32 values, 64-byte aligned.
-            let p = (raw.baseAddress! + denseOffset).assumingMemoryBound(to: Float.self) + record * denseCount
-            out.append(contentsOf: UnsafeBufferPointer(start: p, count: denseCount))
+            // Safe: the section holds count × width Float32 values, 64-byte aligned.
+            let p = (raw.baseAddress! + sectionOffset).assumingMemoryBound(to: Float.self) + record * width
+            out.append(contentsOf: UnsafeBufferPointer(start: p, count: width))
         }
     }
 

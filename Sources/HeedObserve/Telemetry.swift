@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import HeedCore
 import Logging
 
 /// What a role reports through: its identity (role, rank), a logger whose lines carry
