@@ -162,13 +162,6 @@ public enum Preparer {
             }
             guard o.memoryBudget != nil else { throw HeedError(.config, "--part needs the external sort (a --memory-budget, not 'unbounded')") }
         }
-        if let b = o.memoryBudget, b < 1 { throw HeedError(.config, "--memory-budget must be positive (got \(b) bytes)") }
-        if let p = o.part {
-            guard (1...4096).contains(p.count), (0..<p.count).contains(p.index) else {
-                throw HeedError(.config, "--part \(p.index)/\(p.count): expected k/N with N in 1...4096 and k in 0..<N")
-            }
-            guard o.memoryBudget != nil else { throw HeedError(.config, "--part needs the external sort (a --memory-budget, not 'unbounded')") }
-        }
         guard (1...256).contains(o.threads) else { throw HeedError(.config, "--threads must be in 1...256 (got \(o.threads))") }
         guard o.shardFormat == 1 || o.shardFormat == 2 else { throw HeedError(.config, "--shard-format must be 1 or 2 (got \(o.shardFormat))") }
     }
