@@ -151,26 +151,66 @@ extension PairedBootstrap {
     /// (on a leave-one-out test split each record is one user) with replacement from one
     /// `SeededGenerator(seed:)`, index `next() % N` per draw; records where either value is
     /// nil (no ground truth) are left out first, and both models are judged on the same records.
+    /// `compareRunMeans` with one run per side.
     public static func compareMeans(metric: String, a: [Double?], b: [Double?], resamples: Int, seed: UInt64,
                                     confidence: Double = 0.95) -> Comparison {
-        precondition(a.count == b.count, "paired bootstrap: lengths differ")
-        let pairs = zip(a, b).compactMap { x, y -> (Double, Double)? in
-            guard let x, let y else { return nil }
-            return (x, y)
-        }
-        let n = pairs.count
+        compareRunMeans(metric: metric, a: [a], b: [b], resamples: resamples, seed: seed, confidence: confidence)
+    }
+
+    /// Two-level paired bootstrap of B − A when each side is several training runs of one
+    /// configuration (seeds): the statistic is the mean over a side's runs of each run's mean
+    /// over the records, and its interval reflects both the records and the run-to-run spread.
+    ///
+    /// A record bootstrap of one run per side cannot see that spread (two seeds of one hybrid
+    /// config differ by several times its interval's half-width, docs/RESULTS.md). Resample r
+    /// draws, from one `SeededGenerator(seed:)` in this order: N record indices `next() % N`
+    /// (shared by every run of both sides: paired), then, for A when it has more than one run,
+    /// R_A run indices `next() % R_A`, then the same for B. The drawn difference is the mean of
+    /// the drawn B runs' means over the drawn records minus that of A. With one run per side no
+    /// run is drawn, so it is the record bootstrap of `compareMeans`. With few runs the run
+    /// level is a plug-in bootstrap over R values, whose spread is (R − 1)/R of the runs'
+    /// sample variance: the interval is slightly narrow for R = 3-5 (stated in the docs).
+    ///
+    /// - Parameters:
+    ///   - a: (R_A × N) per run, per record values of A (nil where the record has no ground truth).
+    ///   - b: (R_B × N) the same records for B.
+    /// - Returns: `a`, `b`: the means over runs of the per-run means over the records kept;
+    ///   records where any run of either side is nil are left out first.
+    public static func compareRunMeans(metric: String, a: [[Double?]], b: [[Double?]], resamples: Int, seed: UInt64,
+                                       confidence: Double = 0.95) -> Comparison {
+        precondition(!a.isEmpty && !b.isEmpty, "paired bootstrap: a side without runs")
+        let records = a[0].count
+        let all = a + b
+        precondition(all.allSatisfy { $0.count == records }, "paired bootstrap: lengths differ")
+        let kept = (0..<records).filter { i in all.allSatisfy { $0[i] != nil } }
+        let n = kept.count
         guard n > 0 else { return Comparison(metric: metric, a: nil, b: nil, difference: nil, lower: nil, upper: nil, resamples: 0) }
-        let meanA = pairs.reduce(0) { $0 + $1.0 } / Double(n), meanB = pairs.reduce(0) { $0 + $1.1 } / Double(n)
+        let runsA = a.map { run in kept.map { run[$0]! } }, runsB = b.map { run in kept.map { run[$0]! } }
+        func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
+        let meanA = mean(runsA.map(mean)), meanB = mean(runsB.map(mean))
+
         var rng = SeededGenerator(seed: seed)
+        var multiplicity = [Double](repeating: 0, count: n)
         var differences: [Double] = []
         differences.reserveCapacity(resamples)
-        for _ in 0..<resamples {
+        /// The mean over `runs` drawn with replacement (all of them, once, when there is one).
+        func drawnMean(_ runMeans: [Double]) -> Double {
+            guard runMeans.count > 1 else { return runMeans[0] }
             var sum = 0.0
-            for _ in 0..<n {
-                let (x, y) = pairs[Int(rng.next() % UInt64(n))]
-                sum += y - x
+            for _ in runMeans.indices { sum += runMeans[Int(rng.next() % UInt64(runMeans.count))] }
+            return sum / Double(runMeans.count)
+        }
+        for _ in 0..<resamples {
+            for k in 0..<n { multiplicity[k] = 0 }
+            for _ in 0..<n { multiplicity[Int(rng.next() % UInt64(n))] += 1 }
+            func resampledMean(_ run: [Double]) -> Double {
+                var sum = 0.0
+                for k in 0..<n where multiplicity[k] > 0 { sum += multiplicity[k] * run[k] }
+                return sum / Double(n)
             }
-            differences.append(sum / Double(n))
+            let drawnA = drawnMean(runsA.map(resampledMean))
+            let drawnB = drawnMean(runsB.map(resampledMean))
+            differences.append(drawnB - drawnA)
         }
         differences.sort()
         let tail = (1 - confidence) / 2

@@ -10,8 +10,11 @@ import HeedWorker
 /// The options of `heed eval --compare A B` (offline A/B of two saved models).
 struct CompareOptions: ParsableArguments {
     @Option(name: .long, parsing: .upToNextOption,
-            help: "Offline A/B: two saved model directories, A then B, scored on the same split; prints B − A of AUC, GAUC and log loss with a paired bootstrap interval (by user).")
+            help: "Offline A/B: two saved model directories, A then B, scored on the same split; prints B − A of AUC, GAUC and log loss with a paired bootstrap interval (by user). Hybrid models: each side may be several runs of one config (seeds), comma-separated (A1,A2,A3 B1,B2,B3), compared by their mean with a two-level bootstrap (records and runs).")
     var compare: [String] = []
+
+    /// Each side's run directories: `A1,A2 B1` → [[A1, A2], [B1]].
+    var sides: [[String]] { compare.map { $0.split(separator: ",").map(String.init) } }
     @Option(name: .long, help: "Bootstrap resamples for --compare.") var resamples: Int = 1000
     @Option(name: .long, help: "Seed of the bootstrap's user draws for --compare.") var bootstrapSeed: UInt64 = 1
     @Option(name: .long, help: "Write the --compare result (JSON) here.") var out: String?
@@ -87,7 +90,12 @@ extension EvalCommand {
             throw ValidationError("--compare takes two saved model directories (A B), got \(directories.count)")
         }
         guard comparison.resamples >= 1 else { throw ValidationError("--resamples must be >= 1") }
-        if Self.comparesHybrids(directories) { return try runShopListComparison(split: split) }
+        let sides = comparison.sides
+        guard sides.allSatisfy({ !$0.isEmpty }) else { throw ValidationError("--compare: a side names no model directory") }
+        if Self.comparesHybrids(sides.flatMap { $0 }) { return try runShopListComparison(sides: sides, split: split) }
+        guard sides.allSatisfy({ $0.count == 1 }) else {
+            throw ValidationError("--compare takes several runs per side (comma-separated) for hybrid models only; \(directories.joined(separator: " ")) are not all hybrid models")
+        }
         let scored = LockedBox<[SavedModelScores]>([])
         let (data, batchSize) = (self.data, self.batchSize)
         try runRole("eval") {

@@ -82,44 +82,69 @@ extension EvalCommand {
         if let out { try writeJSONAtomically(metrics, to: out) }
     }
 
-    /// `heed eval --compare A B` for two hybrid models: paired bootstrap by record (user) of
-    /// next-item HR@10 / NDCG@10 and of each list's hit rate and NDCG@10.
-    func runShopListComparison(split: Split) throws {
-        let directories = comparison.compare
-        let both = LockedBox<[ShopListMetrics]>([])
+    /// `heed eval --compare A B` for hybrid models: paired bootstrap by record (user) of
+    /// next-item HR@10 / NDCG@10 and of each list's hit rate and NDCG@10. A side may be several
+    /// runs of one config (`sides[k]`, seeds): then its value is the mean over its runs and the
+    /// interval is `PairedBootstrap.compareRunMeans`'s two-level one (records and runs).
+    func runShopListComparison(sides: [[String]], split: Split) throws {
+        let evaluated = LockedBox<[[ShopListMetrics]]>([])
         let (data, coldMax) = (self.data, self.coldMax)
         let overrides = ListOverrides(anchorWeight: anchorWeight, listGateWeights: try listGateWeights.map { try parseWeights($0, flag: "--list-gate-weights") })
         try runRole("eval") {
-            for d in directories {
-                let m = try await LoadedNextItemModel.load(d, data: data, overrides: overrides).shopLists(split: split, coldMax: coldMax)
-                both.update { $0.append(m) }
+            for side in sides {
+                var runs: [ShopListMetrics] = []
+                for d in side {
+                    runs.append(try await LoadedNextItemModel.load(d, data: data, overrides: overrides).shopLists(split: split, coldMax: coldMax))
+                }
+                evaluated.update { $0.append(runs) }
             }
         }
-        let (a, b) = (both.get()[0], both.get()[1])
-        guard a.users == b.users else { throw HeedError(.config, "the two models were evaluated on different records; pass --data to use one dataset") }
-        let r = comparison.resamples, seed = comparison.bootstrapSeed
-        var rows = [PairedBootstrap.compareMeans(metric: "next HR@\(a.cutoff)", a: a.nextHit, b: b.nextHit, resamples: r, seed: seed),
-                    PairedBootstrap.compareMeans(metric: "next NDCG@\(a.cutoff)", a: a.nextNDCG, b: b.nextNDCG, resamples: r, seed: seed)]
-        for kind in ShopListKind.allCases {
-            guard let ha = a.hits[kind.rawValue], let hb = b.hits[kind.rawValue] else { continue }
-            rows.append(PairedBootstrap.compareMeans(metric: "\(kind.rawValue) HR@\(a.cutoff)", a: ha, b: hb, resamples: r, seed: seed))
-            rows.append(PairedBootstrap.compareMeans(metric: "\(kind.rawValue) NDCG@\(a.cutoff)", a: a.ndcgs[kind.rawValue]!, b: b.ndcgs[kind.rawValue]!,
-                                                     resamples: r, seed: seed))
+        let (a, b) = (evaluated.get()[0], evaluated.get()[1])
+        let first = a[0]
+        guard (a + b).allSatisfy({ $0.users == first.users }) else {
+            throw HeedError(.config, "the compared models were evaluated on different records; pass --data to use one dataset")
         }
+        let r = comparison.resamples, seed = comparison.bootstrapSeed
+        /// One metric's per-run, per-record values on each side.
+        typealias Values = (String, [[Double?]], [[Double?]])
+        var metrics: [Values] = [("next HR@\(first.cutoff)", a.map { $0.nextHit }, b.map { $0.nextHit }),
+                                 ("next NDCG@\(first.cutoff)", a.map { $0.nextNDCG }, b.map { $0.nextNDCG })]
+        for kind in ShopListKind.allCases where first.hits[kind.rawValue] != nil {
+            let k = kind.rawValue
+            metrics.append(("\(k) HR@\(first.cutoff)", a.map { $0.hits[k]! }, b.map { $0.hits[k]! }))
+            metrics.append(("\(k) NDCG@\(first.cutoff)", a.map { $0.ndcgs[k]! }, b.map { $0.ndcgs[k]! }))
+        }
+        let rows = metrics.map { PairedBootstrap.compareRunMeans(metric: $0.0, a: $0.1, b: $0.2, resamples: r, seed: seed) }
         func f(_ x: Double?, sign: Bool = false) -> String { x.map { String(format: sign ? "%+.4f" : "%.4f", $0) } ?? "n/a" }
-        var lines = ["A = \(directories[0]), B = \(directories[1]); \(split.rawValue) split, \(a.users.count) records; paired bootstrap by record (user), \(r) resamples, seed \(seed)", "",
+        func name(_ side: [String]) -> String { side.count == 1 ? side[0] : "mean of \(side.count) runs (\(side.joined(separator: ", ")))" }
+        let runs = sides.contains { $0.count > 1 }
+        var lines = ["A = \(name(sides[0])), B = \(name(sides[1])); \(split.rawValue) split, \(first.users.count) records; paired bootstrap by record (user)"
+                     + (runs ? " and by run" : "") + ", \(r) resamples, seed \(seed)", "",
                      "| metric | A | B | B − A | 95% interval | records |", "|---|---|---|---|---|---|"]
-        for m in rows {
-            let judged = m.metric.hasPrefix("next") ? a.users.count : (a.hits[String(m.metric.split(separator: " ")[0])]?.compactMap { $0 }.count ?? 0)
+        for (m, values) in zip(rows, metrics) {
+            let judged = values.1[0].compactMap { $0 }.count
             lines.append("| \(m.metric) | \(f(m.a)) | \(f(m.b)) | \(f(m.difference, sign: true)) | [\(f(m.lower, sign: true)), \(f(m.upper, sign: true))] | \(judged) |")
+        }
+        if runs {
+            // Every run's own mean: the run-to-run spread the interval includes.
+            lines += ["", "| metric | A's runs | B's runs |", "|---|---|---|"]
+            for (metric, valuesA, valuesB) in metrics {
+                func means(_ side: [[Double?]]) -> String {
+                    side.map { run in
+                        let v = run.compactMap { $0 }
+                        return v.isEmpty ? "n/a" : f(v.reduce(0, +) / Double(v.count))
+                    }.joined(separator: ", ")
+                }
+                lines.append("| \(metric) | \(means(valuesA)) | \(means(valuesB)) |")
+            }
         }
         print(lines.joined(separator: "\n"))
         if let path = comparison.out { try writeJSONAtomically(rows, to: path) }
     }
 
-    /// Whether both compared models are hybrid models (compared on lists, not probabilities).
+    /// Whether every compared model is a hybrid model (compared on lists, not probabilities).
     static func comparesHybrids(_ directories: [String]) -> Bool {
-        directories.count == 2 && directories.allSatisfy { (try? SavedModel.load(directory: $0))?.config.model.name == "hybrid" }
+        directories.count >= 2 && directories.allSatisfy { (try? SavedModel.load(directory: $0))?.config.model.name == "hybrid" }
     }
 }
 

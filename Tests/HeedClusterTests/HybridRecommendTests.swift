@@ -10,13 +10,13 @@ import HeedModels
 /// the generic schema (prices).
 @Suite(.serialized) struct HybridRecommendTests {
     /// Trains and saves a small hybrid model on `data` once per test process.
-    static func trained(_ data: String, name: String) throws -> String {
+    static func trained(_ data: String, name: String, seed: Int = 3) throws -> String {
         try lock.withLock {
-            let dir = NSTemporaryDirectory() + "heed-hybrid-recommend-\(name)-\(getpid())"
+            let dir = NSTemporaryDirectory() + "heed-hybrid-recommend-\(name)\(seed == 3 ? "" : "-seed\(seed)")-\(getpid())"
             if FileManager.default.fileExists(atPath: dir + "/model/manifest.json") { return dir + "/model" }
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let toml = """
-                seed = 3
+                seed = \(seed)
                 [model]
                 name = "hybrid"
                 embedding_dim = 8
@@ -97,6 +97,31 @@ import HeedModels
         #expect(refused != 0 && message.contains("list_gate_weights needs gate = fixed"), "\(message)")
         let (bad, text) = try await run(["eval", "--model", model, "--split", "valid", "--anchor-weight=-1"])
         #expect(bad != 0 && text.contains("anchor_weight must be"), "\(text)")
+    }
+
+    /// `heed eval --compare A1,A2 B`: side A is the mean of its two runs (seeds), the table
+    /// lists each run's own value, and a side that is not all hybrid models is refused.
+    @Test func compareAveragesSeveralRunsPerSide() async throws {
+        let data = try HybridClusterTests.grocery()
+        let (one, two) = (try Self.trained(data, name: "grocery"), try Self.trained(data, name: "grocery", seed: 4))
+        var single: [Double] = []
+        for model in [one, two] {
+            let out = NSTemporaryDirectory() + "heed-hybrid-run-\(single.count)-\(getpid()).json"
+            let (status, output) = try await run(["eval", "--model", model, "--split", "valid", "--lists-out", out])
+            #expect(status == 0, "\(output)")
+            let m = try JSONDecoder().decode(ShopListMetrics.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
+            single.append(m.nextNDCG.reduce(0, +) / Double(m.nextNDCG.count))
+        }
+        #expect(single[0] != single[1], "two seeds gave one model")
+        let out = NSTemporaryDirectory() + "heed-hybrid-compare-runs-\(getpid()).json"
+        let (status, output) = try await run(["eval", "--compare", "\(one),\(two)", two, "--split", "valid", "--resamples", "200", "--out", out])
+        #expect(status == 0 && output.contains("mean of 2 runs") && output.contains("A's runs"), "\(output)")
+        let rows = try JSONDecoder().decode([PairedBootstrap.Comparison].self, from: Data(contentsOf: URL(fileURLWithPath: out)))
+        let ndcg = try #require(rows.first { $0.metric == "next NDCG@10" })
+        #expect(abs(ndcg.a! - (single[0] + single[1]) / 2) < 1e-12 && abs(ndcg.b! - single[1]) < 1e-12, "\(ndcg) vs \(single)")
+        #expect(ndcg.lower! <= ndcg.difference! && ndcg.difference! <= ndcg.upper!)
+        let (refused, message) = try await run(["eval", "--compare", "\(one),/nonexistent-heed-model", two, "--split", "valid"])
+        #expect(refused != 0 && message.contains("for hybrid models only"), "\(message)")
     }
 
     @Test func upsellListsDearerItemsOfTheSameCategory() async throws {
