@@ -7,9 +7,11 @@
 #   scripts/netns-bed.sh exec TAG K CMD...   run CMD in host K's network namespace
 #
 # TAG is 1-6 letters/digits chosen by the caller (tests use a per-process tag) so that
-# parallel beds never share names. The subnet is 10.213.S.0/24 with S derived from TAG;
-# `up` refuses if that subnet is already in use on this machine, so the bed never takes
-# over addresses it did not create. `down` deletes only the namespaces, veths and bridge
+# parallel beds never share names. The subnet is 10.213.S.0/24, S (20-219) derived from
+# TAG; when that subnet is already in use on this machine (another bed whose tag hashes to
+# the same S, or anything else), `up` takes the next free S, under a lock so that two beds
+# coming up together cannot pick the same one. The bed never takes over addresses it did
+# not create; `up` fails only when all 200 subnets are in use. `down` deletes only the namespaces, veths and bridge
 # named after TAG. Hosts share the root namespace's mounts and /sys (entered with
 # `nsenter --net`, not `ip netns exec`, which remounts /sys: see PLATFORM.md).
 # Needs root (or CAP_NET_ADMIN) and iproute2.
@@ -20,8 +22,7 @@ usage() { sed -n '2,9p' "$0" >&2; exit 2; }
 cmd=$1; tag=$2
 [[ $tag =~ ^[A-Za-z0-9]{1,6}$ ]] || { echo "netns-bed: TAG must be 1-6 letters or digits" >&2; exit 2; }
 bridge="hb$tag"
-subnet_octet=$(( $(printf '%s' "$tag" | cksum | cut -d' ' -f1) % 200 + 20 ))
-prefix="10.213.$subnet_octet"
+first_octet=$(( $(printf '%s' "$tag" | cksum | cut -d' ' -f1) % 200 ))
 host() { echo "heed-$tag-h$1"; }
 
 down() {
@@ -38,12 +39,23 @@ case "$cmd" in
   up)
     n=${3:?usage: netns-bed.sh up TAG N}
     [[ $n =~ ^[0-9]+$ ]] && (( n >= 1 && n <= 50 )) || { echo "netns-bed: N must be 1-50" >&2; exit 2; }
-    if ip -4 -o addr show | grep -q " $prefix\."; then
-      echo "netns-bed: $prefix.0/24 is already in use on this machine; choose another TAG" >&2; exit 1
-    fi
     trap 'down' ERR
+    # Choosing a subnet and claiming it (the bridge's address) happen under one lock.
+    exec 9>/tmp/heed-netns-bed.lock
+    flock 9
+    in_use=$(ip -4 -o addr show)
+    prefix=""
+    for ((i = 0; i < 200; i++)); do
+      candidate="10.213.$(( (first_octet + i) % 200 + 20 ))"
+      if ! grep -q " $candidate\." <<<"$in_use"; then prefix=$candidate; break; fi
+    done
+    if [ -z "$prefix" ]; then
+      flock -u 9
+      echo "netns-bed: every subnet 10.213.20-219.0/24 is in use on this machine" >&2; exit 1
+    fi
     ip link add "$bridge" type bridge
     ip addr add "$prefix.1/24" dev "$bridge"
+    flock -u 9
     ip link set "$bridge" up
     for ((k = 0; k < n; k++)); do
       ns=$(host "$k")

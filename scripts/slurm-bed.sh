@@ -55,6 +55,8 @@ case "$cmd" in
     mkdir -p "$dir/state" "$dir/spool"
     trap 'down' ERR
     mapfile -t hosts < <("$here/netns-bed.sh" up "$tag" "$n")
+    # A failed `netns-bed.sh up` (its message is on stderr) leaves fewer host lines.
+    if [ "${#hosts[@]}" -ne "$n" ]; then echo "slurm-bed: the network bed for $tag did not come up" >&2; down; exit 1; fi
     bridge_addr=$(echo "${hosts[0]}" | awk '{print $2}' | sed 's/\.[0-9]*$/.1/')
     port_base=$(( 20000 + $(printf '%s' "$tag" | cksum | cut -d' ' -f1) % 20000 ))
     {
