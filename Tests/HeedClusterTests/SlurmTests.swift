@@ -130,7 +130,12 @@ struct SlurmTests {
 
     /// Asynchronous runs differ from run to run (the order pushes land in), so the Slurm
     /// run is compared with the spread of local runs over seeds: its test AUC must lie
-    /// within the seeds' range widened by that range on each side (at least 0.005).
+    /// within the seeds' range widened by that range on each side, and by at least 0.02.
+    /// The floor is the measured spread of these 120-step async runs (docs/RESULTS.md:
+    /// local seeds 0.6232-0.6459, Slurm 0.6266-0.6389); three seeds can land within 0.006
+    /// of each other, and a margin that narrow failed a clean CI run (Slurm 0.6267 against
+    /// local 0.6405-0.6461) with nothing wrong. A broken run (no or lost updates) stays far
+    /// outside: untrained, this model scores about 0.5.
     @Test func sbatchInAsyncModeCompletesWithinTheLocalSeedSpread() async throws {
         defer { tearDown() }
         try await bringUp()
@@ -149,7 +154,7 @@ struct SlurmTests {
             local.append(try #require(Self.auc(Self.testLine(run.output)), "no test AUC in \(run.output)"))
         }
         let low = local.min()!, high = local.max()!
-        let margin = max(high - low, 0.005)
+        let margin = max(high - low, 0.02)
         print("async test AUC: Slurm \(slurm); local seeds 5, 6, 7: \(local)")
         #expect(slurm >= low - margin && slurm <= high + margin, "Slurm \(slurm) outside local seeds \(local) ± \(margin)")
     }
