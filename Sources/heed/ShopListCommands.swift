@@ -109,7 +109,8 @@ extension EvalCommand {
         typealias Values = (String, [[Double?]], [[Double?]])
         var metrics: [Values] = [("next HR@\(first.cutoff)", a.map { $0.nextHit }, b.map { $0.nextHit }),
                                  ("next NDCG@\(first.cutoff)", a.map { $0.nextNDCG }, b.map { $0.nextNDCG })]
-        for kind in ShopListKind.allCases where first.hits[kind.rawValue] != nil {
+        // The lists every run was judged on (one dataset gives every run the same kinds).
+        for kind in ShopListKind.allCases where (a + b).allSatisfy({ $0.hits[kind.rawValue] != nil && $0.ndcgs[kind.rawValue] != nil }) {
             let k = kind.rawValue
             metrics.append(("\(k) HR@\(first.cutoff)", a.map { $0.hits[k]! }, b.map { $0.hits[k]! }))
             metrics.append(("\(k) NDCG@\(first.cutoff)", a.map { $0.ndcgs[k]! }, b.map { $0.ndcgs[k]! }))
