@@ -148,13 +148,15 @@ public struct HybridModel: NextItemModel, ItemSideModel, ComputedItemVectors {
     /// Whether lists made around an anchor score differently from the next item.
     public var hasListScoring: Bool { anchorWeight > 0 || listGateWeights != nil }
 
-    /// (B × 3D) user vectors for lists made around each record's anchor item (cross-sell,
-    /// upsell, alternatives): the parts blended by `listGateWeights` (when set, else the
-    /// next-item blend), then `HybridNetwork.anchoredVectors` with β = `anchorWeight`.
+    /// From one forward pass over the histories: (B × 3D) the next-item user vectors and the
+    /// user vectors for lists made around each record's anchor item (cross-sell, upsell,
+    /// alternatives): the parts blended by `listGateWeights` (when set, else the next-item
+    /// blend), then `HybridNetwork.anchoredVectors` with β = `anchorWeight`.
     /// - Parameter anchors: (B × 3D) the anchors' item vectors (rows of `catalogScorer`).
-    public mutating func listUserVectors(_ batch: ModelBatch, rows: BatchRows, anchors: [Float]) -> [Float] {
-        let users = network.userVectors(batch, rows: Self.tables(rows), partWeights: listGateWeights)
-        return HybridNetwork<Float>.anchoredVectors(users: users, anchors: anchors, weight: anchorWeight, dim: network.dim)
+    public mutating func userAndListVectors(_ batch: ModelBatch, rows: BatchRows, anchors: [Float]) -> (next: [Float], list: [Float]) {
+        let (next, parts) = network.userVectorsAndParts(batch, rows: Self.tables(rows))
+        let blended = listGateWeights.map { network.blend(parts: parts, weights: $0) } ?? next
+        return (next, HybridNetwork<Float>.anchoredVectors(users: blended, anchors: anchors, weight: anchorWeight, dim: network.dim))
     }
 
     public func catalogScorer(params: any ParameterAccess) async throws -> ItemScorer {

@@ -580,14 +580,27 @@ struct HybridNetwork<T: Real>: Sendable {
     /// with `partWeights` (3) the parts are blended by those weights instead of the gate
     /// (disabled parts stay 0).
     mutating func userVectors(_ batch: ModelBatch, rows: [UInt8: TableRows<T>], partWeights: [T]? = nil) -> [T] {
+        let (vectors, parts) = userVectorsAndParts(batch, rows: rows)
+        guard let partWeights else { return vectors }
+        return blend(parts: parts, weights: partWeights)
+    }
+
+    /// One forward pass over each record's whole `seq`: (B × 3D) the gate-blended user vectors
+    /// and (B × 3D) the parts' own blocks `[a_mf ; a_seq ; a_mlp]` before the gate.
+    mutating func userVectorsAndParts(_ batch: ModelBatch, rows: [UInt8: TableRows<T>]) -> (vectors: [T], parts: [T]) {
         let seq = Self.field(batch, "seq"), w = seq.length
         let positions = (0..<batch.size).map { r in (r, (0..<w).filter { seq.mask[r * w + $0] != 0 }.last ?? -1) }
         let side = userSide(batch, rows: rows, positions: positions, training: false)
-        guard let partWeights else { return side.vectors.data }
-        precondition(partWeights.count == 3, "hybrid: 3 part weights (mf, seq, mlp)")
+        return (side.vectors.data, side.parts.data)
+    }
+
+    /// (B × 3D) the parts' blocks (`userVectorsAndParts`) blended by fixed weights (3: mf,
+    /// seq, mlp) instead of the gate; disabled parts stay 0.
+    func blend(parts: [T], weights: [T]) -> [T] {
+        precondition(weights.count == 3, "hybrid: 3 part weights (mf, seq, mlp)")
         let d = dim
-        var out = side.parts.data
-        for k in 0..<positions.count { for c in 0..<3 { for j in 0..<d { out[k * 3 * d + c * d + j] *= enabled[c] ? partWeights[c] : 0 } } }
+        var out = parts
+        for k in 0..<(parts.count / (3 * d)) { for c in 0..<3 { for j in 0..<d { out[k * 3 * d + c * d + j] *= enabled[c] ? weights[c] : 0 } } }
         return out
     }
 

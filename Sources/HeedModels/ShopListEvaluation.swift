@@ -111,9 +111,11 @@ public enum ShopListEvaluation {
                 let histories = keep.map { batcher.history(sample, row: $0) }
                 let batch = batcher.inferenceBatch(histories: histories, users: keep.map { sample.userIDs[$0] })
                 let inputRows = try await ItemScorer.pullInputRows(of: model, batch: batch, params: params)
-                let users = model.userVectors(batch, rows: inputRows)
+                // One forward pass gives the next-item and, where they differ, the lists' user vectors.
+                let both = userAndListVectors(model: model, batch: batch, rows: inputRows, anchors: histories.map { $0.last! }, scorer: scorer)
+                let users = both?.next ?? model.userVectors(batch, rows: inputRows)
                 let scores = scorer.scores(users: users, count: keep.count)
-                let anchoredScores = listScores(model: model, batch: batch, rows: inputRows, anchors: histories.map { $0.last! }, scorer: scorer)
+                let anchoredScores = both.map { scorer.scores(users: $0.list, count: keep.count) }
                 for (k, r) in keep.enumerated() {
                     let history = histories[k], target = batcher.target(sample, row: r)
                     guard let ti = scorer.index(of: target), let anchor = scorer.index(of: history.last!) else { continue }
@@ -150,6 +152,14 @@ public enum ShopListEvaluation {
     /// `anchor_weight` nor `list_gate_weights` set). `heed recommend` and this evaluation both make lists from these.
     public static func listScores(model: any NextItemModel, batch: ModelBatch, rows: BatchRows, anchors: [UInt64],
                                   scorer: ItemScorer) -> [Float]? {
+        userAndListVectors(model: model, batch: batch, rows: rows, anchors: anchors, scorer: scorer)
+            .map { scorer.scores(users: $0.list, count: anchors.count) }
+    }
+
+    /// `HybridModel.userAndListVectors` with the anchors' item vectors taken from `scorer`, or
+    /// nil when the model's lists use its next-item scores.
+    static func userAndListVectors(model: any NextItemModel, batch: ModelBatch, rows: BatchRows, anchors: [UInt64],
+                                   scorer: ItemScorer) -> (next: [Float], list: [Float])? {
         guard var hybrid = model as? HybridModel, hybrid.hasListScoring else { return nil }
         let w = scorer.dim
         var vectors = [Float](repeating: 0, count: anchors.count * w)
@@ -157,7 +167,7 @@ public enum ShopListEvaluation {
             guard let i = scorer.index(of: key) else { continue }
             for j in 0..<w { vectors[k * w + j] = scorer.rows[i * w + j] }
         }
-        return scorer.scores(users: hybrid.listUserVectors(batch, rows: rows, anchors: vectors), count: anchors.count)
+        return hybrid.userAndListVectors(batch, rows: rows, anchors: vectors)
     }
 
     /// Catalogue indices relevant to a `kind` list around `anchor` (see the type's doc).
